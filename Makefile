@@ -1,0 +1,42 @@
+# MovieVault: `make run` serves the app, `make test` runs the whole suite.
+# Both create (or reuse) .venv and install what they need into it.
+
+PYTHON_SYSTEM ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test test-fast lint bench browser clean
+
+$(PY):
+	$(PYTHON_SYSTEM) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PIP) install -e '.[test]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(VENV)/bin/movievault serve
+
+browser:
+	@scripts/install-chromium
+
+test: $(VENV)/.installed-test browser
+	$(PY) -m ruff check movievault tests bench wsgi.py
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not e2e"
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check movievault tests bench wsgi.py
+
+bench: $(VENV)/.installed-test browser
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,131 @@
+"""A small Python client for the JSON API, doing what the browser does.
+
+Tests and benchmarks use it; scripts can too (`requests` is needed). It follows the
+protocol exactly: bulk duplicate check, create, form POST or part PUTs, complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+
+def sha256_of(data: bytes) -> str:
+    """Hex SHA-256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ApiClient:
+    """A signed-in `requests` session (with `X-CSRFToken` set) and the app's base URL."""
+
+    http: requests.Session
+    base: str
+    #: Every request made to the app (method, path): lets tests count control-plane calls.
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call the app's API."""
+        self.calls.append((method, path))
+        return self.http.request(method, f"{self.base}/api{path}", timeout=60, **kwargs)
+
+    def check(self, items: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        """Bulk duplicate check."""
+        answer = self.api(
+            "POST", "/files/check", json={"files": [{"sha256": s, "size": n} for s, n in items]}
+        )
+        answer.raise_for_status()
+        return answer.json()["results"]
+
+    def create(
+        self, *, name: str, data: bytes, content_type: str = "video/mp4"
+    ) -> requests.Response:
+        """Start (or resume) an upload of `data`."""
+        return self.api(
+            "POST",
+            "/uploads",
+            json={
+                "name": name,
+                "size": len(data),
+                "sha256": sha256_of(data),
+                "content_type": content_type,
+            },
+        )
+
+    def post_form(self, upload: dict[str, Any], data: bytes) -> requests.Response:
+        """Send a form upload straight to the store, file field last (as browsers do)."""
+        post = upload["post"]
+        fields = list(post["fields"].items())
+        files = {"file": (upload["name"], data, upload["content_type"])}
+        return requests.post(post["url"], data=fields, files=files, timeout=120)
+
+    def sign_parts(self, upload_id: str, numbers: list[int]) -> dict[int, str]:
+        """Get PUT URLs for parts, 100 per request."""
+        urls: dict[int, str] = {}
+        for start in range(0, len(numbers), 100):
+            answer = self.api(
+                "POST",
+                f"/uploads/{upload_id}/parts",
+                json={"part_numbers": numbers[start : start + 100]},
+            )
+            answer.raise_for_status()
+            urls.update({p["part_number"]: p["url"] for p in answer.json()["parts"]})
+        return urls
+
+    def put_parts(
+        self, upload: dict[str, Any], data: bytes, numbers: list[int]
+    ) -> dict[int, str]:
+        """Upload the given parts of `data` and return their ETags."""
+        size = upload["part_size"]
+        etags: dict[int, str] = {}
+        for number, url in self.sign_parts(upload["id"], numbers).items():
+            body = data[(number - 1) * size : number * size]
+            answer = requests.put(url, data=body, timeout=120)
+            answer.raise_for_status()
+            etags[number] = answer.headers["ETag"]
+        return etags
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        """The upload and the parts the store already holds."""
+        answer = self.api("GET", f"/uploads/{upload_id}")
+        answer.raise_for_status()
+        return answer.json()
+
+    def complete(
+        self, upload_id: str, etags: dict[int, str] | None = None
+    ) -> requests.Response:
+        """Ask the app to verify and record the upload."""
+        body: dict[str, Any] = {}
+        if etags is not None:
+            body["parts"] = [{"part_number": n, "etag": e} for n, e in sorted(etags.items())]
+        return self.api("POST", f"/uploads/{upload_id}/complete", json=body)
+
+    def upload(
+        self, *, name: str, data: bytes, content_type: str = "video/mp4"
+    ) -> dict[str, Any]:
+        """Upload `data` end to end; return the API's final answer (file or duplicate)."""
+        result = self.check([(sha256_of(data), len(data))])[0]
+        if result["duplicate"]:
+            return {"duplicate": True, "file": result["file"]}
+        answer = self.create(name=name, data=data, content_type=content_type)
+        answer.raise_for_status()
+        body = answer.json()
+        if body.get("duplicate"):
+            return body
+        upload = body["upload"]
+        if upload["method"] == "post":
+            self.post_form(upload, data).raise_for_status()
+            final = self.complete(upload["id"])
+        else:
+            done: dict[int, str] = {}
+            if answer.status_code == 200:  # resuming: skip what the store already holds
+                held = self.status(upload["id"])["uploaded_parts"]
+                done = {p["part_number"]: p["etag"] for p in held}
+            missing = [n for n in range(1, upload["part_count"] + 1) if n not in done]
+            done.update(self.put_parts(upload, data, missing))
+            final = self.complete(upload["id"], done)
+        final.raise_for_status()
+        return final.json()

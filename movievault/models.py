@@ -1,0 +1,93 @@
+"""SQLModel tables: users, the file catalogue, pending uploads and login attempts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    """Render a UTC datetime as ISO 8601 with a Z suffix, to the second."""
+    if moment.tzinfo is None:  # values read back by older SQLModel versions
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class User(SQLModel, table=True):
+    """An account; every file and upload belongs to exactly one user."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    password_hash: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FileBase(SQLModel):
+    """Fields shared by a stored file and its public representation."""
+
+    name: str = Field(max_length=255)
+    size: int
+    sha256: str = Field(min_length=64, max_length=64)
+    content_type: str = Field(max_length=255)
+
+
+class StoredFile(FileBase, table=True):
+    """A movie in the catalogue: who owns it, what it is and where its bytes live."""
+
+    __tablename__ = "file"
+    # The final guard against two racing uploads of the same file by one user.
+    __table_args__ = (UniqueConstraint("owner_id", "sha256", name="uq_file_owner_sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    key: str = Field(unique=True, max_length=255)
+    # The pending upload this file came from, so a late second `complete` is a duplicate.
+    upload_id: str | None = Field(default=None, index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FilePublic(FileBase):
+    """A file as the API shows it."""
+
+    id: int
+    created_at: str
+
+
+class PendingUpload(SQLModel, table=True):
+    """An upload the browser has started but not yet completed."""
+
+    __tablename__ = "pending_upload"
+    # One pending upload per file and user, so adding the same file again resumes it.
+    __table_args__ = (UniqueConstraint("owner_id", "sha256", name="uq_pending_owner_sha256"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    sha256: str = Field(min_length=64, max_length=64)
+    size: int
+    name: str = Field(max_length=255)
+    content_type: str = Field(max_length=255)
+    key: str = Field(unique=True, max_length=255)
+    method: str = Field(max_length=16)  # "post" or "multipart"
+    multipart_id: str | None = Field(default=None, max_length=1024)
+    part_size: int | None = None
+    # Set while one request completes the upload, so a racing second one waits for it.
+    completing_since: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """A failed login, counted per username and per address to throttle guessing."""
+
+    __tablename__ = "login_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(index=True, max_length=300)  # "user:<name>" or "addr:<ip>"
+    at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,153 @@
+"""Server-rendered pages: the library (full page or htmx fragment), a movie, downloads."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from movievault import db, library
+from movievault.errors import InvalidInput
+from movievault.storage import get_storage
+
+bp = Blueprint("pages", __name__)
+
+
+def _owner() -> int:
+    """The signed-in user's id."""
+    return int(current_user.id)
+
+
+def _is_htmx() -> bool:
+    """Whether htmx made this request (it then wants a fragment, not a page)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def _current_page() -> library.Page:
+    """The page of files the query string asks for."""
+    try:
+        number = int(request.values.get("page", 1))
+    except ValueError:
+        number = 1
+    return library.list_files(
+        session=db.session(),
+        owner_id=_owner(),
+        query=request.values.get("q", ""),
+        sort=request.values.get("sort", ""),
+        page=number,
+        page_size=current_app.config["PAGE_SIZE"],
+    )
+
+
+def _render_list(status: int = 200) -> Response:
+    """Render the catalogue: the whole page, or only the list fragment for htmx."""
+    page = _current_page()
+    template = "library/_file_list.html" if _is_htmx() else "library/index.html"
+    response = make_response(render_template(template, page=page), status)
+    # The same URL answers with two bodies; caches must keep them apart.
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.get("/", endpoint="library")
+@login_required
+def library_page() -> Response:
+    """The library: uploader, search, sort, pages of files."""
+    return _render_list()
+
+
+@bp.get("/files/<int:file_id>")
+@login_required
+def movie(file_id: int) -> str:
+    """A movie's page: the player, its details, download."""
+    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    return render_template("library/movie.html", file=stored)
+
+
+@bp.get("/files/<int:file_id>/row")
+@login_required
+def file_row(file_id: int) -> str:
+    """One row of the list (htmx: leaving rename mode)."""
+    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    return render_template("library/_file_row.html", file=stored)
+
+
+@bp.get("/files/<int:file_id>/edit")
+@login_required
+def edit_row(file_id: int) -> str:
+    """One row in rename mode (htmx)."""
+    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    return render_template("library/_file_edit.html", file=stored)
+
+
+@bp.post("/files/<int:file_id>/rename")
+@login_required
+def rename(file_id: int) -> Response | tuple[str, int] | str:
+    """Rename from the list's inline form; a bad name re-renders the form with the reason."""
+    session = db.session()
+    name = request.form.get("name", "")
+    try:
+        stored = library.rename_file(session=session, owner_id=_owner(), file_id=file_id, name=name)
+    except InvalidInput as error:
+        stored = library.get_owned_file(session=session, owner_id=_owner(), file_id=file_id)
+        return render_template(
+            "library/_file_edit.html", file=stored, error=error.message, name=name
+        ), 422
+    if _is_htmx():
+        return render_template("library/_file_row.html", file=stored)
+    flash(f"Renamed to {stored.name}.", "info")
+    return redirect(url_for("pages.movie", file_id=file_id))
+
+
+@bp.post("/files/<int:file_id>/delete")
+@login_required
+def delete(file_id: int) -> Response:
+    """Delete a file; htmx gets the refreshed list, a plain form goes back to the library."""
+    session = db.session()
+    stored = library.get_owned_file(session=session, owner_id=_owner(), file_id=file_id)
+    name = stored.name
+    library.delete_file(session=session, storage=get_storage(), owner_id=_owner(), file_id=file_id)
+    if _is_htmx():
+        return _render_list()
+    flash(f"Deleted {name}.", "info")
+    return redirect(url_for("pages.library"))
+
+
+def _signed_redirect(file_id: int, *, inline: bool) -> Response:
+    """Check ownership, then send the browser to a time-limited URL on the store."""
+    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    url = get_storage().download_url(
+        key=stored.key,
+        filename=stored.name,
+        content_type=stored.content_type,
+        inline=inline,
+        expires=current_app.config["URL_EXPIRES"],
+    )
+    response = redirect(url, code=302)
+    # The URL is a bearer credential until it expires: keep it out of shared caches.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/files/<int:file_id>/download")
+@login_required
+def download(file_id: int) -> Response:
+    """Redirect to a presigned GET that saves the file under its name."""
+    return _signed_redirect(file_id, inline=False)
+
+
+@bp.get("/files/<int:file_id>/stream")
+@login_required
+def stream(file_id: int) -> Response:
+    """Redirect to a presigned GET for playing in place (Range requests seek)."""
+    return _signed_redirect(file_id, inline=True)

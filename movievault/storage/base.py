@@ -1,0 +1,121 @@
+"""The storage interface every backend implements, and what backends share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import quote
+
+# S3's limits for multipart uploads; the local backend keeps them so plans are the same.
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class PostForm:
+    """A browser form upload: POST `fields` then the file (last) to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A part of a multipart upload that the store already holds."""
+
+    part_number: int
+    etag: str
+    size: int
+
+
+class Storage(ABC):
+    """Where the bytes of movies live. The app only hands out URLs; browsers move the bytes."""
+
+    #: Short name shown in logs and on the page ("s3", "local", ...).
+    kind: str = ""
+    #: True when the store forgets everything on restart (the embedded demo S3).
+    ephemeral: bool = False
+
+    @abstractmethod
+    def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
+        """Return a form upload bound to `key`, exactly `size` bytes and `content_type`."""
+
+    @abstractmethod
+    def start_multipart(self, *, key: str, content_type: str) -> str:
+        """Begin a multipart upload for `key` and return its upload id."""
+
+    @abstractmethod
+    def part_url(
+        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int
+    ) -> str:
+        """Return a URL the browser PUTs one part to; the answer carries an `ETag` header."""
+
+    @abstractmethod
+    def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
+        """Return every part already stored for the upload, in part-number order."""
+
+    @abstractmethod
+    def complete_multipart(self, *, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Assemble the listed `(part_number, etag)` parts into the object at `key`."""
+
+    @abstractmethod
+    def abort_multipart(self, *, key: str, upload_id: str) -> None:
+        """Abandon a multipart upload and free its parts; unknown uploads are ignored."""
+
+    @abstractmethod
+    def object_size(self, key: str) -> int | None:
+        """Return the size of the object at `key`, or None when there is none."""
+
+    def object_sha256(self, key: str) -> str | None:
+        """Return the object's SHA-256 when the store computed it, else None (S3 cannot)."""
+        return None
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object at `key`; a missing object is not an error."""
+
+    @abstractmethod
+    def download_url(
+        self, *, key: str, filename: str, content_type: str, inline: bool, expires: int
+    ) -> str:
+        """Return a time-limited GET URL that honours Range and names the file."""
+
+    @abstractmethod
+    def origins(self) -> list[str]:
+        """Return the origins browsers talk to for this store (for the page's CSP)."""
+
+    @abstractmethod
+    def setup(self, *, public_url: str, abort_after_days: int) -> list[str]:
+        """Prepare the store (bucket, CORS, lifecycle) and return what was done, line by line."""
+
+    @abstractmethod
+    def iter_keys(self) -> Iterator[str]:
+        """Yield every object key the store holds."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open the object at `key` for streaming reads."""
+
+    @abstractmethod
+    def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+        """Store `size` bytes read from `stream` at `key` (server-side copies only)."""
+
+
+def content_disposition(filename: str, *, inline: bool) -> str:
+    """Build an RFC 6266 Content-Disposition with an ASCII fallback and `filename*`."""
+    disposition = "inline" if inline else "attachment"
+    fallback = "".join(
+        c if 0x20 <= ord(c) < 0x7F and c not in '"\\;%' else "_" for c in filename
+    ).strip() or "download"
+    encoded = quote(filename, safe="")
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def part_size_for(size: int, preferred: int) -> int:
+    """Pick a part size of at least `preferred` (and 5 MiB) so no file needs > 10,000 parts."""
+    mib = 1024 * 1024
+    needed = -(-size // MAX_PARTS)  # ceiling division
+    part = max(preferred, MIN_PART_SIZE, needed)
+    return -(-part // mib) * mib

@@ -1,0 +1,266 @@
+"""The S3 backend (AWS, MinIO, Backblaze B2, Cloudflare R2...): the only module using boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from movievault.errors import StorageRejected, StorageUnavailable
+from movievault.storage.base import PostForm, Storage, StoredPart, content_disposition
+
+T = TypeVar("T")
+
+# Errors that mean "not found" rather than "refused".
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _translate(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Turn boto errors into the two typed errors the API maps to 503 and 422."""
+
+    def decorate(func: Callable[..., T]) -> Callable[..., T]:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            try:
+                return func(*args, **kwargs)
+            except ClientError as error:
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                code = error.response.get("Error", {}).get("Code", "Unknown")
+                message = error.response.get("Error", {}).get("Message", "")
+                if status >= 500 or status == 0:
+                    raise StorageUnavailable(
+                        f"The storage service failed while trying to {action} ({code}). "
+                        "Try again in a moment."
+                    ) from error
+                raise StorageRejected(
+                    f"The storage service refused to {action}: {code}. {message}".strip()
+                ) from error
+            except BotoCoreError as error:
+                raise StorageUnavailable(
+                    f"The storage service is unreachable (could not {action}). "
+                    "Check that it is running and try again."
+                ) from error
+
+        return wrapper
+
+    return decorate
+
+
+class S3Storage(Storage):
+    """Objects in one S3 bucket; browsers get SigV4 presigned URLs for every transfer."""
+
+    kind = "s3"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.region = region or "us-east-1"
+        # Custom endpoints (MinIO, moto...) rarely resolve bucket subdomains: use path style.
+        style = "path" if endpoint_url else "auto"
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": style},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        self.client: BaseClient = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=self.region, config=config
+        )
+        # Presigning is local computation: a second client signs for the host browsers use.
+        if public_endpoint_url and public_endpoint_url != endpoint_url:
+            self.presigner: BaseClient = boto3.client(
+                "s3", endpoint_url=public_endpoint_url, region_name=self.region, config=config
+            )
+        else:
+            self.presigner = self.client
+
+    @_translate("prepare a form upload")
+    def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
+        """Presign a POST whose policy pins the key, the exact size and the content type."""
+        post = self.presigner.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
+            ExpiresIn=expires,
+        )
+        return PostForm(url=post["url"], fields=dict(post["fields"]))
+
+    @_translate("start a multipart upload")
+    def start_multipart(self, *, key: str, content_type: str) -> str:
+        """Create the multipart upload on S3."""
+        answer = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type
+        )
+        return answer["UploadId"]
+
+    @_translate("sign a part URL")
+    def part_url(
+        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int
+    ) -> str:
+        """Presign an `upload_part` PUT (S3 checks the part's size when completing)."""
+        return self.presigner.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+            },
+            ExpiresIn=expires,
+        )
+
+    @_translate("list uploaded parts")
+    def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
+        """Page through ListParts (it returns at most 1,000 parts a call)."""
+        parts: list[StoredPart] = []
+        paginator = self.client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+            for part in page.get("Parts", []):
+                parts.append(
+                    StoredPart(
+                        part_number=part["PartNumber"], etag=part["ETag"], size=part["Size"]
+                    )
+                )
+        return sorted(parts, key=lambda p: p.part_number)
+
+    @_translate("complete the multipart upload")
+    def complete_multipart(self, *, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Ask S3 to assemble the parts; it refuses unknown parts or wrong ETags."""
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+        )
+
+    @_translate("abort the multipart upload")
+    def abort_multipart(self, *, key: str, upload_id: str) -> None:
+        """Abort; an upload S3 no longer knows is already gone, which is what we wanted."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _MISSING:
+                raise
+
+    @_translate("look up an object")
+    def object_size(self, key: str) -> int | None:
+        """HEAD the object."""
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise
+        return int(answer["ContentLength"])
+
+    @_translate("delete an object")
+    def delete(self, key: str) -> None:
+        """Delete (S3 answers 204 for missing keys too)."""
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    @_translate("sign a download URL")
+    def download_url(
+        self, *, key: str, filename: str, content_type: str, inline: bool, expires: int
+    ) -> str:
+        """Presign a GET that names the file (attachment) or plays it in place (inline)."""
+        return self.presigner.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": content_disposition(filename, inline=inline),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=expires,
+        )
+
+    def origins(self) -> list[str]:
+        """The origin of the presigned URLs (a dummy signature reveals the host style)."""
+        url = self.presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": "x"}, ExpiresIn=60
+        )
+        parts = urlsplit(url)
+        return [f"{parts.scheme}://{parts.netloc}"]
+
+    @_translate("prepare the bucket")
+    def setup(self, *, public_url: str, abort_after_days: int) -> list[str]:
+        """Create the bucket if needed, then apply CORS and the clean-up lifecycle rule."""
+        done: list[str] = []
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            done.append(f"bucket {self.bucket} exists")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _MISSING | {"NoSuchBucket"}:
+                raise
+            options: dict[str, Any] = {"Bucket": self.bucket}
+            if self.region != "us-east-1":
+                options["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+            self.client.create_bucket(**options)
+            done.append(f"bucket {self.bucket} created")
+        self.client.put_bucket_cors(
+            Bucket=self.bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": [public_url.rstrip("/")],
+                        "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],
+                        "AllowedHeaders": ["*"],
+                        # Without ETag here the browser cannot read part ETags.
+                        "ExposeHeaders": ["ETag"],
+                        "MaxAgeSeconds": 3600,
+                    }
+                ]
+            },
+        )
+        done.append(f"CORS allows {public_url.rstrip('/')} (GET, PUT, POST, HEAD; exposes ETag)")
+        self.client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "movievault-abort-incomplete-multipart",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "AbortIncompleteMultipartUpload": {
+                            "DaysAfterInitiation": abort_after_days
+                        },
+                    }
+                ]
+            },
+        )
+        done.append(f"lifecycle aborts incomplete multipart uploads after {abort_after_days} days")
+        return done
+
+    @_translate("list objects")
+    def iter_keys(self) -> Iterator[str]:
+        """Page through ListObjectsV2."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    @_translate("read an object")
+    def open(self, key: str) -> BinaryIO:
+        """Stream the object's body."""
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+    @_translate("store an object")
+    def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+        """Upload from a stream (boto3 switches to multipart for big objects)."""
+        self.client.upload_fileobj(
+            stream, self.bucket, key, ExtraArgs={"ContentType": content_type}
+        )

@@ -1,0 +1,43 @@
+"""Template helpers: sizes and dates for people, and what every page needs to know."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+
+from movievault.storage import get_storage
+from movievault.storage.embedded import MEMORY_WARNING
+
+_UNITS = ("bytes", "KB", "MB", "GB", "TB")
+
+
+def human_size(size: int) -> str:
+    """Format a byte count the way file managers do (1,000-based, one decimal)."""
+    value = float(size)
+    for unit in _UNITS:
+        if value < 1000 or unit == _UNITS[-1]:
+            if unit == "bytes":
+                return f"{int(value)} byte" + ("" if int(value) == 1 else "s")
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_date(moment: datetime) -> str:
+    """Format a stored UTC datetime as a short, unambiguous date and time."""
+    return moment.strftime("%Y-%m-%d %H:%M") + " UTC"
+
+
+def _page_context() -> dict[str, Any]:
+    """Values every template can use: the storage warning, when the store forgets data."""
+    storage = get_storage()
+    return {"storage_warning": MEMORY_WARNING if storage.ephemeral else None}
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and the context."""
+    app.add_template_filter(human_size, "filesize")
+    app.add_template_filter(human_date, "date")
+    app.context_processor(_page_context)

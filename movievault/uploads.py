@@ -1,0 +1,446 @@
+"""The upload protocol: plan, sign, verify and record direct-to-storage uploads.
+
+The app never sees a movie byte. It hands the browser signed instructions, and at the end
+checks what the store holds before anything enters the catalogue.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, or_, select
+
+from movievault import library, validation
+from movievault.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StorageRejected,
+    UploadMismatch,
+)
+from movievault.models import PendingUpload, StoredFile, isoformat, utcnow
+from movievault.storage import Storage, StoredPart, part_size_for
+
+MAX_PART_URLS = 100
+# A completion that has not finished in this long is taken to have died with its worker.
+COMPLETION_LEASE = timedelta(minutes=10)
+COMPLETION_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """The knobs of the protocol, read from the app's configuration by the view layer."""
+
+    url_expires: int = 3600
+    upload_ttl: int = 3 * 24 * 3600
+    multipart_threshold: int = 100 * 1024 * 1024
+    part_size: int = 16 * 1024 * 1024
+    max_file_size: int = 100 * 1024**3
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """What `start_upload` decided: a new upload, a resumed one, or a duplicate file."""
+
+    status: str  # "created", "resumed" or "duplicate"
+    upload: PendingUpload | None = None
+    file: StoredFile | None = None
+
+
+@dataclass(frozen=True)
+class CompleteResult:
+    """The recorded file, and whether it already existed (a racing or repeated upload)."""
+
+    file: StoredFile
+    duplicate: bool
+
+
+def part_count(upload: PendingUpload) -> int:
+    """Number of parts a multipart upload is split into."""
+    assert upload.part_size
+    return math.ceil(upload.size / upload.part_size)
+
+
+def expected_part_size(upload: PendingUpload, part_number: int) -> int:
+    """Size of part `part_number`: full parts, then the remainder."""
+    assert upload.part_size
+    if part_number < part_count(upload):
+        return upload.part_size
+    return upload.size - upload.part_size * (part_count(upload) - 1)
+
+
+def describe(
+    upload: PendingUpload, *, storage: Storage, settings: UploadSettings
+) -> dict[str, Any]:
+    """Return the upload as the API shows it, with fresh form fields for POST uploads."""
+    body: dict[str, Any] = {
+        "id": upload.id,
+        "method": upload.method,
+        "name": upload.name,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "content_type": upload.content_type,
+        "created_at": isoformat(upload.created_at),
+        "expires_at": isoformat(upload.expires_at),
+    }
+    if upload.method == "post":
+        form = storage.post_form(
+            key=upload.key,
+            size=upload.size,
+            content_type=upload.content_type,
+            expires=settings.url_expires,
+        )
+        body["post"] = {"url": form.url, "fields": form.fields}
+    else:
+        body["part_size"] = upload.part_size
+        body["part_count"] = part_count(upload)
+    return body
+
+
+def get_owned_upload(*, session: Session, owner_id: int, upload_id: str) -> PendingUpload:
+    """Return the owner's pending upload, or NotFound (also for other users' uploads)."""
+    upload = session.get(PendingUpload, upload_id) if isinstance(upload_id, str) else None
+    if upload is None or upload.owner_id != owner_id:
+        raise NotFound("No such upload. It may have finished, been cancelled or expired.")
+    return upload
+
+
+def _find_pending(*, session: Session, owner_id: int, sha256: str) -> PendingUpload | None:
+    """Return the owner's pending upload of that content, if any."""
+    return session.exec(
+        select(PendingUpload).where(
+            PendingUpload.owner_id == owner_id, PendingUpload.sha256 == sha256
+        )
+    ).first()
+
+
+def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings) -> None:
+    """Keep an upload the client is still working on from expiring under it."""
+    upload.expires_at = utcnow() + timedelta(seconds=settings.upload_ttl)
+    session.add(upload)
+    session.commit()
+
+
+def start_upload(
+    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
+) -> StartResult:
+    """Plan an upload, or resume the pending one for this content, or report a duplicate."""
+    data = validation.require_object(data)
+    sha256 = validation.sha256_hex(data.get("sha256"))
+    size = validation.file_size(data.get("size"), maximum=settings.max_file_size)
+    name = validation.file_name(data.get("name"))
+    content_type = validation.content_type(data.get("content_type"))
+
+    existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+    if existing is not None:
+        return StartResult(status="duplicate", file=existing)
+    pending = _find_pending(session=session, owner_id=owner_id, sha256=sha256)
+    if pending is not None:
+        if pending.size == size and pending.expires_at > utcnow():
+            _extend(pending, session=session, settings=settings)
+            return StartResult(status="resumed", upload=pending)
+        # Expired, or declared with another size (a lie or a bug): start over cleanly.
+        discard(session=session, storage=storage, upload=pending)
+
+    key = f"movies/{owner_id}/{secrets.token_hex(16)}"
+    upload = PendingUpload(
+        id=secrets.token_urlsafe(16),
+        owner_id=owner_id,
+        sha256=sha256,
+        size=size,
+        name=name,
+        content_type=content_type,
+        key=key,
+        method="post" if size <= settings.multipart_threshold else "multipart",
+        expires_at=utcnow() + timedelta(seconds=settings.upload_ttl),
+    )
+    if upload.method == "multipart":
+        upload.part_size = part_size_for(size, settings.part_size)
+        upload.multipart_id = storage.start_multipart(key=key, content_type=content_type)
+    session.add(upload)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another request started the same file first: resume that one, drop ours.
+        session.rollback()
+        if upload.multipart_id:
+            storage.abort_multipart(key=key, upload_id=upload.multipart_id)
+        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+        if existing is not None:
+            return StartResult(status="duplicate", file=existing)
+        winner = _find_pending(session=session, owner_id=owner_id, sha256=sha256)
+        if winner is None:
+            raise Conflict("Another upload of this file just changed; try again.") from None
+        return StartResult(status="resumed", upload=winner)
+    return StartResult(status="created", upload=upload)
+
+
+def part_urls(
+    *,
+    session: Session,
+    storage: Storage,
+    settings: UploadSettings,
+    owner_id: int,
+    upload_id: str,
+    data: Any,
+) -> list[dict[str, Any]]:
+    """Sign PUT URLs for the requested parts of a multipart upload."""
+    upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+    if upload.method != "multipart":
+        raise InvalidInput("This upload is a single form POST; it has no parts.")
+    numbers = validation.require_object(data).get("part_numbers")
+    if not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_PART_URLS:
+        raise InvalidInput(f"part_numbers must be a list of 1 to {MAX_PART_URLS} part numbers.")
+    count = part_count(upload)
+    checked = [validation.positive_int(n, name="part number", maximum=count) for n in numbers]
+    assert upload.multipart_id
+    urls = [
+        {
+            "part_number": number,
+            "url": storage.part_url(
+                key=upload.key,
+                upload_id=upload.multipart_id,
+                part_number=number,
+                size=expected_part_size(upload, number),
+                expires=settings.url_expires,
+            ),
+        }
+        for number in dict.fromkeys(checked)
+    ]
+    _extend(upload, session=session, settings=settings)
+    return urls
+
+
+def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPart]:
+    """Return the parts the store already holds (none for form uploads)."""
+    if upload.method != "multipart" or not upload.multipart_id:
+        return []
+    return storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
+
+
+def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> None:
+    """Free what the store holds for a pending upload, then forget the upload."""
+    if upload.method == "multipart" and upload.multipart_id:
+        storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
+    # A form upload may already have stored its object; a failed multipart never does.
+    storage.delete(upload.key)
+    session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+    session.commit()
+
+
+def _claim(*, session: Session, upload_id: str) -> bool:
+    """Atomically mark the upload as being completed; False when someone else holds it."""
+    now = utcnow()
+    result = session.exec(
+        update(PendingUpload)
+        .where(
+            col(PendingUpload.id) == upload_id,
+            or_(
+                col(PendingUpload.completing_since).is_(None),
+                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
+            ),
+        )
+        .values(completing_since=now)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def _release(*, session: Session, upload_id: str) -> None:
+    """Let the next `complete` try again after a failure that kept the upload."""
+    session.rollback()
+    session.exec(
+        update(PendingUpload)
+        .where(col(PendingUpload.id) == upload_id)
+        .values(completing_since=None)
+    )
+    session.commit()
+
+
+def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> StoredFile | None:
+    """Return the file an upload already became, if it did."""
+    return session.exec(
+        select(StoredFile).where(
+            StoredFile.owner_id == owner_id, StoredFile.upload_id == upload_id
+        )
+    ).first()
+
+
+def _declared_parts(upload: PendingUpload, data: dict[str, Any]) -> list[tuple[int, str]]:
+    """Parse `parts` into sorted (number, etag) pairs; raise 400 for malformed input."""
+    parts = data.get("parts")
+    if not isinstance(parts, list):
+        raise InvalidInput("parts must be a list of {part_number, etag} objects.")
+    pairs: dict[int, str] = {}
+    for part in parts:
+        part = validation.require_object(part, "each entry of parts")
+        number = validation.positive_int(
+            part.get("part_number"), name="part_number", maximum=part_count(upload)
+        )
+        etag = part.get("etag")
+        if not isinstance(etag, str) or not etag.strip('"') or len(etag) > 256:
+            raise InvalidInput("Each part needs its etag, as the store returned it.")
+        pairs[number] = etag
+    return sorted(pairs.items())
+
+
+def _verify_parts(
+    upload: PendingUpload, declared: list[tuple[int, str]], stored: list[StoredPart]
+) -> None:
+    """Raise UploadMismatch unless every part is present, with its ETag and its size."""
+    count = part_count(upload)
+    if [n for n, _ in declared] != list(range(1, count + 1)):
+        raise UploadMismatch(f"Completing needs all {count} parts, each listed once.")
+    held = {part.part_number: part for part in stored}
+    for number, etag in declared:
+        part = held.get(number)
+        if part is None:
+            raise UploadMismatch(f"Part {number} was never uploaded.")
+        if part.etag.strip('"') != etag.strip('"'):
+            raise UploadMismatch(f"Part {number}'s ETag does not match what the store holds.")
+        if part.size != expected_part_size(upload, number):
+            raise UploadMismatch(
+                f"Part {number} holds {part.size} bytes; {expected_part_size(upload, number)} "
+                "were expected."
+            )
+
+
+def _wait_for_other_completion(
+    *, session: Session, owner_id: int, upload_id: str
+) -> StoredFile | None:
+    """Wait while another request completes this upload; return its file, or None to retry."""
+    deadline = time.monotonic() + COMPLETION_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        session.expire_all()
+        done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+        if done is not None:
+            return done
+        upload = session.get(PendingUpload, upload_id)
+        if upload is None:
+            raise UploadMismatch("The upload failed while it was being completed; start again.")
+        if upload.completing_since is None:
+            return None
+    raise Conflict("This upload is still being completed by another request; try again.")
+
+
+def complete_upload(
+    *, session: Session, storage: Storage, owner_id: int, upload_id: str, data: Any
+) -> CompleteResult:
+    """Verify what the store holds against the declaration, then record the file."""
+    data = validation.require_object(data)
+    while True:
+        try:
+            upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+        except NotFound:
+            # A second tab or a retried request: the upload already became a file.
+            done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+            if done is not None:
+                return CompleteResult(file=done, duplicate=True)
+            raise
+        declared = _declared_parts(upload, data) if upload.method == "multipart" else []
+        if _claim(session=session, upload_id=upload.id):
+            break
+        done = _wait_for_other_completion(session=session, owner_id=owner_id, upload_id=upload_id)
+        if done is not None:
+            return CompleteResult(file=done, duplicate=True)
+
+    try:
+        return _complete_claimed(
+            session=session, storage=storage, upload=upload, declared=declared
+        )
+    except UploadMismatch:
+        # The client's declaration was wrong: remove what it left behind, record nothing.
+        try:
+            discard(session=session, storage=storage, upload=upload)
+        except BaseException:
+            _release(session=session, upload_id=upload.id)
+            raise
+        raise
+    except BaseException:
+        # The store was down or refused one call: keep the upload so the client can retry.
+        _release(session=session, upload_id=upload.id)
+        raise
+
+
+def _complete_claimed(
+    *, session: Session, storage: Storage, upload: PendingUpload, declared: list[tuple[int, str]]
+) -> CompleteResult:
+    """Finish an upload this request holds the claim on."""
+    if upload.method == "multipart":
+        assert upload.multipart_id
+        stored = storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
+        _verify_parts(upload, declared, stored)
+        try:
+            storage.complete_multipart(
+                key=upload.key, upload_id=upload.multipart_id, parts=declared
+            )
+        except StorageRejected as error:
+            raise UploadMismatch(f"The store refused the parts: {error.message}") from error
+    size = storage.object_size(upload.key)
+    if size is None:
+        raise UploadMismatch("No object was uploaded for this upload.")
+    if size != upload.size:
+        raise UploadMismatch(f"The stored object has {size} bytes; {upload.size} were declared.")
+    actual = storage.object_sha256(upload.key)
+    if actual is not None and actual != upload.sha256:
+        raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
+
+    stored_file = StoredFile(
+        owner_id=upload.owner_id,
+        name=upload.name,
+        size=upload.size,
+        sha256=upload.sha256,
+        content_type=upload.content_type,
+        key=upload.key,
+        upload_id=upload.id,
+    )
+    session.add(stored_file)
+    session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+    try:
+        session.commit()
+    except IntegrityError:
+        # The user finished the same content through another upload meanwhile.
+        session.rollback()
+        existing = library.find_by_sha256(
+            session=session, owner_id=upload.owner_id, sha256=upload.sha256
+        )
+        if existing is None:
+            raise
+        if existing.key != upload.key:
+            storage.delete(upload.key)
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        session.commit()
+        return CompleteResult(file=existing, duplicate=True)
+    return CompleteResult(file=stored_file, duplicate=False)
+
+
+def cancel_upload(*, session: Session, storage: Storage, owner_id: int, upload_id: str) -> None:
+    """Abort the owner's upload and forget it."""
+    upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+    if upload.completing_since and upload.completing_since > utcnow() - COMPLETION_LEASE:
+        raise Conflict("This upload is being completed and can no longer be cancelled.")
+    discard(session=session, storage=storage, upload=upload)
+
+
+def collect_garbage(*, session: Session, storage: Storage) -> tuple[int, list[str]]:
+    """Discard every pending upload past its expiry; return how many, and the failures."""
+    expired = session.exec(
+        select(PendingUpload).where(col(PendingUpload.expires_at) < utcnow())
+    ).all()
+    removed, failures = 0, []
+    for upload in expired:
+        try:
+            discard(session=session, storage=storage, upload=upload)
+            removed += 1
+        except Exception as error:  # one bad upload must not stop the sweep
+            session.rollback()
+            failures.append(f"{upload.id}: {error}")
+    return removed, failures

@@ -1,0 +1,78 @@
+"""Checks and clean-ups for what clients send: hashes, sizes, names, content types."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from movievault.errors import InvalidInput
+
+MAX_NAME_LENGTH = 255
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# RFC 6838 type/subtype tokens; anything else becomes application/octet-stream.
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def require_object(data: Any, what: str = "request body") -> dict[str, Any]:
+    """Insist on a JSON object."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"The {what} must be a JSON object.")
+    return data
+
+
+def sha256_hex(value: Any) -> str:
+    """Return a lower-case 64-character hex SHA-256, or raise."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value.lower()):
+        raise InvalidInput("sha256 must be 64 hexadecimal characters.")
+    return value.lower()
+
+
+def file_size(value: Any, *, maximum: int) -> int:
+    """Return a size from 1 to `maximum` bytes, or raise (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("size must be an integer number of bytes.")
+    if value < 1:
+        raise InvalidInput("size must be at least 1 byte; empty files cannot be uploaded.")
+    if value > maximum:
+        raise InvalidInput(f"size must be at most {maximum} bytes (MAX_FILE_SIZE).")
+    return value
+
+
+def file_name(value: Any) -> str:
+    """Clean a file name: drop path parts and control characters, keep it ≤ 255 characters."""
+    if not isinstance(value, str):
+        raise InvalidInput("name must be a string.")
+    # Browsers send bare names, but scripts may send paths from either OS.
+    base = re.split(r"[/\\]", value)[-1]
+    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    cleaned = unicodedata.normalize("NFC", cleaned).strip()
+    if cleaned in ("", ".", ".."):
+        raise InvalidInput("name must contain at least one visible character.")
+    return shorten(cleaned)
+
+
+def shorten(name: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """Shorten `name` to `limit` characters, keeping a short extension."""
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and 0 < len(ext) <= 16:
+        return stem[: limit - len(ext) - 1].rstrip() + "." + ext
+    return name[:limit]
+
+
+def content_type(value: Any) -> str:
+    """Return a valid `type/subtype` (lower-cased), or application/octet-stream."""
+    if not isinstance(value, str):
+        return DEFAULT_CONTENT_TYPE
+    candidate = value.split(";", 1)[0].strip().lower()
+    return candidate if _CONTENT_TYPE.fullmatch(candidate) else DEFAULT_CONTENT_TYPE
+
+
+def positive_int(value: Any, *, name: str, maximum: int) -> int:
+    """Return an integer from 1 to `maximum`, or raise naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidInput(f"{name} must be an integer from 1 to {maximum}.")
+    return value

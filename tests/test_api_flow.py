@@ -1,0 +1,257 @@
+"""The whole protocol over real HTTP: the app under waitress, the store over its own URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import requests
+from sqlmodel import select
+
+from movievault import db
+from movievault.client import ApiClient, sha256_of
+from movievault.models import PendingUpload, StoredFile
+from movievault.storage import get_storage
+from tests.conftest import MIB, LiveServer, make_user
+
+
+@pytest.fixture
+def alice(live_server: LiveServer) -> ApiClient:
+    """A signed-in API client for the user alice."""
+    make_user(live_server.app, "alice")
+    return ApiClient(http=live_server.session_for("alice"), base=live_server.url)
+
+
+@pytest.fixture
+def bob(live_server: LiveServer) -> ApiClient:
+    """A signed-in API client for the user bob."""
+    make_user(live_server.app, "bob")
+    return ApiClient(http=live_server.session_for("bob"), base=live_server.url)
+
+
+def download(client: ApiClient, file_id: int) -> requests.Response:
+    """Follow the app's download redirect to the store and return the store's answer."""
+    redirect = client.http.get(f"{client.base}/files/{file_id}/download", allow_redirects=False)
+    assert redirect.status_code == 302
+    return requests.get(redirect.headers["Location"], timeout=60)
+
+
+def count_rows(live_server: LiveServer, model: type) -> int:
+    """Rows of `model` in the app's database."""
+    with db.session_scope(live_server.app) as session:
+        return len(session.exec(select(model)).all())
+
+
+def test_small_file_uploads_by_form_post_and_downloads_identical(alice: ApiClient) -> None:
+    data = os.urandom(300_000)
+    result = alice.upload(name="holiday.mp4", data=data)
+    assert result["file"]["sha256"] == sha256_of(data)
+    assert result["file"]["size"] == len(data)
+    got = download(alice, result["file"]["id"])
+    assert got.status_code == 200
+    assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+    assert "holiday.mp4" in got.headers["Content-Disposition"]
+    assert got.headers["Content-Disposition"].startswith("attachment")
+
+
+def test_multipart_upload_assembles_parts_in_order(alice: ApiClient) -> None:
+    data = os.urandom(12 * MIB + 123)  # three parts of 5 MiB, 5 MiB and the rest
+    created = alice.create(name="big.mkv", data=data)
+    assert created.status_code == 201
+    upload = created.json()["upload"]
+    assert upload["method"] == "multipart"
+    assert (upload["part_size"], upload["part_count"]) == (5 * MIB, 3)
+    etags = alice.put_parts(upload, data, [3, 1, 2])  # order of arrival does not matter
+    final = alice.complete(upload["id"], etags)
+    assert final.status_code == 201, final.text
+    got = download(alice, final.json()["file"]["id"])
+    assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+
+
+def test_same_content_again_is_a_duplicate_with_no_new_object(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    data = os.urandom(50_000)
+    first = alice.upload(name="a.mp4", data=data)
+    keys_before = set(get_storage(live_server.app).iter_keys())
+    check = alice.check([(sha256_of(data), len(data))])[0]
+    assert check["duplicate"] is True and check["file"]["id"] == first["file"]["id"]
+    again = alice.create(name="copy of a.mp4", data=data)
+    assert again.status_code == 200
+    assert again.json() == {"duplicate": True, "file": first["file"]}
+    assert set(get_storage(live_server.app).iter_keys()) == keys_before
+
+
+def test_multipart_resume_sends_only_missing_parts(alice: ApiClient) -> None:
+    data = os.urandom(16 * MIB)  # four parts
+    first = alice.create(name="resume.mkv", data=data)
+    upload = first.json()["upload"]
+    early = alice.put_parts(upload, data, [1, 3])
+    # The tab is closed here. Later the same file is added again:
+    again = alice.create(name="resume.mkv", data=data)
+    assert again.status_code == 200
+    assert again.json()["upload"]["id"] == upload["id"]
+    status = alice.status(upload["id"])
+    held = {p["part_number"]: p["etag"] for p in status["uploaded_parts"]}
+    assert held == early
+    assert all(p["size"] == 5 * MIB for p in status["uploaded_parts"])
+    rest = alice.put_parts(upload, data, [n for n in range(1, 5) if n not in held])
+    assert sorted(rest) == [2, 4]
+    final = alice.complete(upload["id"], held | rest)
+    assert final.status_code == 201, final.text
+    assert hashlib.sha256(download(alice, final.json()["file"]["id"]).content).hexdigest() == (
+        sha256_of(data)
+    )
+
+
+def test_size_lie_is_refused_and_leaves_nothing(alice: ApiClient, live_server: LiveServer) -> None:
+    real = os.urandom(20_000)
+    declared = real + b"x"  # the client declares one more byte than it sends
+    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
+    alice.post_form(upload, real)
+    answer = alice.complete(upload["id"])
+    assert answer.status_code == 422
+    assert "20000 bytes" in answer.json()["error"]
+    assert count_rows(live_server, StoredFile) == 0
+    assert count_rows(live_server, PendingUpload) == 0
+    assert list(get_storage(live_server.app).iter_keys()) == []
+
+
+def test_complete_without_an_object_is_refused(alice: ApiClient, live_server: LiveServer) -> None:
+    upload = alice.create(name="ghost.mp4", data=b"never sent").json()["upload"]
+    answer = alice.complete(upload["id"])
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "No object was uploaded for this upload."
+    assert count_rows(live_server, StoredFile) == 0
+
+
+def test_wrong_part_etag_is_refused_and_the_multipart_upload_aborted(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    data = os.urandom(11 * MIB)
+    upload = alice.create(name="etag.mkv", data=data).json()["upload"]
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    etags[2] = '"0123456789abcdef0123456789abcdef"'
+    answer = alice.complete(upload["id"], etags)
+    assert answer.status_code == 422
+    assert "Part 2" in answer.json()["error"]
+    assert count_rows(live_server, StoredFile) == 0
+    assert count_rows(live_server, PendingUpload) == 0
+    # The upload is gone: asking for it is a 404 now.
+    assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
+
+
+def test_missing_part_is_refused(alice: ApiClient) -> None:
+    data = os.urandom(11 * MIB)
+    upload = alice.create(name="gap.mkv", data=data).json()["upload"]
+    etags = alice.put_parts(upload, data, [1, 3])
+    answer = alice.complete(upload["id"], etags)
+    assert answer.status_code == 422
+    assert "all 3 parts" in answer.json()["error"]
+
+
+def test_cancel_aborts_and_forgets(alice: ApiClient, live_server: LiveServer) -> None:
+    data = os.urandom(11 * MIB)
+    upload = alice.create(name="cancel.mkv", data=data).json()["upload"]
+    alice.put_parts(upload, data, [1])
+    assert alice.api("DELETE", f"/uploads/{upload['id']}").status_code == 204
+    assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
+    assert count_rows(live_server, PendingUpload) == 0
+    # Starting again creates a fresh upload.
+    assert alice.create(name="cancel.mkv", data=data).status_code == 201
+
+
+def test_list_search_sort_rename_and_delete(alice: ApiClient, live_server: LiveServer) -> None:
+    sizes = {"Alien.mkv": 3000, "brazil.mp4": 1000, "Casablanca.avi": 2000}
+    ids = {
+        name: alice.upload(name=name, data=os.urandom(n))["file"]["id"]
+        for name, n in sizes.items()
+    }
+    listing = alice.api("GET", "/files?sort=name").json()
+    assert [f["name"] for f in listing["files"]] == ["Alien.mkv", "brazil.mp4", "Casablanca.avi"]
+    assert (listing["total"], listing["page"], listing["pages"]) == (3, 1, 1)
+    by_size = alice.api("GET", "/files?sort=-size").json()["files"]
+    assert [f["size"] for f in by_size] == [3000, 2000, 1000]
+    found = alice.api("GET", "/files?q=BRAZ").json()
+    assert [f["name"] for f in found["files"]] == ["brazil.mp4"]
+
+    renamed = alice.api("PATCH", f"/files/{ids['brazil.mp4']}", json={"name": "Brazil (1985).mp4"})
+    assert renamed.status_code == 200
+    assert renamed.json()["file"]["name"] == "Brazil (1985).mp4"
+    assert alice.api("GET", f"/files/{ids['brazil.mp4']}").json()["file"]["name"] == (
+        "Brazil (1985).mp4"
+    )
+
+    key_count = len(list(get_storage(live_server.app).iter_keys()))
+    assert alice.api("DELETE", f"/files/{ids['Alien.mkv']}").status_code == 204
+    assert alice.api("GET", f"/files/{ids['Alien.mkv']}").status_code == 404
+    assert len(list(get_storage(live_server.app).iter_keys())) == key_count - 1
+
+
+def test_another_users_ids_are_not_found_everywhere(alice: ApiClient, bob: ApiClient) -> None:
+    small = alice.upload(name="mine.mp4", data=os.urandom(1000))["file"]
+    data = os.urandom(11 * MIB)
+    pending = alice.create(name="pending.mkv", data=data).json()["upload"]
+    fid, uid = small["id"], pending["id"]
+    attempts = [
+        ("GET", f"/api/files/{fid}", None),
+        ("PATCH", f"/api/files/{fid}", {"name": "stolen"}),
+        ("DELETE", f"/api/files/{fid}", None),
+        ("GET", f"/api/uploads/{uid}", None),
+        ("POST", f"/api/uploads/{uid}/parts", {"part_numbers": [1]}),
+        ("POST", f"/api/uploads/{uid}/complete", {"parts": []}),
+        ("DELETE", f"/api/uploads/{uid}", None),
+        ("GET", f"/files/{fid}", None),
+        ("GET", f"/files/{fid}/download", None),
+        ("GET", f"/files/{fid}/stream", None),
+    ]
+    for method, path, body in attempts:
+        answer = bob.http.request(method, f"{bob.base}{path}", json=body, allow_redirects=False)
+        assert answer.status_code == 404, (method, path, answer.status_code)
+        assert "Location" not in answer.headers
+        assert "X-Amz-Signature" not in answer.text and "/storage/" not in answer.text
+    # Bob's check does not reveal Alice's file either.
+    assert bob.check([(small["sha256"], small["size"])])[0]["duplicate"] is False
+    # And Alice still has everything.
+    assert alice.api("GET", f"/files/{fid}").status_code == 200
+    assert alice.api("GET", f"/uploads/{uid}").status_code == 200
+
+
+def test_api_without_session_is_401_json(live_server: LiveServer) -> None:
+    answer = requests.get(f"{live_server.url}/api/files", allow_redirects=False)
+    assert answer.status_code == 401
+    assert answer.json()["error"].startswith("Sign in")
+
+
+def test_storage_down_answers_503_and_writes_nothing(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(11 * MIB)
+    upload = alice.create(name="down.mkv", data=data).json()["upload"]
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    storage = get_storage(live_server.app)
+    if storage.kind == "s3":
+        # Point the store's client at a port where nothing listens: S3 is "stopped".
+        import boto3
+        from botocore.config import Config
+
+        from tests.conftest import free_port
+
+        dead = boto3.client(
+            "s3", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+        )
+        monkeypatch.setattr(storage, "client", dead)
+    else:
+        monkeypatch.setattr(storage, "root", storage.root / "unplugged-disk" / "gone")
+    answer = alice.complete(upload["id"], etags)
+    assert answer.status_code == 503
+    assert "unreachable" in answer.json()["error"] or "unavailable" in answer.json()["error"]
+    other = alice.create(name="new.mp4", data=os.urandom(7 * MIB))
+    assert other.status_code == 503
+    assert count_rows(live_server, StoredFile) == 0
+    # The first upload is still pending and, once the store is back, completes.
+    assert count_rows(live_server, PendingUpload) == 1
+    monkeypatch.undo()
+    assert alice.complete(upload["id"], etags).status_code == 201
