@@ -54,7 +54,7 @@ def _render_list(status: int = 200) -> Response:
     template = "library/_file_list.html" if _is_htmx() else "library/index.html"
     response = make_response(render_template(template, page=page), status)
     # The same URL answers with two bodies; caches must keep them apart.
-    response.headers["Vary"] = "HX-Request"
+    response.vary.add("HX-Request")
     return response
 
 

@@ -175,3 +175,35 @@ def stop_waitress(server: Any) -> None:
     for channel in list(server._map.values()):
         channel.close()
     server.task_dispatcher.shutdown()
+
+
+class AuthActions:
+    """Sign in and out through the real forms with the Flask test client."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf(self, path: str = "/login") -> str:
+        """A CSRF token from a page's meta tag."""
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def login(self, username: str = "alice", password: str = PASSWORD) -> Any:
+        """Post the sign-in form and return the response."""
+        return self.client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": self.csrf()},
+        )
+
+    def headers(self) -> dict[str, str]:
+        """Headers for API calls: the CSRF token of the signed-in session."""
+        return {"X-CSRFToken": self.csrf("/")}
+
+    def logout(self) -> Any:
+        """Post the sign-out form."""
+        return self.client.post("/logout", data={"csrf_token": self.csrf("/")})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Sign-in helpers bound to the test client."""
+    return AuthActions(client)

@@ -1,0 +1,76 @@
+"""Input rules: hashes, sizes, names, content types."""
+
+from __future__ import annotations
+
+import pytest
+
+from movievault import validation
+from movievault.errors import InvalidInput
+
+GOOD_SHA = "ab" * 32
+
+
+@pytest.mark.parametrize("value", [GOOD_SHA, GOOD_SHA.upper()])
+def test_sha256_accepts_hex_and_lowers_it(value: str) -> None:
+    assert validation.sha256_hex(value) == GOOD_SHA
+
+
+@pytest.mark.parametrize("value", ["", "ab" * 31, "zz" * 32, GOOD_SHA + "0", 123, None, [GOOD_SHA]])
+def test_sha256_refuses_anything_else(value: object) -> None:
+    with pytest.raises(InvalidInput):
+        validation.sha256_hex(value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 11, 1.5, "10", True, None])
+def test_size_refuses_out_of_range_and_non_integers(value: object) -> None:
+    with pytest.raises(InvalidInput):
+        validation.file_size(value, maximum=10)
+
+
+def test_size_accepts_the_bounds() -> None:
+    assert validation.file_size(1, maximum=10) == 1
+    assert validation.file_size(10, maximum=10) == 10
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("movie.mp4", "movie.mp4"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\film.mkv", "film.mkv"),
+        ("bad\nname\t.mp4", "badname.mp4"),
+        ("  spaced.mp4  ", "spaced.mp4"),
+        ("<img src=x onerror=alert(1)>.mp4", "<img src=x onerror=alert(1)>.mp4"),  # escaped later
+        ("Cafe\u0301.mkv", "Café.mkv"),  # NFC
+    ],
+)
+def test_file_name_drops_paths_and_control_characters(raw: str, clean: str) -> None:
+    assert validation.file_name(raw) == clean
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "..", "dir/", "\x00\x01", 5, None])
+def test_file_name_refuses_empty_results(raw: object) -> None:
+    with pytest.raises(InvalidInput):
+        validation.file_name(raw)
+
+
+def test_long_names_keep_their_extension() -> None:
+    name = validation.file_name("x" * 400 + ".mkv")
+    assert len(name) == 255
+    assert name.endswith(".mkv")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("video/mp4", "video/mp4"),
+        ("Video/X-Matroska", "video/x-matroska"),
+        ("video/mp4; codecs=avc1", "video/mp4"),
+        ("", "application/octet-stream"),
+        ("not a type", "application/octet-stream"),
+        ("text/html\r\nX-Evil: 1", "application/octet-stream"),
+        (None, "application/octet-stream"),
+    ],
+)
+def test_content_type_is_type_slash_subtype_or_octet_stream(raw: object, clean: str) -> None:
+    assert validation.content_type(raw) == clean
