@@ -29,6 +29,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.configure(app, test_config)
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        # Per-request lines from boto and the embedded S3 server drown the app's own log.
+        for noisy in ("botocore", "boto3", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     db.init_app(app)
     errors.init_app(app)
     security.init_app(app)

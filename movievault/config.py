@@ -95,7 +95,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     config["REMEMBER_COOKIE_HTTPONLY"] = True
     config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     secure = config["PUBLIC_URL"].startswith("https://")
-    config.setdefault("SESSION_COOKIE_SECURE", secure)
-    config.setdefault("REMEMBER_COOKIE_SECURE", secure)
+    config["SESSION_COOKIE_SECURE"] = bool(config.get("SESSION_COOKIE_SECURE")) or secure
+    config["REMEMBER_COOKIE_SECURE"] = bool(config.get("REMEMBER_COOKIE_SECURE")) or secure
     # CSRF tokens live as long as the session; a library page may stay open for hours.
     config.setdefault("WTF_CSRF_TIME_LIMIT", None)
