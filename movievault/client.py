@@ -12,10 +12,17 @@ from typing import Any
 
 import requests
 
+MIB = 1024 * 1024
+
 
 def sha256_of(data: bytes) -> str:
     """Hex SHA-256 of `data`."""
     return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint_of(data: bytes) -> str:
+    """SHA-256 of the first MiB and the last MiB (all bytes for files up to 2 MiB)."""
+    return hashlib.sha256(data[:MIB] + data[max(MIB, len(data) - MIB) :]).hexdigest()
 
 
 @dataclass
@@ -41,19 +48,18 @@ class ApiClient:
         return answer.json()["results"]
 
     def create(
-        self, *, name: str, data: bytes, content_type: str = "video/mp4"
+        self, *, name: str, data: bytes, content_type: str = "video/mp4", hashed: bool = True
     ) -> requests.Response:
-        """Start (or resume) an upload of `data`."""
-        return self.api(
-            "POST",
-            "/uploads",
-            json={
-                "name": name,
-                "size": len(data),
-                "sha256": sha256_of(data),
-                "content_type": content_type,
-            },
-        )
+        """Start (or resume) an upload of `data`; `hashed=False` sends only the fingerprint."""
+        body = {
+            "name": name,
+            "size": len(data),
+            "fingerprint": fingerprint_of(data),
+            "content_type": content_type,
+        }
+        if hashed:
+            body["sha256"] = sha256_of(data)
+        return self.api("POST", "/uploads", json=body)
 
     def post_form(self, upload: dict[str, Any], data: bytes) -> requests.Response:
         """Send a form upload straight to the store, file field last (as browsers do)."""
@@ -95,10 +101,10 @@ class ApiClient:
         return answer.json()
 
     def complete(
-        self, upload_id: str, etags: dict[int, str] | None = None
+        self, upload_id: str, etags: dict[int, str] | None = None, sha256: str | None = None
     ) -> requests.Response:
-        """Ask the app to verify and record the upload."""
-        body: dict[str, Any] = {}
+        """Ask the app to verify and record the upload (`sha256` if created unhashed)."""
+        body: dict[str, Any] = {} if sha256 is None else {"sha256": sha256}
         if etags is not None:
             body["parts"] = [{"part_number": n, "etag": e} for n, e in sorted(etags.items())]
         return self.api("POST", f"/uploads/{upload_id}/complete", json=body)

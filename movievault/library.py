@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
 from movievault import validation
 from movievault.errors import InvalidInput, NotFound
@@ -67,16 +67,31 @@ def find_by_sha256(*, session: Session, owner_id: int, sha256: str) -> StoredFil
     ).first()
 
 
+def could_be_duplicate(
+    *, session: Session, owner_id: int, size: int, fingerprint: str | None
+) -> bool:
+    """Whether any of the owner's files might hold the same bytes as a file of `size`
+    whose first and last MiB hash to `fingerprint` (files without one always might)."""
+    match = col(StoredFile.fingerprint).is_(None)
+    if fingerprint is not None:
+        match = or_(match, StoredFile.fingerprint == fingerprint)
+    query = select(StoredFile.id).where(
+        StoredFile.owner_id == owner_id, StoredFile.size == size, match
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
 def check_duplicates(*, session: Session, owner_id: int, items: Any) -> list[dict[str, Any]]:
-    """Answer, for each `{"sha256", "size"}`, whether the owner already has that file."""
+    """Answer each entry: `{"sha256", "size"}` is it a duplicate; `{"fingerprint", "size"}`
+    must the client hash the whole file first (`needs_sha256`) or may it hash while uploading."""
     if not isinstance(items, list):
         raise InvalidInput("files must be a list of {sha256, size} objects.")
     if len(items) > MAX_CHECK:
         raise InvalidInput(f"files may list at most {MAX_CHECK} entries per request.")
-    hashes = []
-    for item in items:
-        item = validation.require_object(item, "each entry of files")
-        hashes.append(validation.sha256_hex(item.get("sha256")))
+    entries = [validation.require_object(item, "each entry of files") for item in items]
+    hashes = [
+        validation.sha256_hex(e.get("sha256")) for e in entries if e.get("fingerprint") is None
+    ]
     found: dict[str, StoredFile] = {}
     for start in range(0, len(hashes), 500):  # stay under SQLite's bound-parameter limit
         batch = hashes[start : start + 500]
@@ -86,14 +101,26 @@ def check_duplicates(*, session: Session, owner_id: int, items: Any) -> list[dic
             )
         ):
             found[stored.sha256] = stored
-    return [
-        {
-            "sha256": sha,
-            "duplicate": sha in found,
-            "file": public(found[sha]) if sha in found else None,
-        }
-        for sha in hashes
-    ]
+    results: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.get("fingerprint") is None:
+            sha = validation.sha256_hex(entry.get("sha256"))
+            match = found.get(sha)
+            results.append(
+                {"sha256": sha, "duplicate": match is not None,
+                 "file": public(match) if match else None}
+            )
+            continue
+        fingerprint = validation.optional_digest(entry["fingerprint"], "fingerprint")
+        size = validation.file_size(entry.get("size"), maximum=2**63 - 1)
+        needs = could_be_duplicate(
+            session=session, owner_id=owner_id, size=size, fingerprint=fingerprint
+        )
+        results.append(
+            {"fingerprint": fingerprint, "size": size, "duplicate": False, "file": None,
+             "needs_sha256": needs}
+        )
+    return results
 
 
 def _escape_like(text: str) -> str:

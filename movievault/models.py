@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -42,12 +42,18 @@ class StoredFile(FileBase, table=True):
     """A movie in the catalogue: who owns it, what it is and where its bytes live."""
 
     __tablename__ = "file"
-    # The final guard against two racing uploads of the same file by one user.
-    __table_args__ = (UniqueConstraint("owner_id", "sha256", name="uq_file_owner_sha256"),)
+    __table_args__ = (
+        # The final guard against two racing uploads of the same file by one user.
+        UniqueConstraint("owner_id", "sha256", name="uq_file_owner_sha256"),
+        # The fingerprint pre-check looks files up by size.
+        Index("ix_file_owner_size", "owner_id", "size"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="user.id", index=True)
     key: str = Field(unique=True, max_length=255)
+    # SHA-256 of the first and last MiB (see library.could_be_duplicate); None if unknown.
+    fingerprint: str | None = Field(default=None, max_length=64)
     # The pending upload this file came from, so a late second `complete` is a duplicate.
     upload_id: str | None = Field(default=None, index=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -64,12 +70,25 @@ class PendingUpload(SQLModel, table=True):
     """An upload the browser has started but not yet completed."""
 
     __tablename__ = "pending_upload"
-    # One pending upload per file and user, so adding the same file again resumes it.
-    __table_args__ = (UniqueConstraint("owner_id", "sha256", name="uq_pending_owner_sha256"),)
+    __table_args__ = (
+        # One pending upload per file and user, so adding the same file again resumes it.
+        UniqueConstraint("owner_id", "sha256", name="uq_pending_owner_sha256"),
+        # The same for uploads that hash while uploading (their sha256 is still unknown).
+        Index(
+            "uq_pending_owner_fingerprint",
+            "owner_id",
+            "fingerprint",
+            "size",
+            unique=True,
+            sqlite_where=text("sha256 IS NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=64)
     owner_id: int = Field(foreign_key="user.id", index=True)
-    sha256: str = Field(min_length=64, max_length=64)
+    # None while a client hashes during the upload; it sends the hash at complete.
+    sha256: str | None = Field(default=None, min_length=64, max_length=64)
+    fingerprint: str | None = Field(default=None, max_length=64)
     size: int
     name: str = Field(max_length=255)
     content_type: str = Field(max_length=255)

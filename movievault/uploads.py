@@ -86,6 +86,7 @@ def describe(
         "name": upload.name,
         "size": upload.size,
         "sha256": upload.sha256,
+        "fingerprint": upload.fingerprint,
         "content_type": upload.content_type,
         "created_at": isoformat(upload.created_at),
         "expires_at": isoformat(upload.expires_at),
@@ -112,13 +113,20 @@ def get_owned_upload(*, session: Session, owner_id: int, upload_id: str) -> Pend
     return upload
 
 
-def _find_pending(*, session: Session, owner_id: int, sha256: str) -> PendingUpload | None:
-    """Return the owner's pending upload of that content, if any."""
-    return session.exec(
-        select(PendingUpload).where(
-            PendingUpload.owner_id == owner_id, PendingUpload.sha256 == sha256
+def _find_pending(
+    *, session: Session, owner_id: int, sha256: str | None, size: int, fingerprint: str | None
+) -> PendingUpload | None:
+    """Return the owner's pending upload of that content (by hash, or by fingerprint)."""
+    query = select(PendingUpload).where(PendingUpload.owner_id == owner_id)
+    if sha256 is not None:
+        query = query.where(PendingUpload.sha256 == sha256)
+    else:
+        query = query.where(
+            col(PendingUpload.sha256).is_(None),
+            PendingUpload.fingerprint == fingerprint,
+            PendingUpload.size == size,
         )
-    ).first()
+    return session.exec(query).first()
 
 
 def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings) -> None:
@@ -131,17 +139,34 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
 def start_upload(
     *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
 ) -> StartResult:
-    """Plan an upload, or resume the pending one for this content, or report a duplicate."""
+    """Plan an upload, or resume the pending one for this content, or report a duplicate.
+
+    With a `sha256` the client has hashed the whole file. With only a `fingerprint` it
+    wants to hash while uploading; that is allowed only when no file of the owner's could
+    be the same (see `library.could_be_duplicate`), so duplicates are still caught first.
+    """
     data = validation.require_object(data)
-    sha256 = validation.sha256_hex(data.get("sha256"))
     size = validation.file_size(data.get("size"), maximum=settings.max_file_size)
+    fingerprint = validation.optional_digest(data.get("fingerprint"), "fingerprint")
+    if data.get("sha256") is None and fingerprint is None:
+        raise InvalidInput("sha256 is required (or a fingerprint, to hash while uploading).")
+    sha256 = validation.sha256_hex(data["sha256"]) if data.get("sha256") is not None else None
     name = validation.file_name(data.get("name"))
     content_type = validation.content_type(data.get("content_type"))
 
-    existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
-    if existing is not None:
-        return StartResult(status="duplicate", file=existing)
-    pending = _find_pending(session=session, owner_id=owner_id, sha256=sha256)
+    if sha256 is not None:
+        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+        if existing is not None:
+            return StartResult(status="duplicate", file=existing)
+    elif library.could_be_duplicate(
+        session=session, owner_id=owner_id, size=size, fingerprint=fingerprint
+    ):
+        raise Conflict(
+            "A file like this one may already be in your library: hash the whole file and "
+            "send its sha256 instead of a fingerprint."
+        )
+    found = {"sha256": sha256, "size": size, "fingerprint": fingerprint}
+    pending = _find_pending(session=session, owner_id=owner_id, **found)
     if pending is not None:
         if pending.size == size and pending.expires_at > utcnow():
             _extend(pending, session=session, settings=settings)
@@ -154,6 +179,7 @@ def start_upload(
         id=secrets.token_urlsafe(16),
         owner_id=owner_id,
         sha256=sha256,
+        fingerprint=fingerprint,
         size=size,
         name=name,
         content_type=content_type,
@@ -172,10 +198,11 @@ def start_upload(
         session.rollback()
         if upload.multipart_id:
             storage.abort_multipart(key=key, upload_id=upload.multipart_id)
-        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
-        if existing is not None:
-            return StartResult(status="duplicate", file=existing)
-        winner = _find_pending(session=session, owner_id=owner_id, sha256=sha256)
+        if sha256 is not None:
+            existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+            if existing is not None:
+                return StartResult(status="duplicate", file=existing)
+        winner = _find_pending(session=session, owner_id=owner_id, **found)
         if winner is None:
             raise Conflict("Another upload of this file just changed; try again.") from None
         return StartResult(status="resumed", upload=winner)
@@ -346,6 +373,8 @@ def complete_upload(
                 return CompleteResult(file=done, duplicate=True)
             raise
         declared = _declared_parts(upload, data) if upload.method == "multipart" else []
+        # Uploads started with a fingerprint learn their hash only now.
+        sha256 = upload.sha256 or validation.sha256_hex(data.get("sha256"))
         if _claim(session=session, upload_id=upload.id):
             break
         done = _wait_for_other_completion(session=session, owner_id=owner_id, upload_id=upload_id)
@@ -353,8 +382,14 @@ def complete_upload(
             return CompleteResult(file=done, duplicate=True)
 
     try:
+        if upload.sha256 is None:
+            existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+            if existing is not None:
+                # Hashing while uploading found a file the user already has: keep one.
+                discard(session=session, storage=storage, upload=upload)
+                return CompleteResult(file=existing, duplicate=True)
         return _complete_claimed(
-            session=session, storage=storage, upload=upload, declared=declared
+            session=session, storage=storage, upload=upload, declared=declared, sha256=sha256
         )
     except UploadMismatch:
         # The client's declaration was wrong: remove what it left behind, record nothing.
@@ -371,7 +406,12 @@ def complete_upload(
 
 
 def _complete_claimed(
-    *, session: Session, storage: Storage, upload: PendingUpload, declared: list[tuple[int, str]]
+    *,
+    session: Session,
+    storage: Storage,
+    upload: PendingUpload,
+    declared: list[tuple[int, str]],
+    sha256: str,
 ) -> CompleteResult:
     """Finish an upload this request holds the claim on."""
     if upload.method == "multipart":
@@ -390,14 +430,15 @@ def _complete_claimed(
     if size != upload.size:
         raise UploadMismatch(f"The stored object has {size} bytes; {upload.size} were declared.")
     actual = storage.object_sha256(upload.key)
-    if actual is not None and actual != upload.sha256:
+    if actual is not None and actual != sha256:
         raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
 
     stored_file = StoredFile(
         owner_id=upload.owner_id,
         name=upload.name,
         size=upload.size,
-        sha256=upload.sha256,
+        sha256=sha256,
+        fingerprint=upload.fingerprint,
         content_type=upload.content_type,
         key=upload.key,
         upload_id=upload.id,
@@ -410,7 +451,7 @@ def _complete_claimed(
         # The user finished the same content through another upload meanwhile.
         session.rollback()
         existing = library.find_by_sha256(
-            session=session, owner_id=upload.owner_id, sha256=upload.sha256
+            session=session, owner_id=upload.owner_id, sha256=sha256
         )
         if existing is None:
             raise

@@ -29,6 +29,15 @@ def sha256_hex(value: Any) -> str:
     return value.lower()
 
 
+def optional_digest(value: Any, name: str) -> str | None:
+    """Return a lower-case 64-character hex digest, None when absent, or raise."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHA256.fullmatch(value.lower()):
+        raise InvalidInput(f"{name} must be 64 hexadecimal characters.")
+    return value.lower()
+
+
 def file_size(value: Any, *, maximum: int) -> int:
     """Return a size from 1 to `maximum` bytes, or raise (booleans are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -10,7 +10,7 @@ import requests
 from sqlmodel import select
 
 from movievault import db
-from movievault.client import ApiClient, sha256_of
+from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
 from tests.conftest import MIB, LiveServer, make_user
@@ -255,3 +255,79 @@ def test_storage_down_answers_503_and_writes_nothing(
     assert count_rows(live_server, PendingUpload) == 1
     monkeypatch.undo()
     assert alice.complete(upload["id"], etags).status_code == 201
+
+
+def test_new_file_can_be_hashed_while_uploading(alice: ApiClient, live_server: LiveServer) -> None:
+    data = os.urandom(11 * MIB)
+    check = alice.api(
+        "POST", "/files/check",
+        json={"files": [{"fingerprint": fingerprint_of(data), "size": len(data)}]},
+    ).json()["results"][0]
+    assert check == {
+        "fingerprint": fingerprint_of(data), "size": len(data), "duplicate": False,
+        "file": None, "needs_sha256": False,
+    }
+    created = alice.create(name="stream.mkv", data=data, hashed=False)
+    assert created.status_code == 201, created.text
+    upload = created.json()["upload"]
+    assert upload["sha256"] is None and upload["method"] == "multipart"
+    # Resuming finds the same pending upload by its fingerprint.
+    assert alice.create(name="stream.mkv", data=data, hashed=False).json()["upload"]["id"] == (
+        upload["id"]
+    )
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    missing_hash = alice.complete(upload["id"], etags)
+    assert missing_hash.status_code == 400 and "sha256" in missing_hash.json()["error"]
+    final = alice.complete(upload["id"], etags, sha256=sha256_of(data))
+    assert final.status_code == 201, final.text
+    assert final.json()["file"]["sha256"] == sha256_of(data)
+    # Now that file exists, the same fingerprint must be hashed in full first...
+    again = alice.api(
+        "POST", "/files/check",
+        json={"files": [{"fingerprint": fingerprint_of(data), "size": len(data)}]},
+    ).json()["results"][0]
+    assert again["needs_sha256"] is True
+    refused = alice.create(name="stream again.mkv", data=data, hashed=False)
+    assert refused.status_code == 409
+    # ...and then it is an ordinary duplicate.
+    assert alice.create(name="stream again.mkv", data=data).json()["duplicate"] is True
+
+
+def test_unhashed_upload_that_turns_out_a_duplicate_keeps_one_copy(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    data = os.urandom(3 * MIB)
+    # A file recorded with a misleading fingerprint slips past the fingerprint gate.
+    first = alice.api(
+        "POST", "/uploads",
+        json={"name": "a.mp4", "size": len(data), "sha256": sha256_of(data),
+              "fingerprint": "0" * 64},
+    ).json()["upload"]
+    alice.post_form(first, data).raise_for_status()
+    assert alice.complete(first["id"]).status_code == 201
+    keys = set(get_storage(live_server.app).iter_keys())
+    second = alice.create(name="b.mp4", data=data, hashed=False).json()["upload"]
+    alice.post_form(second, data).raise_for_status()
+    answer = alice.complete(second["id"], sha256=sha256_of(data))
+    assert answer.status_code == 200 and answer.json()["duplicate"] is True
+    assert answer.json()["file"]["name"] == "a.mp4"
+    assert set(get_storage(live_server.app).iter_keys()) == keys
+    assert count_rows(live_server, StoredFile) == 1
+
+
+def test_files_without_a_fingerprint_always_need_a_full_hash(alice: ApiClient) -> None:
+    old = os.urandom(2000)
+    # A client that never sends fingerprints (an older script, say).
+    upload = alice.api(
+        "POST", "/uploads", json={"name": "old.mp4", "size": 2000, "sha256": sha256_of(old)}
+    ).json()["upload"]
+    alice.post_form(upload, old).raise_for_status()
+    assert alice.complete(upload["id"]).status_code == 201
+    other = os.urandom(2000)
+    answer = alice.api(
+        "POST", "/files/check",
+        json={"files": [{"fingerprint": fingerprint_of(other), "size": 2000},
+                        {"fingerprint": fingerprint_of(other), "size": 2001}]},
+    ).json()["results"]
+    # Same size and no fingerprint on record: it might be the same bytes, hash first.
+    assert [r["needs_sha256"] for r in answer] == [True, False]
