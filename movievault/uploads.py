@@ -165,6 +165,9 @@ def start_upload(
             "A file like this one may already be in your library: hash the whole file and "
             "send its sha256 instead of a fingerprint."
         )
+    # Form uploads and resumes are planned without a store call: make sure it answers first,
+    # so a store outage is a clear 503 now rather than a failed transfer in the browser.
+    storage.ping()
     found = {"sha256": sha256, "size": size, "fingerprint": fingerprint}
     pending = _find_pending(session=session, owner_id=owner_id, **found)
     if pending is not None:
@@ -228,6 +231,7 @@ def part_urls(
     count = part_count(upload)
     checked = [validation.positive_int(n, name="part number", maximum=count) for n in numbers]
     assert upload.multipart_id
+    storage.ping()  # signing is offline; say now if the parts could not be sent anyway
     urls = [
         {
             "part_number": number,
@@ -312,8 +316,10 @@ def _declared_parts(upload: PendingUpload, data: dict[str, Any]) -> list[tuple[i
             part.get("part_number"), name="part_number", maximum=part_count(upload)
         )
         etag = part.get("etag")
-        if not isinstance(etag, str) or not etag.strip('"') or len(etag) > 256:
-            raise InvalidInput("Each part needs its etag, as the store returned it.")
+        if etag is None:
+            etag = ""  # declared without its ETag: a mismatch, refused in _verify_parts
+        if not isinstance(etag, str) or len(etag) > 256:
+            raise InvalidInput("Each part's etag must be the string the store returned.")
         pairs[number] = etag
     return sorted(pairs.items())
 
@@ -327,6 +333,11 @@ def _verify_parts(
         raise UploadMismatch(f"Completing needs all {count} parts, each listed once.")
     held = {part.part_number: part for part in stored}
     for number, etag in declared:
+        if not etag.strip('"'):
+            raise UploadMismatch(
+                f"Part {number} was declared without its ETag. Browsers can read ETags only "
+                "when the bucket's CORS rules expose them (movievault setup-bucket does)."
+            )
         part = held.get(number)
         if part is None:
             raise UploadMismatch(f"Part {number} was never uploaded.")

@@ -16,6 +16,10 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+
+# moto reads this once, when it is imported: set it first so that the bucket's own CORS
+# rules are what clients see (the fixture below setting it again would be too late).
+os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
 from moto.server import ThreadedMotoServer
 from waitress.server import create_server
 
@@ -170,10 +174,15 @@ def live_server(app: Flask, server_port: int) -> Iterator[LiveServer]:
 
 def stop_waitress(server: Any) -> None:
     """Stop a waitress server run in a thread: its loop ends once no channel is left."""
-    server.close()
-    # Keep-alive connections of test clients would keep the loop alive otherwise.
-    for channel in list(server._map.values()):
-        channel.close()
+
+    def close_all() -> None:
+        """Close the listener, the trigger and keep-alive connections of test clients."""
+        for channel in list(server._map.values()):
+            channel.close()
+
+    # Run the closing inside the server's own loop: closing its sockets from this thread
+    # races the loop's select(), which then fails with EBADF in the server thread.
+    server.trigger.pull_trigger(close_all)
     server.task_dispatcher.shutdown()
 
 

@@ -68,6 +68,15 @@ class Storage(ABC):
     def object_size(self, key: str) -> int | None:
         """Return the size of the object at `key`, or None when there is none."""
 
+    def ping(self) -> None:
+        """Raise StorageUnavailable when the store cannot be reached; refusals do not count.
+
+        Signing URLs needs no network, so without this an upload could be planned (and a
+        pending row written) while the store is down, and the browser would only see its
+        transfer fail with no explanation.
+        """
+        return None  # backends without a remote service have nothing to reach
+
     def object_sha256(self, key: str) -> str | None:
         """Return the object's SHA-256 when the store computed it, else None (S3 cannot)."""
         return None

@@ -156,6 +156,16 @@ class S3Storage(Storage):
             if error.response.get("Error", {}).get("Code") not in _MISSING:
                 raise
 
+    @_translate("reach the bucket")
+    def ping(self) -> None:
+        """HEAD the bucket; any answer below 500 (even 403 or 404) means S3 is reachable."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500 or status == 0:
+                raise
+
     @_translate("look up an object")
     def object_size(self, key: str) -> int | None:
         """HEAD the object."""

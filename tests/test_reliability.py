@@ -1,0 +1,748 @@
+"""Faults lose nothing: the store going down, a restart, racing uploads, lying clients,
+expired URLs and abandoned uploads, all through the real API over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlmodel import SQLModel, select
+from waitress.server import create_server
+
+from movievault import create_app, db, uploads
+from movievault.client import ApiClient, sha256_of
+from movievault.errors import StorageRejected
+from movievault.models import PendingUpload, StoredFile, utcnow
+from movievault.storage import Storage, get_storage
+from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
+
+SMALL = 200_000  # one form POST
+BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def rows(app: Flask, model: type[SQLModel]) -> list[Any]:
+    """Every row of `model` in the app's database."""
+    with db.session_scope(app) as session:
+        return list(session.exec(select(model)).all())
+
+
+def pending(app: Flask, upload_id: str) -> PendingUpload | None:
+    """The pending upload `upload_id`, read fresh from the database."""
+    with db.session_scope(app) as session:
+        return session.get(PendingUpload, upload_id)
+
+
+def keys(storage: Storage) -> set[str]:
+    """Every object key the store holds."""
+    return set(storage.iter_keys())
+
+
+def multipart_gone(storage: Storage, *, key: str, upload_id: str) -> bool:
+    """Whether the store has really forgotten the multipart upload (not just the app)."""
+    if storage.kind == "s3":
+        listing = storage.client.list_multipart_uploads(Bucket=storage.bucket)  # type: ignore[attr-defined]
+        return upload_id not in {u["UploadId"] for u in listing.get("Uploads", [])}
+    try:
+        storage.list_parts(key=key, upload_id=upload_id)
+    except StorageRejected:
+        return True
+    return False
+
+
+def open_multipart_uploads(storage: Storage) -> list[str]:
+    """Keys of multipart uploads the S3 bucket still holds open."""
+    listing = storage.client.list_multipart_uploads(Bucket=storage.bucket)  # type: ignore[attr-defined]
+    return [u["Key"] for u in listing.get("Uploads", [])]
+
+
+def download(client: ApiClient, file_id: int) -> requests.Response:
+    """Follow the app's download redirect to the store and return the store's answer."""
+    redirect = client.http.get(f"{client.base}/files/{file_id}/download", allow_redirects=False)
+    assert redirect.status_code == 302, redirect.text
+    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
+
+
+def send_bytes(client: ApiClient, upload: dict[str, Any], data: bytes) -> dict[int, str] | None:
+    """Send all of `data` the way the upload asks; return part ETags (None for a form POST)."""
+    if upload["method"] == "post":
+        client.post_form(upload, data).raise_for_status()
+        return None
+    return client.put_parts(upload, data, list(range(1, upload["part_count"] + 1)))
+
+
+def assert_unavailable(answer: requests.Response) -> None:
+    """A 503 with a JSON error that names the storage service."""
+    assert answer.status_code == 503, (answer.status_code, answer.text)
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert "storage service" in answer.json()["error"]
+
+
+@pytest.fixture
+def alice(live_server: LiveServer) -> ApiClient:
+    """A signed-in API client for the user alice."""
+    make_user(live_server.app, "alice")
+    return ApiClient(http=live_server.session_for("alice"), base=live_server.url)
+
+
+# --- the store is unreachable or failing ----------------------------------------------------
+
+
+class _OverloadedS3(BaseHTTPRequestHandler):
+    """Answers every request the way an overloaded S3 does: 503 ServiceUnavailable."""
+
+    def _fail(self) -> None:
+        """Drain the request and answer 503 with S3's XML error body."""
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
+            b"<Message>Please reduce your request rate.</Message></Error>"
+        )
+        self.send_response(503)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _fail
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Keep the test output quiet."""
+
+
+@contextmanager
+def overloaded_s3() -> Iterator[str]:
+    """An HTTP endpoint on 127.0.0.1 that fails every S3 call with 503."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OverloadedS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@dataclass
+class Outage:
+    """Takes the app's store away (`begin`) and brings it back (`end`)."""
+
+    storage: Storage
+    patch: pytest.MonkeyPatch
+    endpoint: str | None  # an endpoint answering 503, or None for "nothing listens"
+
+    def begin(self) -> None:
+        """Point the store at a dead (or failing) endpoint, or unplug the disk."""
+        if self.storage.kind == "s3":
+            dead = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint or f"http://127.0.0.1:{free_port()}",
+                region_name="us-east-1",
+                config=Config(
+                    retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5,
+                    s3={"addressing_style": "path"},
+                ),
+            )
+            self.patch.setattr(self.storage, "client", dead)
+        else:
+            root = self.storage.root  # type: ignore[attr-defined]
+            self.patch.setattr(self.storage, "root", root / "unplugged-disk" / "gone")
+
+    def end(self) -> None:
+        """Bring the store back."""
+        self.patch.undo()
+
+
+@pytest.fixture(params=["unreachable", "failing"])
+def outage(request: pytest.FixtureRequest, live_server: LiveServer) -> Iterator[Outage]:
+    """The store either refuses connections or answers every call with 503."""
+    storage = get_storage(live_server.app)
+    if request.param == "failing" and storage.kind != "s3":
+        pytest.skip("only a remote store can answer 5xx")
+    with ExitStack() as stack:
+        endpoint = stack.enter_context(overloaded_s3()) if request.param == "failing" else None
+        patch = pytest.MonkeyPatch()
+        stack.callback(patch.undo)
+        yield Outage(storage=storage, patch=patch, endpoint=endpoint)
+
+
+def test_check_works_without_the_store(alice: ApiClient, outage: Outage) -> None:
+    # The duplicate check reads only the catalogue, so it answers while the store is down.
+    data = os.urandom(1000)
+    alice.upload(name="have.mp4", data=data)
+    outage.begin()
+    results = alice.check([(sha256_of(data), len(data)), (sha256_of(b"other"), 5)])
+    assert [r["duplicate"] for r in results] == [True, False]
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG], ids=["post", "multipart"])
+def test_create_with_the_store_down_is_503_and_records_nothing(
+    alice: ApiClient, live_server: LiveServer, outage: Outage, size: int
+) -> None:
+    data = os.urandom(size)
+    outage.begin()
+    assert_unavailable(alice.create(name="down.mkv", data=data))
+    assert rows(live_server.app, PendingUpload) == []
+    outage.end()
+    assert alice.create(name="down.mkv", data=data).status_code == 201
+
+
+def test_resume_status_and_parts_with_the_store_down_are_503_and_keep_the_upload(
+    alice: ApiClient, live_server: LiveServer, outage: Outage
+) -> None:
+    data = os.urandom(BIG)
+    upload = alice.create(name="resume.mkv", data=data).json()["upload"]
+    early = alice.put_parts(upload, data, [1])
+    before = pending(live_server.app, upload["id"])
+    outage.begin()
+    assert_unavailable(alice.create(name="resume.mkv", data=data))
+    assert_unavailable(alice.api("GET", f"/uploads/{upload['id']}"))
+    assert_unavailable(
+        alice.api("POST", f"/uploads/{upload['id']}/parts", json={"part_numbers": [2, 3]})
+    )
+    after = pending(live_server.app, upload["id"])
+    assert after is not None and before is not None
+    assert (after.multipart_id, after.key, after.completing_since) == (
+        before.multipart_id, before.key, None,
+    )
+    outage.end()
+    again = alice.create(name="resume.mkv", data=data)
+    assert again.status_code == 200 and again.json()["upload"]["id"] == upload["id"]
+    held = {p["part_number"]: p["etag"] for p in alice.status(upload["id"])["uploaded_parts"]}
+    assert held == early
+    final = alice.complete(upload["id"], held | alice.put_parts(upload, data, [2, 3]))
+    assert final.status_code == 201, final.text
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG], ids=["post", "multipart"])
+def test_complete_with_the_store_down_is_503_and_the_retry_succeeds(
+    alice: ApiClient, live_server: LiveServer, outage: Outage, size: int
+) -> None:
+    data = os.urandom(size)
+    upload = alice.create(name="late.mkv", data=data).json()["upload"]
+    etags = send_bytes(alice, upload, data)
+    outage.begin()
+    assert_unavailable(alice.complete(upload["id"], etags))
+    assert rows(live_server.app, StoredFile) == []
+    kept = pending(live_server.app, upload["id"])
+    # Kept, and not left marked as "being completed", so the retry is not blocked.
+    assert kept is not None and kept.completing_since is None
+    outage.end()
+    final = alice.complete(upload["id"], etags)
+    assert final.status_code == 201, final.text
+    got = download(alice, final.json()["file"]["id"])
+    assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+
+
+def test_cancel_and_delete_with_the_store_down_forget_nothing(
+    alice: ApiClient, live_server: LiveServer, outage: Outage
+) -> None:
+    storage = get_storage(live_server.app)
+    kept = alice.upload(name="keep.mp4", data=os.urandom(1000))["file"]
+    data = os.urandom(BIG)
+    upload = alice.create(name="cancel.mkv", data=data).json()["upload"]
+    alice.put_parts(upload, data, [1])
+    row = pending(live_server.app, upload["id"])
+    assert row is not None and row.multipart_id
+    outage.begin()
+    assert_unavailable(alice.api("DELETE", f"/uploads/{upload['id']}"))
+    assert_unavailable(alice.api("DELETE", f"/files/{kept['id']}"))
+    # Forgetting the rows while the store still holds the bytes would orphan them.
+    assert [f.id for f in rows(live_server.app, StoredFile)] == [kept["id"]]
+    assert pending(live_server.app, upload["id"]) is not None
+    outage.end()
+    assert alice.api("DELETE", f"/uploads/{upload['id']}").status_code == 204
+    assert alice.api("DELETE", f"/files/{kept['id']}").status_code == 204
+    assert keys(storage) == set()
+    assert multipart_gone(storage, key=row.key, upload_id=row.multipart_id)
+
+
+# --- the app restarts -----------------------------------------------------------------------
+
+
+@contextmanager
+def serving(app: Flask, port: int) -> Iterator[str]:
+    """Serve `app` with waitress on `port` until the block ends."""
+    server = create_server(app, host="127.0.0.1", port=port, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_waitress(server)
+        thread.join(timeout=5)
+
+
+def test_multipart_upload_resumes_after_the_app_restarts(
+    app: Flask, app_config: dict[str, Any], server_port: int
+) -> None:
+    make_user(app, "alice")
+    data = os.urandom(16 * MIB)  # four parts
+    with serving(app, server_port) as url:
+        alice = ApiClient(http=LiveServer(app=app, url=url).session_for("alice"), base=url)
+        upload = alice.create(name="restart.mkv", data=data).json()["upload"]
+        early = alice.put_parts(upload, data, [1, 2])
+    with pytest.raises(requests.ConnectionError):
+        alice.api("GET", "/files")
+
+    # A new process: same database, same bucket, same secret key; nothing kept in memory.
+    restarted = create_app(app_config)
+    with serving(restarted, server_port):
+        # The session signed before the restart is still valid.
+        again = alice.create(name="restart.mkv", data=data)
+        assert again.status_code == 200, again.text
+        assert again.json()["upload"]["id"] == upload["id"]
+        held = {p["part_number"]: p["etag"] for p in alice.status(upload["id"])["uploaded_parts"]}
+        assert held == early
+        rest = alice.put_parts(upload, data, [3, 4])
+        final = alice.complete(upload["id"], held | rest)
+        assert final.status_code == 201, final.text
+        got = download(alice, final.json()["file"]["id"])
+        assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+    assert rows(restarted, PendingUpload) == []
+
+
+def test_completion_cut_short_by_a_crash_is_taken_over_after_its_lease(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(SMALL)
+    upload = alice.create(name="crash.mp4", data=data).json()["upload"]
+    send_bytes(alice, upload, data)
+
+    def claimed(at: Any) -> None:
+        """Mark the upload as being completed since `at`, as a worker that died would."""
+        with db.session_scope(live_server.app) as session:
+            row = session.get(PendingUpload, upload["id"])
+            assert row is not None
+            row.completing_since = at
+            session.add(row)
+            session.commit()
+
+    claimed(utcnow())
+    monkeypatch.setattr(uploads, "COMPLETION_WAIT_SECONDS", 0.5)
+    busy = alice.complete(upload["id"])
+    assert busy.status_code == 409, busy.text
+    assert "being completed" in busy.json()["error"]
+    assert rows(live_server.app, StoredFile) == []
+    assert pending(live_server.app, upload["id"]) is not None
+    claimed(utcnow() - uploads.COMPLETION_LEASE - timedelta(seconds=1))
+    final = alice.complete(upload["id"])
+    assert final.status_code == 201, final.text
+
+
+# --- the same file twice at once ------------------------------------------------------------
+
+
+def _race(tabs: list[ApiClient], data: bytes, *, name: str) -> list[Any]:
+    """Both tabs create at the same moment, send the bytes, then complete at the same moment."""
+    barrier = threading.Barrier(len(tabs), timeout=60)
+    # moto breaks when two PUTs of the same part of one upload overlap (real S3 keeps the
+    # last one); the race under test is create and complete, so only transfers take turns.
+    transfer = threading.Lock()
+    answers: list[Any] = [None] * len(tabs)
+
+    def tab(index: int, client: ApiClient) -> None:
+        """One tab's whole upload; every tab passes both barriers whatever it was told."""
+        try:
+            barrier.wait()
+            created = client.create(name=name, data=data)
+            body = created.json()
+            etags = None
+            if "upload" in body:
+                with transfer:
+                    etags = send_bytes(client, body["upload"], data)
+            barrier.wait()
+            if "upload" not in body:
+                answers[index] = ("create", created.status_code, body)
+                return
+            final = client.complete(body["upload"]["id"], etags)
+            answers[index] = ("complete", final.status_code, final.json())
+        except BaseException as error:
+            answers[index] = ("failed", 0, repr(error))
+            barrier.abort()  # do not leave the other tab waiting
+
+    threads = [threading.Thread(target=tab, args=(i, c)) for i, c in enumerate(tabs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return answers
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG], ids=["post", "multipart"])
+def test_same_file_twice_at_once_becomes_one_file_and_one_duplicate(
+    live_server: LiveServer, size: int
+) -> None:
+    make_user(live_server.app, "alice")
+    tabs = [
+        ApiClient(http=live_server.session_for("alice"), base=live_server.url) for _ in range(2)
+    ]
+    storage = get_storage(live_server.app)
+    for round_ in range(5):
+        data = os.urandom(size)
+        answers = _race(tabs, data, name=f"race {round_}.mkv")
+        assert all(a is not None for a in answers), answers
+        statuses = sorted(status for _, status, _ in answers)
+        assert statuses == [200, 201], answers
+        winner = next(body for _, status, body in answers if status == 201)
+        loser = next(body for _, status, body in answers if status == 200)
+        assert loser == {"duplicate": True, "file": winner["file"]}
+
+        files = [f for f in rows(live_server.app, StoredFile) if f.sha256 == sha256_of(data)]
+        assert len(files) == 1, (round_, files)
+        assert rows(live_server.app, PendingUpload) == []
+        assert keys(storage) == {f.key for f in rows(live_server.app, StoredFile)}
+        assert len(keys(storage)) == round_ + 1
+        if storage.kind == "s3":
+            assert open_multipart_uploads(storage) == []
+
+
+# --- a client lies at complete --------------------------------------------------------------
+
+
+def test_complete_without_an_object_forgets_the_upload(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    upload = alice.create(name="ghost.mp4", data=b"never sent").json()["upload"]
+    answer = alice.complete(upload["id"])
+    assert answer.status_code == 422
+    assert rows(live_server.app, StoredFile) == []
+    assert rows(live_server.app, PendingUpload) == []
+    assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("extra", [-1, 1, 5000], ids=["short", "one-more", "much-more"])
+def test_form_upload_of_another_size_is_refused_and_deleted(
+    alice: ApiClient, live_server: LiveServer, extra: int
+) -> None:
+    declared = os.urandom(20_000)
+    sent = declared[:extra] if extra < 0 else declared + os.urandom(extra)
+    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
+    alice.post_form(upload, sent)
+    answer = alice.complete(upload["id"])
+    assert answer.status_code == 422
+    assert f"{len(sent)} bytes" in answer.json()["error"]
+    assert rows(live_server.app, StoredFile) == []
+    assert rows(live_server.app, PendingUpload) == []
+    assert keys(get_storage(live_server.app)) == set()
+
+
+def test_form_upload_of_other_bytes_is_refused_where_the_store_knows_the_hash(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    storage = get_storage(live_server.app)
+    declared = os.urandom(20_000)
+    upload = alice.create(name="swap.mp4", data=declared).json()["upload"]
+    alice.post_form(upload, os.urandom(20_000))  # same size, other bytes
+    row = pending(live_server.app, upload["id"])
+    assert row is not None
+    if storage.object_sha256(row.key) is None:
+        pytest.skip(f"the {storage.kind} store keeps no whole-file SHA-256 (see docs/SECURITY.md)")
+    answer = alice.complete(upload["id"])
+    assert answer.status_code == 422
+    assert "SHA-256" in answer.json()["error"]
+    assert rows(live_server.app, StoredFile) == []
+    assert keys(storage) == set()
+
+
+def _lie_about_parts(
+    alice: ApiClient, live_server: LiveServer, declare: Any, *, sizes: dict[int, int] | None = None
+) -> tuple[Any, PendingUpload]:
+    """Upload three parts (some with other sizes), then complete with `declare(etags)`."""
+    data = os.urandom(BIG)
+    upload = alice.create(name="parts.mkv", data=data).json()["upload"]
+    row = pending(live_server.app, upload["id"])
+    assert row is not None
+    etags: dict[int, str] = {}
+    part = upload["part_size"]
+    for number, url in alice.sign_parts(upload["id"], [1, 2, 3]).items():
+        body = data[(number - 1) * part : number * part]
+        if sizes and number in sizes:
+            body = os.urandom(sizes[number])
+        answer = requests.put(urljoin(alice.base, url), data=body, timeout=60)
+        answer.raise_for_status()
+        etags[number] = answer.headers["ETag"]
+    parts = declare(etags)
+    answer = alice.api("POST", f"/uploads/{upload['id']}/complete", json={"parts": parts})
+    return answer, row
+
+
+def _assert_refused_and_cleaned(
+    answer: requests.Response, row: PendingUpload, live_server: LiveServer, message: str
+) -> None:
+    """422 naming the problem; no file, no pending upload, no object, no multipart upload."""
+    assert answer.status_code == 422, answer.text
+    assert message in answer.json()["error"]
+    storage = get_storage(live_server.app)
+    assert rows(live_server.app, StoredFile) == []
+    assert rows(live_server.app, PendingUpload) == []
+    assert storage.object_size(row.key) is None
+    assert row.multipart_id
+    assert multipart_gone(storage, key=row.key, upload_id=row.multipart_id)
+
+
+def _listed(etags: dict[int, str]) -> list[dict[str, Any]]:
+    """The honest parts list."""
+    return [{"part_number": n, "etag": e} for n, e in sorted(etags.items())]
+
+
+def test_wrong_part_etag_is_refused_and_the_multipart_upload_aborted(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    def declare(etags: dict[int, str]) -> list[dict[str, Any]]:
+        parts = _listed(etags)
+        parts[1]["etag"] = '"0123456789abcdef0123456789abcdef"'
+        return parts
+
+    answer, row = _lie_about_parts(alice, live_server, declare)
+    _assert_refused_and_cleaned(answer, row, live_server, "Part 2")
+
+
+def test_swapped_part_etags_are_refused(alice: ApiClient, live_server: LiveServer) -> None:
+    def declare(etags: dict[int, str]) -> list[dict[str, Any]]:
+        return [
+            {"part_number": 1, "etag": etags[2]},
+            {"part_number": 2, "etag": etags[1]},
+            {"part_number": 3, "etag": etags[3]},
+        ]
+
+    answer, row = _lie_about_parts(alice, live_server, declare)
+    _assert_refused_and_cleaned(answer, row, live_server, "Part 1")
+
+
+@pytest.mark.parametrize("missing", ["absent", "null", "empty"])
+def test_part_without_an_etag_is_refused_and_the_multipart_upload_aborted(
+    alice: ApiClient, live_server: LiveServer, missing: str
+) -> None:
+    def declare(etags: dict[int, str]) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = _listed(etags)
+        if missing == "absent":
+            del parts[2]["etag"]
+        else:
+            parts[2]["etag"] = None if missing == "null" else ""
+        return parts
+
+    answer, row = _lie_about_parts(alice, live_server, declare)
+    _assert_refused_and_cleaned(answer, row, live_server, "Part 3")
+
+
+def test_part_left_out_is_refused_and_the_multipart_upload_aborted(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    answer, row = _lie_about_parts(alice, live_server, lambda etags: _listed(etags)[:2])
+    _assert_refused_and_cleaned(answer, row, live_server, "all 3 parts")
+
+
+@pytest.mark.parametrize(
+    "sizes", [{3: 2 * MIB}, {1: 5 * MIB - 1}, {3: 1}], ids=["last-too-big", "short", "tiny-last"]
+)
+def test_part_of_the_wrong_size_is_refused_and_the_multipart_upload_aborted(
+    alice: ApiClient, live_server: LiveServer, sizes: dict[int, int]
+) -> None:
+    answer, row = _lie_about_parts(alice, live_server, _listed, sizes=sizes)
+    (number,) = sizes
+    _assert_refused_and_cleaned(answer, row, live_server, f"Part {number} holds")
+
+
+# --- presigned URLs expire ------------------------------------------------------------------
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    """A URL's query parameters."""
+    return parse_qs(urlsplit(url).query)
+
+
+def test_expired_part_urls_are_replaced_by_fresh_ones(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    live_server.app.config["URL_EXPIRES"] = 2
+    storage = get_storage(live_server.app)
+    data = os.urandom(BIG)
+    upload = alice.create(name="slow.mkv", data=data).json()["upload"]
+    stale = alice.sign_parts(upload["id"], [1, 2, 3])
+    if storage.kind == "s3":
+        assert all(_query(url)["X-Amz-Expires"] == ["2"] for url in stale.values())
+    time.sleep(2.5)
+    if storage.kind != "s3":  # moto does not enforce expiry; the local store does
+        late = requests.put(urljoin(alice.base, stale[1]), data=data[: 5 * MIB], timeout=60)
+        assert late.status_code == 403, late.text
+    fresh = alice.sign_parts(upload["id"], [1, 2, 3])
+    assert all(fresh[n] != stale[n] for n in (1, 2, 3))
+    if storage.kind == "s3":
+        assert all(_query(fresh[n])["X-Amz-Date"] != _query(stale[n])["X-Amz-Date"] for n in fresh)
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    final = alice.complete(upload["id"], etags)
+    assert final.status_code == 201, final.text
+    got = download(alice, final.json()["file"]["id"])
+    assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+
+
+def _post_expiry(upload: dict[str, Any]) -> str:
+    """When an S3 form upload's policy expires."""
+    policy = json.loads(base64.b64decode(upload["post"]["fields"]["policy"]))
+    return policy["expiration"]
+
+
+def test_expired_form_upload_gets_fresh_fields_for_the_same_upload(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    live_server.app.config["URL_EXPIRES"] = 2
+    storage = get_storage(live_server.app)
+    data = os.urandom(SMALL)
+    stale = alice.create(name="form.mp4", data=data).json()["upload"]
+    time.sleep(2.5)
+    if storage.kind != "s3":
+        late = alice.post_form(stale, data)
+        assert late.status_code == 403, late.text
+    again = alice.create(name="form.mp4", data=data)
+    assert again.status_code == 200
+    fresh = again.json()["upload"]
+    assert fresh["id"] == stale["id"]
+    assert fresh["post"] != stale["post"]
+    if storage.kind == "s3":
+        assert _post_expiry(fresh) > _post_expiry(stale)
+    alice.post_form(fresh, data).raise_for_status()
+    final = alice.complete(fresh["id"])
+    assert final.status_code == 201, final.text
+
+
+def test_download_urls_expire_after_url_expires(alice: ApiClient, live_server: LiveServer) -> None:
+    live_server.app.config["URL_EXPIRES"] = 2
+    storage = get_storage(live_server.app)
+    data = os.urandom(1000)
+    file_id = alice.upload(name="short.mp4", data=data)["file"]["id"]
+    redirect = alice.http.get(f"{alice.base}/files/{file_id}/download", allow_redirects=False)
+    url = urljoin(alice.base, redirect.headers["Location"])
+    if storage.kind == "s3":
+        assert _query(url)["X-Amz-Expires"] == ["2"]
+    else:
+        time.sleep(2.5)
+        assert requests.get(url, timeout=60).status_code == 403
+        assert download(alice, file_id).content == data
+
+
+# --- abandoned uploads ----------------------------------------------------------------------
+
+
+def _expire(app: Flask, upload_id: str) -> None:
+    """Move an upload's expiry into the past."""
+    with db.session_scope(app) as session:
+        row = session.get(PendingUpload, upload_id)
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(minutes=1)
+        session.add(row)
+        session.commit()
+
+
+def test_gc_aborts_expired_uploads_in_the_store_and_forgets_them(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    app = live_server.app
+    storage = get_storage(app)
+    kept_file = alice.upload(name="done.mp4", data=os.urandom(1000))["file"]
+    big = os.urandom(BIG)
+    multipart = alice.create(name="abandoned.mkv", data=big).json()["upload"]
+    alice.put_parts(multipart, big, [1, 2])
+    small = os.urandom(SMALL)
+    form = alice.create(name="abandoned.mp4", data=small).json()["upload"]
+    alice.post_form(form, small).raise_for_status()  # sent, never completed
+    live = alice.create(name="still working.mkv", data=os.urandom(BIG)).json()["upload"]
+    rows_before = {u.id: u for u in rows(app, PendingUpload)}
+    for upload_id in (multipart["id"], form["id"]):
+        _expire(app, upload_id)
+
+    result = app.test_cli_runner().invoke(args=["gc"])
+    assert result.exit_code == 0, result.output
+    assert "Removed 2 expired upload(s)." in result.output
+    assert [u.id for u in rows(app, PendingUpload)] == [live["id"]]
+    gone = rows_before[multipart["id"]]
+    assert gone.multipart_id
+    assert multipart_gone(storage, key=gone.key, upload_id=gone.multipart_id)
+    assert storage.object_size(rows_before[form["id"]].key) is None
+    still = rows_before[live["id"]]
+    assert still.multipart_id
+    assert not multipart_gone(storage, key=still.key, upload_id=still.multipart_id)
+    assert [f.id for f in rows(app, StoredFile)] == [kept_file["id"]]
+    assert alice.api("GET", f"/files/{kept_file['id']}").status_code == 200
+
+
+def test_gc_with_the_store_down_keeps_the_uploads_and_fails_loudly(
+    alice: ApiClient, live_server: LiveServer, outage: Outage
+) -> None:
+    data = os.urandom(BIG)
+    upload = alice.create(name="abandoned.mkv", data=data).json()["upload"]
+    alice.put_parts(upload, data, [1])
+    _expire(live_server.app, upload["id"])
+    outage.begin()
+    result = live_server.app.test_cli_runner().invoke(args=["gc"])
+    assert result.exit_code == 1
+    assert f"Could not remove {upload['id']}" in result.output
+    # The row stays, so the next run can still free the parts the store holds.
+    assert pending(live_server.app, upload["id"]) is not None
+    outage.end()
+    again = live_server.app.test_cli_runner().invoke(args=["gc"])
+    assert again.exit_code == 0 and "Removed 1 expired upload(s)." in again.output
+    assert rows(live_server.app, PendingUpload) == []
+
+
+@pytest.mark.parametrize("backend", ["s3"])
+def test_setup_bucket_applies_the_lifecycle_rule_and_cors_with_etag(
+    app_config: dict[str, Any], s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)  # a bucket that does not exist yet
+    runner: FlaskCliRunner = app.test_cli_runner()
+    result = runner.invoke(args=["setup-bucket"])
+    assert result.exit_code == 0, result.output
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = app_config["S3_BUCKET"]
+
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Status"] == "Enabled"
+    days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+    assert days == app.config["ABORT_MULTIPART_DAYS"]
+    # Longer than an upload may be resumed, so the rule never pulls parts from under a user.
+    assert days * 86400 > app.config["UPLOAD_TTL"]
+
+    (cors,) = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert cors["AllowedOrigins"] == [app_config["PUBLIC_URL"]]
+    assert {"PUT", "POST", "GET"} <= set(cors["AllowedMethods"])
+    assert "ETag" in cors["ExposeHeaders"]
+
+    # And a browser really reads ETag from a part upload, and only from the app's origin.
+    storage = get_storage(app)
+    upload_id = storage.start_multipart(key="movies/cors", content_type="video/mp4")
+    url = storage.part_url(key="movies/cors", upload_id=upload_id, part_number=1, size=4,
+                           expires=60)
+    origin = app_config["PUBLIC_URL"]
+    preflight = requests.options(
+        url, headers={"Origin": origin, "Access-Control-Request-Method": "PUT"}, timeout=10
+    )
+    assert preflight.headers.get("Access-Control-Allow-Origin") == origin
+    put = requests.put(url, data=b"part", headers={"Origin": origin}, timeout=10)
+    assert "ETag" in put.headers.get("Access-Control-Expose-Headers", "")
+    evil = requests.options(
+        url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"},
+        timeout=10,
+    )
+    assert "Access-Control-Allow-Origin" not in evil.headers
+    storage.abort_multipart(key="movies/cors", upload_id=upload_id)
