@@ -74,11 +74,20 @@ def check_origin(browser, name: str, origin: str, files) -> None:
 
     big_path, big_sha = files[50_000_000]
     page.set_input_files("#file", str(big_path))
-    for opts in ({"readAhead": 2}, {"sliceSize": 5 * MiB + 3}, {"tee": True}):
+    variants = [
+        {"readAhead": 1},
+        {"readAhead": 3},
+        {"inline": True},
+        {"inline": True, "readAhead": 2},
+        {"sliceSize": 5 * MiB + 3},
+        {"tee": True},
+        {"tee": True, "inline": True},
+    ]
+    for opts in variants:
         got = page.evaluate("o => hashChosen(o)", opts)
         check(got["sha256"] == big_sha, f"[{name}] 50 MB with {opts}")
         if opts.get("tee"):
-            check(got["teeBytes"] == 50_000_000, f"[{name}] tee mode handed over every byte")
+            check(got["teeBytes"] == 50_000_000, f"[{name}] {opts}: tee handed over every byte")
 
     outcome = page.evaluate("hashAndCancel(30)")
     abc = hashlib.sha256(b"abc").hexdigest()

@@ -21,8 +21,6 @@ async function run({ mode, file, bytes, sliceSize = 8 * MiB }) {
   if (mode === "memory") return hashMemory(bytes ?? file.size, sliceSize);
   if (mode === "read") return readOnly(file, sliceSize);
   if (mode === "naive") return naive(file, sliceSize);
-  if (mode === "yield") return yielding(file, sliceSize, arguments[0].sub ?? MiB, arguments[0].readAhead ?? 1);
-  if (mode === "twothread") return twoThread(file, sliceSize, arguments[0].readAhead ?? 1, arguments[0].window ?? 4);
   throw new Error(`unknown mode ${mode}`);
 }
 
@@ -32,7 +30,8 @@ async function hashMemory(total, sliceSize) {
   // 64 MiB of random data, hashed over and over: larger than any CPU cache.
   if (!memory) {
     memory = new Uint8Array(64 * MiB);
-    for (let i = 0; i < memory.length; i += 65536) crypto.getRandomValues(memory.subarray(i, i + 65536));
+    for (let i = 0; i < memory.length; i += 65536)
+      crypto.getRandomValues(memory.subarray(i, i + 65536));
   }
   const hasher = await createSHA256();
   hasher.init();
@@ -63,55 +62,6 @@ async function naive(file, sliceSize) {
   for (let off = 0; off < file.size; off += sliceSize) {
     hasher.update(new Uint8Array(await file.slice(off, off + sliceSize).arrayBuffer()));
   }
-  const sha256 = hasher.digest("hex");
-  return { ms: performance.now() - t0, bytes: file.size, sha256 };
-}
-
-const channel = new MessageChannel();
-const tickQueue = [];
-channel.port2.onmessage = () => tickQueue.shift()();
-const tick = () => new Promise((r) => { tickQueue.push(r); channel.port1.postMessage(0); });
-
-async function yielding(file, sliceSize, sub, readAhead) {
-  const hasher = await createSHA256();
-  hasher.init();
-  const t0 = performance.now();
-  const reads = [];
-  let next = 0;
-  const fill = () => { while (reads.length < readAhead && next < file.size) { reads.push(file.slice(next, next + sliceSize).arrayBuffer()); next += sliceSize; } };
-  fill();
-  while (reads.length) {
-    const buf = new Uint8Array(await reads.shift());
-    fill();
-    for (let i = 0; i < buf.length; i += sub) {
-      hasher.update(buf.subarray(i, i + sub));
-      await tick();
-    }
-  }
-  const sha256 = hasher.digest("hex");
-  return { ms: performance.now() - t0, bytes: file.size, sha256 };
-}
-
-async function twoThread(file, sliceSize, readAhead, window) {
-  const hasher = await createSHA256();
-  hasher.init();
-  const t0 = performance.now();
-  const reader = new Worker("/harness/reader-worker.js", { type: "module" });
-  const ch = new MessageChannel();
-  const pending = new Map();
-  let want = 0;
-  let wake = null;
-  ch.port1.onmessage = (e) => { pending.set(e.data.off, e.data.buf); if (wake) { const w = wake; wake = null; w(); } };
-  reader.postMessage({ file, sliceSize, readAhead, window, port: ch.port2 }, [ch.port2]);
-  while (want < file.size) {
-    while (!pending.has(want)) await new Promise((r) => (wake = r));
-    const buf = pending.get(want);
-    pending.delete(want);
-    hasher.update(new Uint8Array(buf));
-    ch.port1.postMessage(0);
-    want += buf.byteLength;
-  }
-  reader.terminate();
   const sha256 = hasher.digest("hex");
   return { ms: performance.now() - t0, bytes: file.size, sha256 };
 }

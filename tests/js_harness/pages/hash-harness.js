@@ -4,8 +4,8 @@ import { HashPool } from "/static/js/hash-pool.js";
 const input = document.getElementById("file");
 
 /** Hash the chosen file with the app's pool; resolves with the digest, time and progress seen. */
-window.hashChosen = async ({ sliceSize, readAhead, tee } = {}) => {
-  const pool = new HashPool({ sliceSize, readAhead });
+window.hashChosen = async ({ sliceSize, readAhead, inline, tee } = {}) => {
+  const pool = new HashPool({ sliceSize, readAhead, inline });
   const progress = [];
   let teeBytes = 0;
   const onSlice = tee

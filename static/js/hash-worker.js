@@ -1,0 +1,224 @@
+// SHA-256 of a File in a module Web Worker, with hash-wasm.
+//
+// The file is read by slices (never whole). A nested worker (read-worker.js) reads the next
+// slices while this one hashes the current one: Chromium fills a Blob read on the thread that
+// started it, so reading on this thread would stall whenever hashing runs. Where nested
+// workers are missing, reads are started here, one ahead, which overlaps less.
+// No crypto.subtle: it does not exist on plain-http origins such as http://192.168.1.20:8000,
+// and it cannot hash a file incrementally anyway.
+//
+// Messages in (from the page):
+//   {type: "hash", id, file, sliceSize?, readAhead?, inline?, tee?: {window}}
+//     inline: read on this thread even where a reader worker could start (for benchmarks)
+//   {type: "cancel", id}
+//   {type: "ack", id}            tee mode: the page is done with one slice it was handed
+// Messages out (to the page):
+//   {type: "progress", id, bytesHashed}          at most every PROGRESS_INTERVAL_MS
+//   {type: "slice", id, offset, buffer}          tee mode: the hashed slice, transferred
+//   {type: "done", id, sha256, bytesHashed, ms}
+//   {type: "cancelled", id}
+//   {type: "error", id, message}
+//
+// Tee mode hands each slice over once it is hashed, so one read of the file can feed both
+// the hash and an upload. At most `tee.window` slices are out at a time, which bounds memory.
+
+import "../vendor/hash-wasm/sha256.umd.min.js";
+
+const { createSHA256 } = globalThis.hashwasm;
+
+const MiB = 1024 * 1024;
+const DEFAULT_SLICE_SIZE = 8 * MiB;
+const DEFAULT_READ_AHEAD = 2;
+// Slices read but not yet hashed, reads in flight included: bounds memory to 4 slices.
+const READ_WINDOW = 4;
+const PROGRESS_INTERVAL_MS = 100;
+
+/** Jobs by id: {cancelled, credits, wake}. */
+const jobs = new Map();
+
+class Cancelled extends Error {}
+
+self.addEventListener("message", (event) => {
+  const msg = event.data;
+  if (msg.type === "hash") {
+    runJob(msg);
+  } else if (msg.type === "cancel") {
+    const job = jobs.get(msg.id);
+    if (job) {
+      job.cancelled = true;
+      job.wake?.();
+      job.wakeReader?.();
+    }
+  } else if (msg.type === "ack") {
+    const job = jobs.get(msg.id);
+    if (job) {
+      job.credits += 1;
+      job.wake?.();
+    }
+  }
+});
+
+async function runJob(msg) {
+  const job = { cancelled: false, credits: msg.tee?.window ?? 0, wake: null, wakeReader: null };
+  jobs.set(msg.id, job);
+  try {
+    const result = await hashFile(msg, job);
+    self.postMessage({ type: "done", id: msg.id, ...result });
+  } catch (error) {
+    if (error instanceof Cancelled) {
+      self.postMessage({ type: "cancelled", id: msg.id });
+    } else {
+      self.postMessage({ type: "error", id: msg.id, message: describeError(error) });
+    }
+  } finally {
+    jobs.delete(msg.id);
+  }
+}
+
+async function hashFile(msg, job) {
+  const { id, file, tee } = msg;
+  const options = {
+    sliceSize: msg.sliceSize || DEFAULT_SLICE_SIZE,
+    readAhead: Math.max(1, msg.readAhead || DEFAULT_READ_AHEAD),
+  };
+  const started = performance.now();
+  const hasher = await createSHA256();
+  hasher.init();
+
+  let bytesHashed = 0;
+  let lastReport = started;
+  const reader = msg.inline ? null : getReader();
+  const slices = reader
+    ? readerSlices(reader, job, id, file, options)
+    : inlineSlices(file, options);
+  for await (const { offset, buffer } of slices) {
+    if (job.cancelled) throw new Cancelled();
+    hasher.update(new Uint8Array(buffer));
+    bytesHashed += buffer.byteLength;
+
+    const now = performance.now();
+    if (now - lastReport >= PROGRESS_INTERVAL_MS) {
+      lastReport = now;
+      self.postMessage({ type: "progress", id, bytesHashed });
+    }
+    if (tee) await handOver(job, id, offset, buffer);
+  }
+  if (job.cancelled) throw new Cancelled();
+  if (bytesHashed !== file.size) {
+    throw new Error("The file changed while it was being read.");
+  }
+  self.postMessage({ type: "progress", id, bytesHashed });
+  return { sha256: hasher.digest("hex"), bytesHashed, ms: performance.now() - started };
+}
+
+/** The nested reader worker, started once; null where workers cannot start workers. */
+let reader;
+
+function getReader() {
+  if (reader !== undefined) return reader;
+  try {
+    reader = new Worker(new URL("./read-worker.js", import.meta.url), { type: "module" });
+  } catch {
+    reader = null;
+  }
+  return reader;
+}
+
+/**
+ * Slices in file order, read by the nested worker. Each slice is credited back when the
+ * loop asks for the next one, i.e. once it has been hashed (and handed over in tee mode).
+ */
+async function* readerSlices(worker, job, id, file, { sliceSize, readAhead }) {
+  const arrived = new Map();
+  let failure = null;
+  let wake = null;
+  job.wakeReader = () => wake?.();
+  worker.onmessage = ({ data }) => {
+    if (data.id !== id) return;
+    if (data.type === "slice") arrived.set(data.offset, data.buffer);
+    else failure = Object.assign(new Error(data.message), { name: data.name });
+    wake?.();
+  };
+  // A reader that failed to load reports only here.
+  worker.onerror = (event) => {
+    event.preventDefault();
+    failure = new Error(`The file reader failed to start: ${event.message || "unknown error"}`);
+    reader = null; // later jobs read on this thread
+    wake?.();
+  };
+  worker.postMessage({ type: "read", id, file, sliceSize, readAhead, window: READ_WINDOW });
+  try {
+    for (let offset = 0; offset < file.size;) {
+      while (!arrived.has(offset) && !failure && !job.cancelled) {
+        await new Promise((resolve) => {
+          wake = resolve;
+        });
+        wake = null;
+      }
+      if (failure) throw failure;
+      if (job.cancelled) return;
+      const buffer = arrived.get(offset);
+      arrived.delete(offset);
+      if (buffer.byteLength === 0) throw new Error("The file changed while it was being read.");
+      const next = offset + buffer.byteLength; // before the yield: tee mode detaches buffer
+      yield { offset, buffer };
+      worker.postMessage({ type: "credit", id });
+      offset = next;
+    }
+  } finally {
+    // Also runs when the hashing loop stops early (cancel, error).
+    worker.postMessage({ type: "stop", id });
+    worker.onmessage = null;
+  }
+}
+
+/** Fallback: slices read on this thread, `readAhead` reads started before hashing. */
+async function* inlineSlices(file, { sliceSize, readAhead }) {
+  const reads = [];
+  let next = 0;
+  const fill = () => {
+    while (reads.length < readAhead && next < file.size) {
+      reads.push(readSlice(file, next, sliceSize));
+      next += sliceSize;
+    }
+  };
+  fill();
+  while (reads.length > 0) {
+    const slice = await reads.shift();
+    fill();
+    yield slice;
+  }
+}
+
+/** Read one slice; a rejection is handled by whoever awaits it, or ignored after a cancel. */
+function readSlice(file, offset, sliceSize) {
+  const read = file
+    .slice(offset, Math.min(offset + sliceSize, file.size))
+    .arrayBuffer()
+    .then((buffer) => ({ offset, buffer }));
+  read.catch(() => {});
+  return read;
+}
+
+/** Tee mode: transfer a hashed slice to the page, waiting while the window is full. */
+async function handOver(job, id, offset, buffer) {
+  while (job.credits <= 0 && !job.cancelled) {
+    await new Promise((resolve) => {
+      job.wake = resolve;
+    });
+    job.wake = null;
+  }
+  if (job.cancelled) throw new Cancelled();
+  job.credits -= 1;
+  self.postMessage({ type: "slice", id, offset, buffer }, [buffer]);
+}
+
+function describeError(error) {
+  if (error?.name === "NotReadableError" || error?.name === "NotFoundError") {
+    return "The file could not be read. Was it moved, changed or deleted after you chose it?";
+  }
+  if (error instanceof WebAssembly.CompileError || error?.name === "CompileError") {
+    return "The browser refused to run the hashing code (the page's security policy must allow 'wasm-unsafe-eval').";
+  }
+  return error?.message || String(error);
+}
