@@ -1,0 +1,97 @@
+// Byte transfers to the storage's URLs (S3 or the app's local store) with XMLHttpRequest,
+// which, unlike fetch, reports upload progress.
+
+/** A transfer that got no HTTP answer: kind is "network", "stall" or "abort". */
+export class TransferError extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.name = kind === "abort" ? "AbortError" : "TransferError";
+    this.kind = kind;
+  }
+}
+
+/**
+ * Send one request; resolves with the XHR once any HTTP answer arrived (check `status`).
+ * @param {object} options
+ * @param {string} options.method
+ * @param {string} options.url
+ * @param {Blob|FormData} options.body streamed by the browser, never read into memory here
+ * @param {AbortSignal} [options.signal]
+ * @param {(loaded: number, total: number) => void} [options.onProgress] bytes of the body sent
+ * @param {number} [options.stallMs=60000] give up when no byte moved for this long
+ * @returns {Promise<XMLHttpRequest>}
+ */
+export function sendXhr({ method, url, body, signal, onProgress, stallMs = 60_000 }) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new TransferError("abort", "Cancelled."));
+      return;
+    }
+    const xhr = new XMLHttpRequest();
+    let stallTimer = null;
+    const armStall = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => settle(() => reject(stalled(url)), true), stallMs);
+    };
+    const onAbort = () => settle(() => reject(new TransferError("abort", "Cancelled.")), true);
+    const settle = (outcome, abort = false) => {
+      clearTimeout(stallTimer);
+      signal?.removeEventListener("abort", onAbort);
+      if (abort) xhr.abort();
+      outcome();
+    };
+
+    xhr.open(method, url);
+    xhr.upload.addEventListener("progress", (event) => {
+      armStall();
+      onProgress?.(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => settle(() => resolve(xhr)));
+    xhr.addEventListener("error", () => settle(() => reject(unreachable(url))));
+    xhr.addEventListener("timeout", () => settle(() => reject(stalled(url))));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    armStall();
+    xhr.send(body);
+  });
+}
+
+/**
+ * A readable message for a storage error answer. S3 answers XML
+ * (`<Error><Code>..</Code><Message>..</Message></Error>`); the app's local store answers JSON.
+ * @param {XMLHttpRequest} xhr
+ * @returns {string}
+ */
+export function storageErrorMessage(xhr) {
+  const text = xhr.responseText || "";
+  const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+  if (code || message)
+    return `The storage refused the upload (${xhr.status} ${code ?? ""}): ${message ?? ""}`.trim();
+  try {
+    const error = JSON.parse(text)?.error;
+    if (error) return `The storage refused the upload (${xhr.status}): ${error}`;
+  } catch {
+    // not JSON either
+  }
+  return `The storage refused the upload (${xhr.status} ${xhr.statusText}).`;
+}
+
+function unreachable(url) {
+  // A CORS refusal looks exactly like a network failure from here.
+  return new TransferError(
+    "network",
+    `The storage at ${originOf(url)} could not be reached. If this persists, check the connection, the bucket's CORS rules and the page's connect-src policy.`,
+  );
+}
+
+function stalled(url) {
+  return new TransferError("stall", `The upload to ${originOf(url)} stalled.`);
+}
+
+function originOf(url) {
+  try {
+    return new URL(url, location.href).origin;
+  } catch {
+    return url;
+  }
+}
