@@ -1,0 +1,17 @@
+// Entry point of every page (<script type="module" src="/static/js/app.js">). No inline
+// scripts anywhere: pages pass data through data-* attributes and <meta> tags.
+
+import { csrfTokenFromMeta } from "./api.js";
+import { initUploadPanel } from "./upload-panel.js";
+
+/** htmx requests (rename, delete, ...) carry the CSRF token like the JSON API calls. */
+function sendCsrfWithHtmx() {
+  document.body.addEventListener("htmx:configRequest", (event) => {
+    event.detail.headers["X-CSRFToken"] = csrfTokenFromMeta();
+  });
+}
+
+sendCsrfWithHtmx();
+
+const panel = document.querySelector("[data-upload-panel]");
+if (panel) initUploadPanel(panel);

@@ -1,0 +1,326 @@
+// Binds the upload engine (uploader.js) to the page: drop anywhere, a file picker, and one
+// row per file with its stage, a hashing bar, an uploading bar, speed, time left and buttons.
+//
+// Markup the page provides (templates/library/_uploader.html):
+//
+//   <section class="upload-panel" data-upload-panel
+//            data-api="/api"                 JSON API base (default "/api")
+//            data-concurrency="2"            files uploading at once (default 2)
+//            data-parts-in-flight="4"        multipart parts in flight per file (default 4)
+//            data-file-url="/files/{id}"     optional: link done/duplicate rows to the movie
+//            aria-labelledby="upload-panel-title">
+//     <div class="upload-panel-head">
+//       <h2 class="upload-panel-title" id="upload-panel-title">Upload movies</h2>
+//       <p class="upload-panel-hint">Drop files anywhere on this page, or</p>
+//       <label class="button button-primary upload-picker">
+//         Choose files
+//         <input type="file" multiple class="visually-hidden" data-upload-input>
+//       </label>
+//       <button type="button" class="button button-quiet" data-upload-clear hidden>
+//         Clear finished</button>
+//     </div>
+//     <ul class="upload-list" data-upload-list aria-live="polite"></ul>
+//   </section>
+//
+// Only [data-upload-panel] is required: a missing input or list is created. The drop
+// overlay (.drop-overlay) is appended to <body> by this module. The page also needs
+// <meta name="csrf-token" content="..."> and loads <script type="module" src="/static/js/app.js">.
+//
+// Each row this module renders (styled by app.css):
+//   <li class="upload-row" data-stage="uploading" data-upload-id="u1">
+//     .upload-row-head: .upload-name, .upload-size, .upload-stage (stage label)
+//     .upload-bars: .upload-bar.upload-bar-hash and .upload-bar.upload-bar-upload, each a
+//       label, <progress class="progress progress-hash|progress-upload"> and a percentage
+//       (.upload-bar-value)
+//     .upload-row-foot: .upload-detail (speed · time left, the error, or which file it
+//       duplicates) and .upload-actions with [data-action=cancel|retry|remove] buttons
+//
+// Events: the engine dispatches `files-changed` on <body> when a file is done, so the
+// catalogue can use hx-trigger="files-changed from:body". The engine's per-file events
+// (file-added, file-stage, file-progress, file-removed; detail = the file's state, see
+// Uploader#snapshot) are repeated on the [data-upload-panel] element.
+
+import { formatBytes, formatDuration, formatSpeed, percent } from "./format.js";
+import { Uploader } from "./uploader.js";
+
+const STAGE_LABELS = {
+  queued: "Waiting",
+  hashing: "Hashing",
+  checking: "Checking",
+  uploading: "Uploading",
+  finishing: "Finishing",
+  done: "Done",
+  duplicate: "Duplicate",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+const FINAL_STAGES = new Set(["done", "duplicate", "failed", "cancelled"]);
+// dragover repeats every ~50 ms while files hover the window; silence means they left.
+const DRAG_HIDE_MS = 250;
+
+/**
+ * Wire the upload panel found at `root` (a [data-upload-panel] element).
+ * @param {HTMLElement} root
+ * @returns {Uploader} the engine, for scripts and tests
+ */
+export function initUploadPanel(root) {
+  const uploader = new Uploader({
+    api: root.dataset.api || "/api",
+    concurrency: positiveInt(root.dataset.concurrency, 2),
+    partsInFlight: positiveInt(root.dataset.partsInFlight, 4),
+  });
+  const list = root.querySelector("[data-upload-list]") ?? appendNew(root, "ul", "upload-list");
+  const input = root.querySelector("[data-upload-input]") ?? createInput(root);
+  const clear = root.querySelector("[data-upload-clear]");
+  const fileUrl = root.dataset.fileUrl || "";
+  const rows = new Map();
+
+  const render = (event) => {
+    const state = event.detail;
+    let row = rows.get(state.id);
+    if (!row) {
+      row = createRow(state);
+      rows.set(state.id, row);
+      list.append(row.element);
+    }
+    updateRow(row, state, fileUrl);
+    if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
+  };
+  uploader.addEventListener("file-added", render);
+  uploader.addEventListener("file-stage", render);
+  uploader.addEventListener("file-progress", render);
+  // The engine's events are repeated on the panel element, for tests and other scripts.
+  for (const type of ["file-added", "file-stage", "file-progress", "file-removed"]) {
+    uploader.addEventListener(type, (event) => {
+      root.dispatchEvent(new CustomEvent(type, { detail: event.detail }));
+    });
+  }
+  uploader.addEventListener("file-removed", (event) => {
+    rows.get(event.detail.id)?.element.remove();
+    rows.delete(event.detail.id);
+    if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
+  });
+
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    const id = button?.closest("[data-upload-id]")?.dataset.uploadId;
+    if (!id) return;
+    if (button.dataset.action === "cancel") uploader.cancel(id);
+    else if (button.dataset.action === "retry") uploader.retry(id);
+    else if (button.dataset.action === "remove") uploader.remove(id);
+  });
+  clear?.addEventListener("click", () => {
+    for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) uploader.remove(id);
+  });
+
+  input.addEventListener("change", () => {
+    if (input.files.length) uploader.add(input.files);
+    input.value = ""; // choosing the same file again must fire `change` again
+  });
+  bindDropAnywhere((files) => {
+    if (files.length) uploader.add(files);
+  });
+  window.addEventListener("beforeunload", (event) => {
+    // Leaving stops the uploads; multipart ones can be resumed by adding the file again.
+    if (uploader.busy) event.preventDefault();
+  });
+  return uploader;
+}
+
+// ---- rows ----------------------------------------------------------------------------------
+
+function createRow(state) {
+  const element = document.createElement("li");
+  element.className = "upload-row";
+  element.dataset.uploadId = state.id;
+
+  const head = appendNew(element, "div", "upload-row-head");
+  const name = appendNew(head, "span", "upload-name", state.name);
+  name.title = state.name;
+  appendNew(head, "span", "upload-size", formatBytes(state.size));
+  const stageLabel = appendNew(head, "span", "upload-stage");
+
+  const bars = appendNew(element, "div", "upload-bars");
+  const hash = createBar(bars, "Hashing", "hash", state.name);
+  const upload = createBar(bars, "Uploading", "upload", state.name);
+
+  const foot = appendNew(element, "div", "upload-row-foot");
+  const detail = appendNew(foot, "span", "upload-detail");
+  const actions = appendNew(foot, "span", "upload-actions");
+  const cancel = createButton(actions, "cancel", "Cancel", `Cancel uploading ${state.name}`);
+  const retry = createButton(actions, "retry", "Retry", `Retry uploading ${state.name}`);
+  const remove = createButton(actions, "remove", "Dismiss", `Remove ${state.name} from this list`);
+
+  return { element, stage: state.stage, stageLabel, hash, upload, detail, cancel, retry, remove };
+}
+
+function createBar(parent, label, kind, fileName) {
+  const bar = appendNew(parent, "div", `upload-bar upload-bar-${kind}`);
+  appendNew(bar, "span", "upload-bar-label", label);
+  const progress = appendNew(bar, "progress", `progress progress-${kind}`);
+  progress.max = 100;
+  progress.value = 0;
+  progress.setAttribute("aria-label", `${label} ${fileName}`);
+  const value = appendNew(bar, "span", "upload-bar-value", "");
+  return { progress, value };
+}
+
+function createButton(parent, action, text, label) {
+  const button = appendNew(parent, "button", `button button-small upload-${action}`, text);
+  button.type = "button";
+  button.dataset.action = action;
+  button.setAttribute("aria-label", label);
+  button.hidden = true;
+  return button;
+}
+
+function updateRow(row, state, fileUrl) {
+  row.stage = state.stage;
+  row.element.dataset.stage = state.stage;
+  row.stageLabel.textContent = STAGE_LABELS[state.stage] ?? state.stage;
+
+  setBar(row.hash, state.hashedBytes, state.size, state.stage === "hashing");
+  setBar(row.upload, state.uploadedBytes, state.size, state.stage === "uploading");
+
+  row.cancel.hidden = !state.cancellable;
+  row.retry.hidden = !(["failed", "cancelled"].includes(state.stage) && state.retryable);
+  row.remove.hidden = !FINAL_STAGES.has(state.stage);
+  renderDetail(row.detail, state, fileUrl);
+}
+
+function setBar(bar, done, total, active) {
+  const value = percent(done, total);
+  bar.progress.value = value;
+  bar.value.textContent = done > 0 || !active ? `${value}%` : "";
+  bar.progress.classList.toggle("is-active", active);
+}
+
+/** The line under the bars: speed and time left, or what happened. */
+function renderDetail(element, state, fileUrl) {
+  element.classList.toggle("upload-error", state.stage === "failed");
+  if (state.stage === "failed") {
+    element.replaceChildren(state.error || "The upload failed.");
+  } else if (state.stage === "duplicate") {
+    const match = state.match;
+    element.replaceChildren(
+      "Already in your library as ",
+      match ? fileLink(match, fileUrl) : "another file",
+      ". Nothing was uploaded.",
+    );
+  } else if (state.stage === "done") {
+    const as = state.file ? [" as ", fileLink(state.file, fileUrl)] : [];
+    element.replaceChildren("Added to your library", ...as, ".");
+  } else if (state.stage === "cancelled") {
+    element.replaceChildren("Cancelled.");
+  } else if (state.stage === "hashing" || state.stage === "uploading") {
+    const left = state.eta != null ? `${formatDuration(state.eta)} left` : "";
+    element.replaceChildren([formatSpeed(state.speed), left].filter(Boolean).join(" · "));
+  } else {
+    element.replaceChildren("");
+  }
+}
+
+function fileLink(file, fileUrl) {
+  const name = document.createElement(fileUrl ? "a" : "strong");
+  name.textContent = file.name;
+  if (fileUrl) name.href = fileUrl.replace("{id}", encodeURIComponent(file.id));
+  return name;
+}
+
+// ---- drag and drop -------------------------------------------------------------------------
+
+/** Files dropped anywhere on the page, folders walked, with an overlay while dragging. */
+function bindDropAnywhere(onFiles) {
+  const overlay = document.createElement("div");
+  overlay.className = "drop-overlay";
+  overlay.hidden = true;
+  const box = appendNew(overlay, "div", "drop-overlay-box");
+  appendNew(box, "p", "drop-overlay-title", "Drop to upload");
+  appendNew(box, "p", "drop-overlay-hint", "Files and whole folders are welcome.");
+  document.body.append(overlay);
+
+  let hideTimer = null;
+  const show = () => {
+    overlay.hidden = false;
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(hide, DRAG_HIDE_MS);
+  };
+  const hide = () => {
+    clearTimeout(hideTimer);
+    overlay.hidden = true;
+  };
+  const carriesFiles = (event) => event.dataTransfer?.types?.includes("Files");
+
+  window.addEventListener("dragenter", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    show();
+  });
+  window.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault(); // without it the browser would open the file instead
+    event.dataTransfer.dropEffect = "copy";
+    show();
+  });
+  window.addEventListener("drop", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    hide();
+    filesFromDrop(event.dataTransfer).then(onFiles, (error) => console.error(error));
+  });
+}
+
+/**
+ * The dropped files, with dropped folders walked recursively (hidden files skipped).
+ * Entries must be taken synchronously: the DataTransfer empties after the event.
+ */
+function filesFromDrop(dataTransfer) {
+  const items = [...(dataTransfer.items ?? [])].filter((item) => item.kind === "file");
+  const entries = items.map((item) => item.webkitGetAsEntry?.() ?? null);
+  if (entries.length === 0 || entries.some((entry) => entry === null)) {
+    return Promise.resolve([...dataTransfer.files]);
+  }
+  return Promise.all(entries.map((entry) => walkEntry(entry, true))).then((lists) => lists.flat());
+}
+
+async function walkEntry(entry, topLevel = false) {
+  if (!topLevel && entry.name.startsWith(".")) return [];
+  if (entry.isFile) {
+    return [await new Promise((resolve, reject) => entry.file(resolve, reject))];
+  }
+  const reader = entry.createReader();
+  const children = [];
+  // readEntries answers in chunks (100 in Chromium) until it returns an empty list.
+  for (;;) {
+    const chunk = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+    if (chunk.length === 0) break;
+    children.push(...chunk);
+  }
+  const lists = await Promise.all(children.map((child) => walkEntry(child)));
+  return lists.flat();
+}
+
+// ---- small DOM helpers ---------------------------------------------------------------------
+
+function appendNew(parent, tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  parent.append(element);
+  return element;
+}
+
+function createInput(root) {
+  const input = document.createElement("input");
+  input.type = "file";
+  input.multiple = true;
+  input.className = "visually-hidden";
+  input.dataset.uploadInput = "";
+  root.prepend(input);
+  return input;
+}
+
+function positiveInt(value, fallback) {
+  const number = Number.parseInt(value ?? "", 10);
+  return Number.isFinite(number) && number > 0 ? number : fallback;
+}
