@@ -11,7 +11,16 @@ function sendCsrfWithHtmx() {
   });
 }
 
+/** Forms with data-confirm="question" ask before they submit (no inline onsubmit under CSP). */
+function confirmForms() {
+  document.addEventListener("submit", (event) => {
+    const question = event.target.dataset?.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+}
+
 sendCsrfWithHtmx();
+confirmForms();
 
 const panel = document.querySelector("[data-upload-panel]");
 if (panel) initUploadPanel(panel);

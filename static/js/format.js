@@ -1,21 +1,21 @@
-// Human-readable sizes, speeds and durations. Sizes use decimal units (1 GB = 10^9 bytes),
-// as file managers and browsers show them.
+// Human-readable sizes, speeds and durations. Sizes are 1,000-based with one decimal, as
+// file managers show them and as the server's `filesize` template filter writes them.
 
-const UNITS = ["B", "kB", "MB", "GB", "TB"];
+const UNITS = ["KB", "MB", "GB", "TB"];
 
 /**
  * @param {number} bytes
- * @returns {string} e.g. "1.4 GB", "820 MB", "12 B"
+ * @returns {string} e.g. "1.4 GB", "820.0 MB", "12 bytes", "1 byte"
  */
 export function formatBytes(bytes) {
-  let value = bytes;
+  if (bytes < 1000) return `${Math.round(bytes)} ${bytes === 1 ? "byte" : "bytes"}`;
+  let value = bytes / 1000;
   let unit = 0;
   while (value >= 1000 && unit < UNITS.length - 1) {
     value /= 1000;
     unit += 1;
   }
-  const digits = unit === 0 || value >= 100 ? 0 : 1;
-  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+  return `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 /**

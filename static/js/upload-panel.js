@@ -5,26 +5,28 @@
 //
 //   <section class="upload-panel" data-upload-panel
 //            data-api="/api"                 JSON API base (default "/api")
-//            data-concurrency="2"            files uploading at once (default 2)
-//            data-parts-in-flight="4"        multipart parts in flight per file (default 4)
+//            data-concurrency="2"            optional: files uploading at once (default 2)
+//            data-parts-in-flight="4"        optional: parts in flight per file (default 4)
 //            data-file-url="/files/{id}"     optional: link done/duplicate rows to the movie
-//            aria-labelledby="upload-panel-title">
-//     <div class="upload-panel-head">
-//       <h2 class="upload-panel-title" id="upload-panel-title">Upload movies</h2>
-//       <p class="upload-panel-hint">Drop files anywhere on this page, or</p>
-//       <label class="button button-primary upload-picker">
-//         Choose files
-//         <input type="file" multiple class="visually-hidden" data-upload-input>
-//       </label>
-//       <button type="button" class="button button-quiet" data-upload-clear hidden>
-//         Clear finished</button>
+//   >
+//     <div class="upload-intro">
+//       <h2>Add movies</h2>
+//       <p class="muted">Drop files anywhere on this page, or
+//         <label class="button button-primary file-picker">Choose files
+//           <input type="file" multiple data-upload-input class="visually-hidden">
+//         </label>
+//         <button type="button" class="button button-quiet button-small" data-upload-clear
+//                 hidden>Clear finished</button>            (optional)
+//       </p>
 //     </div>
-//     <ul class="upload-list" data-upload-list aria-live="polite"></ul>
+//     <ol class="upload-rows" data-upload-rows aria-live="polite"></ol>
 //   </section>
 //
-// Only [data-upload-panel] is required: a missing input or list is created. The drop
+// Only [data-upload-panel] is required: a missing input or row list is created. The drop
 // overlay (.drop-overlay) is appended to <body> by this module. The page also needs
-// <meta name="csrf-token" content="..."> and loads <script type="module" src="/static/js/app.js">.
+// <meta name="csrf-token" content="..."> and loads <script type="module" src=".../js/app.js">.
+// Its Content-Security-Policy must allow WebAssembly for the hash worker:
+// script-src 'self' 'wasm-unsafe-eval' (and worker-src 'self', connect-src the store).
 //
 // Each row this module renders (styled by app.css):
 //   <li class="upload-row" data-stage="uploading" data-upload-id="u1">
@@ -69,7 +71,9 @@ export function initUploadPanel(root) {
     concurrency: positiveInt(root.dataset.concurrency, 2),
     partsInFlight: positiveInt(root.dataset.partsInFlight, 4),
   });
-  const list = root.querySelector("[data-upload-list]") ?? appendNew(root, "ul", "upload-list");
+  const list =
+    root.querySelector("[data-upload-rows], [data-upload-list]") ??
+    appendNew(root, "ol", "upload-rows");
   const input = root.querySelector("[data-upload-input]") ?? createInput(root);
   const clear = root.querySelector("[data-upload-clear]");
   const fileUrl = root.dataset.fileUrl || "";

@@ -323,6 +323,13 @@ def drop_anywhere(context, files: Files, shots: Path | None) -> None:
         page.click("[data-upload-clear]")
         check(page.locator(".upload-row").count() == 0, "clear finished empties the list")
 
+        # app.js: a form with data-confirm asks first; dismissing keeps the page.
+        questions = []
+        page.once("dialog", lambda d: (questions.append(d.message), d.dismiss()))
+        page.evaluate("document.querySelector('#confirm-form').requestSubmit()")
+        check(questions and "Delete" in questions[0], f"data-confirm asked {questions}")
+        check(page.url.endswith("/harness/upload.html"), "dismissing did not submit")
+
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
