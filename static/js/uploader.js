@@ -313,6 +313,7 @@ export class Uploader extends EventTarget {
       match: null,
       result: null,
       upload: null,
+      pendingComplete: null,
       method: null,
       controller: new AbortController(),
       meter: new SpeedMeter(),
@@ -420,28 +421,52 @@ export class Uploader extends EventTarget {
   }
 
   async upload(entry, signal) {
+    // Bytes all sent but complete failed (503, 409): a retry only completes again.
+    if (!entry.pendingComplete) {
+      const body = await this.transfer(entry, signal);
+      if (!body) return; // a duplicate
+      if (signal.aborted) throw new Cancelled();
+      entry.pendingComplete = { id: entry.upload.id, body };
+    }
+    await this.complete(entry);
+  }
+
+  /** Create the upload and send the bytes; returns the body for complete, null for a duplicate. */
+  async transfer(entry, signal) {
     this.setStage(entry, "checking");
     const upload = await this.createUpload(entry, signal);
-    if (!upload) return; // duplicate
+    if (!upload) return null;
     entry.upload = upload.upload;
     entry.method = upload.upload.method;
     entry.meter = new SpeedMeter();
 
-    let body = {};
     if (entry.method === "post") {
       this.setStage(entry, "uploading");
       await this.postUpload(entry, signal);
-    } else if (entry.method === "multipart") {
+      return {};
+    }
+    if (entry.method === "multipart") {
       const plan = await this.planParts(entry, upload.resumed, signal);
       this.setStage(entry, "uploading");
-      body = { parts: await this.sendParts(entry, plan, signal) };
-    } else {
-      throw new UploadFailure(`The server asked for an unknown upload method "${entry.method}".`);
+      return { parts: await this.sendParts(entry, plan, signal) };
     }
-    if (signal.aborted) throw new Cancelled();
+    throw new UploadFailure(`The server asked for an unknown upload method "${entry.method}".`);
+  }
 
+  async complete(entry) {
     this.setStage(entry, "finishing");
-    const { data } = await this.api.post(`/uploads/${entry.upload.id}/complete`, body);
+    const { id, body } = entry.pendingComplete;
+    let data;
+    try {
+      ({ data } = await this.api.post(`/uploads/${id}/complete`, body));
+    } catch (error) {
+      // Only a store that is down (503) or busy (409) keeps the upload for another try.
+      if (!(error instanceof ApiError && (error.status === 503 || error.status === 409))) {
+        entry.pendingComplete = null;
+      }
+      throw error;
+    }
+    entry.pendingComplete = null;
     entry.upload = null;
     if (data?.duplicate) {
       this.markDuplicate(entry, data.file);

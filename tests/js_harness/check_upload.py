@@ -207,6 +207,24 @@ def storage_unavailable_then_retry(context, files: Files, shots: Path | None) ->
 
 
 @scenario
+def complete_unavailable_then_retry(context, files: Files, shots: Path | None) -> None:
+    """A 503 at complete keeps the upload: the retry only completes, sending no bytes."""
+    state = MockState()
+    state.api_faults["POST /api/uploads/<id>/complete"] = ["503"]
+    big = files.make("complete-later.mkv", 12 * MiB + 1)
+    with mock_servers(state) as port:
+        page = open_page(context, port)
+        add_files(page, big)
+        wait_stages(page, {"complete-later.mkv": "failed"})
+        puts = len(state.put_parts)
+        page.click(".upload-row[data-stage=failed] [data-action=retry]")
+        stages = wait_stages(page, {"complete-later.mkv": "done"})
+        check(stages == {"complete-later.mkv": "done"}, f"retry completes ({stages})")
+        check(len(state.put_parts) == puts, "no part was sent again")
+        check(state.requests["POST /api/uploads"] == 1, "the upload was not created again")
+
+
+@scenario
 def cancel_multipart(context, files: Files, shots: Path | None) -> None:
     state = MockState(storage_delay_per_mib=0.15)
     big = files.make("cancel-me.mkv", 30 * MiB)
