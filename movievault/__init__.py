@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     from movievault import api, auth, cli, config, db, errors, pages, security, templating
+    from movievault.storage import local_http
 
     config.configure(app, test_config)
     if not app.debug:
@@ -39,5 +40,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     templating.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    local_http.init_app(app)
     cli.init_app(app)
     return app

@@ -8,9 +8,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from movievault import db, uploads, users
+from movievault import db, migrate, uploads, users
 from movievault.errors import InvalidInput, MovieVaultError
-from movievault.storage import get_storage, storage_kind
+from movievault.storage import build_storage, get_storage, part_size_for, storage_kind
+from movievault.storage.local import LocalStorage
 
 
 def _create_app() -> Flask:
@@ -65,9 +66,19 @@ def setup_bucket_command() -> None:
 @with_appcontext
 def gc_command() -> None:
     """Abort and forget uploads that were never finished and are past their expiry."""
+    storage = get_storage()
     with db.session_scope(current_app) as session:
-        removed, failures = uploads.collect_garbage(session=session, storage=get_storage())
+        removed, failures = uploads.collect_garbage(session=session, storage=storage)
     click.echo(f"Removed {removed} expired upload(s).")
+    if isinstance(storage, LocalStorage):
+        # The local twin of the bucket's lifecycle rule: crash leftovers, abandoned parts.
+        try:
+            swept = storage.sweep(abort_after_days=current_app.config["ABORT_MULTIPART_DAYS"])
+        except MovieVaultError as error:
+            failures.append(f"the local store's leftovers: {error.message}")
+            swept = []
+        for line in swept:
+            click.echo(line)
     for failure in failures:
         click.echo(f"Could not remove {failure}", err=True)
     if failures:
@@ -98,15 +109,85 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     click.echo(f"MovieVault keeps movies in {where}.")
     if storage.ephemeral:
         click.secho("WARNING: nothing you upload survives a restart.", fg="yellow")
+    if isinstance(storage, LocalStorage) and not storage.is_prepared():
+        click.secho(
+            f"WARNING: {storage.root} is missing but the catalogue lists files: is its disk "
+            "mounted? Uploads and downloads answer 503 until it is back.",
+            fg="red",
+        )
     with db.session_scope(app) as session:
         if users.count_users(session=session) == 0:
             click.echo("No account yet: the first page you open creates the owner account.")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"Open http://{shown_host}:{port}/ in your browser ({threads} threads).")
-    serve(app, host=host, port=port, threads=threads, ident="MovieVault", channel_timeout=600)
+    # waitress refuses bodies over 1 GiB by default; a form upload may be as large as
+    # MULTIPART_THRESHOLD, a part as large as the part size of the largest allowed file.
+    largest = max(
+        config["MULTIPART_THRESHOLD"], part_size_for(config["MAX_FILE_SIZE"], config["PART_SIZE"])
+    )
+    serve(
+        app, host=host, port=port, threads=threads, ident="MovieVault", channel_timeout=600,
+        max_request_body_size=max(2**30, largest + 2**20),
+    )
+
+
+@click.command("migrate-storage")
+@click.option(
+    "--to", "target_kind", type=click.Choice(["s3"]), required=True,
+    help="The store to copy to (its MOVIEVAULT_S3_* settings must be set).",
+)
+@with_appcontext
+def migrate_storage_command(target_kind: str) -> None:
+    """Copy every movie from the local disk to the configured bucket (run again to resume)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    if not (config["S3_BUCKET"] or config["S3_ENDPOINT_URL"]):
+        raise click.ClickException(
+            "Set MOVIEVAULT_S3_BUCKET (and MOVIEVAULT_S3_ENDPOINT_URL for MinIO, B2, R2...) "
+            "to the bucket to copy to, with its credentials, then run this again."
+        )
+    try:
+        source = build_storage(app, "local")
+        target = build_storage(app, target_kind)
+        click.echo(f"Copying from {config['DATA_DIR']} to S3 bucket {config['S3_BUCKET']}.")
+        for line in target.setup(
+            public_url=config["PUBLIC_URL"], abort_after_days=config["ABORT_MULTIPART_DAYS"]
+        ):
+            click.echo(line)
+        with db.session_scope(app) as session:
+            report = migrate.migrate_objects(
+                session=session, source=source, target=target, say=click.echo
+            )
+    except MovieVaultError as error:
+        raise click.ClickException(f"{error.message} Run the command again to resume.") from error
+    click.echo(
+        f"{report.copied} copied ({report.bytes_copied} bytes), {report.present} already there, "
+        f"{len(report.failures)} failed, of {report.total} file(s)."
+    )
+    if report.failures:
+        for failure in report.failures:
+            click.echo(f"Not copied: {failure}", err=True)
+        click.echo("Fix these and run the command again; nothing else needs copying twice.")
+        sys.exit(1)
+    if report.forgotten_uploads:
+        click.echo(
+            f"Forgot {report.forgotten_uploads} unfinished upload(s) begun on the local store; "
+            "add those files again after switching."
+        )
+    click.echo(
+        "Every file is in the bucket. Now set MOVIEVAULT_STORAGE=s3 (keeping the "
+        "MOVIEVAULT_S3_* settings) and restart MovieVault. The files under "
+        f"{config['DATA_DIR']} are no longer used: remove them once you have checked the library."
+    )
 
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app (so `flask --app wsgi ...` has them too)."""
-    for command in (create_user_command, setup_bucket_command, gc_command, serve_command):
+    for command in (
+        create_user_command,
+        setup_bucket_command,
+        gc_command,
+        serve_command,
+        migrate_storage_command,
+    ):
         app.cli.add_command(command)

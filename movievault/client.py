@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 
@@ -66,7 +67,8 @@ class ApiClient:
         post = upload["post"]
         fields = list(post["fields"].items())
         files = {"file": (upload["name"], data, upload["content_type"])}
-        return requests.post(post["url"], data=fields, files=files, timeout=120)
+        # The local store's URLs are relative to the app, as they are for the browser.
+        return requests.post(urljoin(self.base, post["url"]), data=fields, files=files, timeout=120)
 
     def sign_parts(self, upload_id: str, numbers: list[int]) -> dict[int, str]:
         """Get PUT URLs for parts, 100 per request."""
@@ -89,7 +91,7 @@ class ApiClient:
         etags: dict[int, str] = {}
         for number, url in self.sign_parts(upload["id"], numbers).items():
             body = data[(number - 1) * size : number * size]
-            answer = requests.put(url, data=body, timeout=120)
+            answer = requests.put(urljoin(self.base, url), data=body, timeout=120)
             answer.raise_for_status()
             etags[number] = answer.headers["ETag"]
         return etags

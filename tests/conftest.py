@@ -64,7 +64,7 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(params=["s3"])
+@pytest.fixture(params=["s3", "local"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The storage backend under test; tests using `app` run once per backend."""
     return request.param

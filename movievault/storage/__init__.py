@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 
@@ -24,6 +25,7 @@ __all__ = [
     "PostForm",
     "Storage",
     "StoredPart",
+    "build_storage",
     "content_disposition",
     "get_storage",
     "part_size_for",
@@ -44,14 +46,40 @@ def storage_kind(config: Mapping[str, Any]) -> str:
     return kind
 
 
-def _build(app: Flask) -> Storage:
-    """Construct the backend the configuration asks for."""
+def _catalogue_is_empty(app: Flask) -> bool:
+    """Whether no file has been recorded yet (so an absent local store is a first run)."""
+    from sqlmodel import select
+
+    from movievault import db
+    from movievault.models import StoredFile
+
+    with db.session_scope(app) as session:
+        return session.exec(select(StoredFile.id).limit(1)).first() is None
+
+
+def build_storage(app: Flask, kind: str | None = None) -> Storage:
+    """Construct the backend `kind` (by default the one the configuration asks for)."""
     config = app.config
-    kind = storage_kind(config)
+    kind = kind or storage_kind(config)
     if kind == "local":
         from movievault.storage.local import LocalStorage
 
-        return LocalStorage(root=config["DATA_DIR"], secret=config["SECRET_KEY"])
+        local = LocalStorage(
+            root=config["DATA_DIR"],
+            secret=config["SECRET_KEY"],
+            url_base=urlsplit(config["PUBLIC_URL"]).path.rstrip("/") + "/storage",
+        )
+        # Create the folders on a first run only: with files in the catalogue, a missing
+        # store is an unmounted or lost disk, and recreating it empty would hide that.
+        if not local.is_prepared():
+            if _catalogue_is_empty(app):
+                for line in local.setup():
+                    app.logger.info("local store: %s", line)
+            else:
+                app.logger.error(
+                    "The local store %s is missing; files cannot be read or stored.", local.root
+                )
+        return local
     if kind == "embedded-s3":
         from movievault.storage.embedded import start_embedded_s3
 
@@ -74,6 +102,6 @@ def get_storage(app: Flask | None = None) -> Storage:
         with _lock:
             storage = app.extensions.get("movievault.storage")
             if storage is None:
-                storage = _build(app)
+                storage = build_storage(app)
                 app.extensions["movievault.storage"] = storage
     return storage
