@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import Session, SQLModel, create_engine
 
 from movievault import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -67,5 +68,10 @@ def init_app(app: Flask) -> None:
     """Create the engine and the tables, and close sessions after each request."""
     eng = make_engine(app.config["DATABASE_URL"])
     SQLModel.metadata.create_all(eng)
+    # create_all skips tables that exist, and with them any index added since: add those.
+    with eng.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            for index in table.indexes:
+                connection.execute(CreateIndex(index, if_not_exists=True))
     app.extensions["movievault.engine"] = eng
     app.teardown_appcontext(_close_session)

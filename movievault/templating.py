@@ -30,6 +30,19 @@ def human_date(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") + " UTC"
 
 
+def page_window(current: int, pages: int, around: int = 2) -> list[int | None]:
+    """Page numbers to link: the first, the last and those near `current`; None is a gap."""
+    near = range(max(1, current - around), min(pages, current + around) + 1)
+    numbers: list[int | None] = []
+    previous = 0
+    for number in sorted({1, pages, *near}):
+        if number - previous > 1:
+            numbers.append(None)
+        numbers.append(number)
+        previous = number
+    return numbers
+
+
 def _page_context() -> dict[str, Any]:
     """Values every template can use: the storage warning, when the store forgets data."""
     storage = get_storage()
@@ -40,4 +53,5 @@ def init_app(app: Flask) -> None:
     """Register the filters and the context."""
     app.add_template_filter(human_size, "filesize")
     app.add_template_filter(human_date, "date")
+    app.add_template_global(page_window, "page_window")
     app.context_processor(_page_context)
