@@ -1,0 +1,425 @@
+"""Shared pieces of the benchmarks: real servers on loopback, sign-in, files, statistics.
+
+Every component is the real one: moto's ThreadedMotoServer as the S3 endpoint (in its own
+process, so it never shares a GIL with what is measured), the app under waitress (the
+production server, `movievault serve`, or the same call behind a counting middleware), a
+SQLite file, and files on disk under a temporary folder outside the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+USERNAME = "bench"
+PASSWORD = "bench-password-not-secret"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def median(values: list[float]) -> float:
+    """Median of `values` (the figure every benchmark reports)."""
+    return float(statistics.median(values))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The `pct` percentile of `values`, nearest-rank."""
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def fmt_bytes(count: float) -> str:
+    """A byte count with a binary unit, for tables."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    """Ask the OS for a free port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
+    """Wait until something accepts connections on 127.0.0.1:`port`, or fail with its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited early:\n{log.read_text()[-3000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop one process this benchmark started (by its own handle, never by name)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def base_env() -> dict[str, str]:
+    """This environment without MOVIEVAULT_* or AWS_* settings, plus fake S3 credentials."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MOVIEVAULT_", "AWS_"))
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        MOTO_DISABLE_GLOBAL_CORS="true",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str = "movievault-bench-") -> Iterator[Path]:
+    """A scratch folder outside the repository, removed afterwards with all it holds."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def moto_server(workdir: Path) -> Iterator[str]:
+    """moto's ThreadedMotoServer on 127.0.0.1 and a free port, in its own process."""
+    port = free_port()
+    log = workdir / f"moto-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(BENCH / "moto_server.py"), str(port)],
+            env=base_env(), stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)
+
+
+@dataclass
+class AppServer:
+    """The app served by waitress in its own process, and how to reach and observe it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    database: Path
+    counted: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.process.pid
+
+    def rss(self) -> int:
+        """The server's resident memory."""
+        return rss_bytes(self.pid)
+
+    def records(self) -> list[dict[str, Any]]:
+        """What the counting middleware saw since the last reset (counted servers only)."""
+        answer = requests.get(f"{self.url}/__bench/records", timeout=30)
+        answer.raise_for_status()
+        return answer.json()["records"]
+
+    def reset(self) -> None:
+        """Forget what the counting middleware saw."""
+        requests.post(f"{self.url}/__bench/reset", timeout=30).raise_for_status()
+
+
+def _movievault(args: list[str], env: dict[str, str], stdin: str | None = None) -> str:
+    """Run a `movievault` command with the bench's settings; return its output."""
+    done = subprocess.run(
+        [str(BIN / "movievault"), *args], env=env, input=stdin, capture_output=True,
+        text=True, timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"movievault {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def app_server(
+    workdir: Path,
+    *,
+    storage: str = "s3",
+    endpoint: str | None = None,
+    counted: bool = False,
+    settings: dict[str, Any] | None = None,
+) -> Iterator[AppServer]:
+    """Set the app up like a new user would (create-user, setup-bucket) and serve it.
+
+    `counted=False` runs exactly `movievault serve`; `counted=True` runs the same waitress
+    call with the counting middleware around the app (bench/counted_app.py).
+    """
+    port = free_port()
+    instance = workdir / f"instance-{port}"
+    instance.mkdir()
+    env = base_env()
+    env.update(
+        MOVIEVAULT_INSTANCE_PATH=str(instance),
+        MOVIEVAULT_SECRET_KEY="bench-secret-key",
+        MOVIEVAULT_PORT=str(port),
+        MOVIEVAULT_HOST="127.0.0.1",
+        MOVIEVAULT_STORAGE=storage,
+    )
+    if storage == "s3":
+        assert endpoint, "the S3 backend needs an endpoint"
+        env.update(MOVIEVAULT_S3_ENDPOINT_URL=endpoint, MOVIEVAULT_S3_BUCKET=f"bench-{port}")
+    else:
+        env["MOVIEVAULT_DATA_DIR"] = str(workdir / f"objects-{port}")
+    for name, value in (settings or {}).items():
+        env[f"MOVIEVAULT_{name}"] = str(value)
+    _movievault(["create-user", USERNAME], env, stdin=PASSWORD + "\n")
+    if storage == "s3":
+        _movievault(["setup-bucket"], env)
+    log = workdir / f"app-{port}.log"
+    command = (
+        [sys.executable, str(BENCH / "counted_app.py")]
+        if counted
+        else [str(BIN / "movievault"), "serve"]
+    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process, log)
+        yield AppServer(
+            url=f"http://127.0.0.1:{port}", process=process, env=env,
+            database=instance / "movievault.db", counted=counted,
+        )
+    finally:
+        stop_process(process)
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token in a page's <meta name="csrf-token">."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    if not match:
+        raise RuntimeError("the page has no csrf-token meta tag")
+    return match.group(1)
+
+
+def sign_in(url: str) -> requests.Session:
+    """Sign in through the real form; the session then sends the CSRF header."""
+    http = requests.Session()
+    token = csrf_from(http.get(f"{url}/login", timeout=30).text)
+    answer = http.post(
+        f"{url}/login",
+        data={"username": USERNAME, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False, timeout=30,
+    )
+    if answer.status_code != 302:
+        raise RuntimeError(f"sign-in failed: {answer.status_code} {answer.text[:200]}")
+    http.headers["X-CSRFToken"] = csrf_from(http.get(f"{url}/", timeout=30).text)
+    return http
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 client for the bench's own direct access to the S3 endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="bench", aws_secret_access_key="bench",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                      max_pool_connections=16),
+    )
+
+
+def random_file(path: Path, size: int, chunk: int = 16 * MIB) -> Path:
+    """Write `size` random bytes to `path` (random, so nothing compresses or dedups)."""
+    with path.open("wb") as out:
+        left = size
+        while left:
+            step = min(chunk, left)
+            out.write(os.urandom(step))
+            left -= step
+    return path
+
+
+def drop_page_cache(path: Path) -> None:
+    """Ask the kernel to forget `path`'s cached pages, so the next read starts cold."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def _first_line(command: list[str]) -> str:
+    """First line of a command's output, or '' when it is missing."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    from importlib.metadata import version
+
+    def pkg(name: str) -> str:
+        try:
+            return version(name)
+        except Exception:  # a missing optional package is reported, not fatal
+            return "-"
+
+    chromium = _first_line([CHROMIUM, "--version"]) if Path(CHROMIUM).exists() else "-"
+    return {
+        "cpu": f"{cpu} ({os.cpu_count()} cores)",
+        "ram": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "chromium": chromium,
+        "packages": ", ".join(
+            f"{n} {pkg(n)}"
+            for n in ("flask", "waitress", "sqlmodel", "boto3", "moto", "playwright")
+        ),
+        "wrk": _first_line(["wrk", "--version"]) if shutil.which("wrk") else "-",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    pid: str
+    what: str
+    figure: str
+    target: str
+    met: bool | None  # None: informative, no target
+
+    def status(self) -> str:
+        """met / MISSED / blank."""
+        return "" if self.met is None else ("met" if self.met else "MISSED")
+
+
+@dataclass
+class Result:
+    """What one benchmark module measured: table rows, notes and raw figures."""
+
+    pid: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, what: str, figure: str, target: str = "", met: bool | None = None) -> None:
+        """Add a table row."""
+        self.rows.append(Row(self.pid, what, figure, target, met))
+
+
+def print_table(results: list[Result]) -> None:
+    """Print every row as one aligned table."""
+    rows = [("id", "what", "figure", "target", "")]
+    for result in results:
+        rows += [(r.pid, r.what, r.figure, r.target, r.status()) for r in result.rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for number, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def save_raw(result: Result) -> Path:
+    """Keep the raw figures of a run under bench/results/ (ignored by git)."""
+    folder = BENCH / "results"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{result.pid.lower()}.json"
+    path.write_text(json.dumps({"title": result.title, "raw": result.raw, "notes": result.notes,
+                                "rows": [r.__dict__ for r in result.rows]}, indent=2))
+    return path
+
+
+def main_for(run: Any, description: str) -> None:
+    """Command line of a single benchmark module: `--quick` for small sizes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick check")
+    args = parser.parse_args()
+    result = run(quick=args.quick)
+    print_table([result])
+    for note in result.notes:
+        print(f"- {note}")
+    save_raw(result)

@@ -1,0 +1,228 @@
+"""P2: latency and throughput of the control-plane calls under 1, 8 and 32 clients.
+
+The app runs exactly as deployed (`movievault serve`: waitress, 16 threads, a SQLite file)
+against moto's S3 server in its own process. The load comes from wrk (C, one thread,
+keep-alive connections; bench/load.lua), so the generator is not the bottleneck on this
+2-core machine. Every request is prepared in advance and used once: each create names a
+new SHA-256, each complete finishes its own upload whose object was put in the bucket
+directly with boto3 before the timing. Each configuration runs several times; the table
+gives the median of the runs' p50, p99 and requests/s.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import (  # noqa: E402
+    BENCH,
+    GIB,
+    AppServer,
+    Result,
+    app_server,
+    main_for,
+    median,
+    moto_server,
+    s3_client,
+    sign_in,
+    temp_dir,
+)
+
+ENDPOINTS = ("check", "create", "parts", "complete")
+CLIENTS = (1, 8, 32)
+OBJECT_SIZE = 1024  # form uploads completed by the benchmark hold this many bytes
+PARTS_PER_REQUEST = 4  # part URLs asked per request: one per part in flight
+EXPECTED = {"check": 200, "create": 201, "parts": 200, "complete": 201}
+
+
+def install_wrk() -> str:
+    """Return wrk's path, installing Debian's package when it is missing and we may."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run([str(BENCH / "setup-tools")], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is missing: install Debian's 'wrk' package")
+    return found
+
+
+class Load:
+    """Writes request files for wrk and runs it against one server."""
+
+    def __init__(self, server: AppServer, work: Path) -> None:
+        self.server = server
+        self.work = work
+        http = sign_in(server.url)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+        self.headers = {
+            "Cookie": cookie,
+            "X-CSRFToken": http.headers["X-CSRFToken"],
+            "Content-Type": "application/json",
+        }
+        self.http = http
+        self.wrk = install_wrk()
+        self.multipart_ids: list[str] = []
+
+    def write(self, name: str, lines: list[tuple[str, str, str]]) -> Path:
+        """Write a requests file (headers, then one request per line)."""
+        path = self.work / f"{name}.txt"
+        with path.open("w") as out:
+            for key, value in self.headers.items():
+                out.write(f"H\t{key}\t{value}\n")
+            for method, target, body in lines:
+                out.write(f"R\t{method}\t{target}\t{body}\n")
+        return path
+
+    def run(self, name: str, lines: list[tuple[str, str, str]], clients: int, count: int) -> dict:
+        """Send `count` of the prepared requests over `clients` connections; wrk's figures."""
+        path = self.write(name, lines)
+        done = subprocess.run(
+            [self.wrk, "-t1", f"-c{clients}", "-d120s", "--timeout", "30s",
+             "-s", str(BENCH / "load.lua"), self.server.url, "--", str(path), str(count)],
+            capture_output=True, text=True, timeout=300,
+        )
+        line = next((x for x in done.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
+        figures = json.loads(line.removeprefix("BENCHJSON "))
+        # From the first request sent to the `count`-th answer (load.lua's own clock).
+        figures["rps"] = count / (figures["elapsed_us"] / 1e6)
+        return figures
+
+    # -------------------------------------------------------------- requests per endpoint
+
+    def check_lines(self, count: int) -> list[tuple[str, str, str]]:
+        """Bulk checks of one unknown file each (the common answer: not a duplicate)."""
+        return [
+            ("POST", "/api/files/check",
+             json.dumps({"files": [{"sha256": secrets.token_hex(32), "size": 7 * GIB}]}))
+            for _ in range(count)
+        ]
+
+    def create_lines(self, count: int) -> list[tuple[str, str, str]]:
+        """New form uploads, each of another file."""
+        return [
+            ("POST", "/api/uploads", json.dumps({
+                "name": f"movie-{secrets.token_hex(4)}.mp4", "size": OBJECT_SIZE,
+                "sha256": secrets.token_hex(32), "content_type": "video/mp4",
+            }))
+            for _ in range(count)
+        ]
+
+    def parts_lines(self, count: int) -> list[tuple[str, str, str]]:
+        """Part URLs for the multipart uploads prepared beforehand, round robin."""
+        lines = []
+        for number in range(count):
+            upload = self.multipart_ids[number % len(self.multipart_ids)]
+            first = 1 + (number * PARTS_PER_REQUEST) % 400
+            parts = list(range(first, first + PARTS_PER_REQUEST))
+            lines.append(("POST", f"/api/uploads/{upload}/parts",
+                          json.dumps({"part_numbers": parts})))
+        return lines
+
+    def prepare_multipart(self, count: int) -> None:
+        """Start `count` multipart uploads of a 7 GiB file (448 parts of 16 MiB)."""
+        for _ in range(count):
+            answer = self.http.post(f"{self.server.url}/api/uploads", json={
+                "name": "big.mkv", "size": 7 * GIB, "sha256": secrets.token_hex(32),
+                "content_type": "video/x-matroska",
+            }, timeout=30)
+            answer.raise_for_status()
+            self.multipart_ids.append(answer.json()["upload"]["id"])
+
+    def pending_form_uploads(self) -> list[tuple[str, str]]:
+        """(id, key) of every form upload not yet completed, read from the app's database."""
+        with sqlite3.connect(self.server.database) as db:
+            return list(db.execute(
+                "SELECT id, key FROM pending_upload WHERE method = 'post' AND size = ? "
+                "AND completing_since IS NULL ORDER BY created_at", (OBJECT_SIZE,)
+            ))
+
+    def prepare_completions(self, needed: int, endpoint: str) -> list[str]:
+        """Make sure `needed` form uploads exist, put their objects in the bucket directly."""
+        pending = self.pending_form_uploads()
+        if len(pending) < needed:
+            extra = needed - len(pending) + 50
+            self.run("prepare", self.create_lines(extra), 8, extra)
+            pending = self.pending_form_uploads()
+        pending = pending[:needed]
+        s3 = s3_client(endpoint)
+        bucket = self.server.env["MOVIEVAULT_S3_BUCKET"]
+        body = b"m" * OBJECT_SIZE
+
+        def put(key: str) -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="video/mp4")
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, [key for _, key in pending]))
+        return [upload_id for upload_id, _ in pending]
+
+
+def run(*, quick: bool = False) -> Result:
+    """Measure every endpoint at every concurrency, several times."""
+    counts = {1: 100, 8: 300, 32: 600} if quick else {1: 500, 8: 1500, 32: 3000}
+    repeats = 1 if quick else 3
+    result = Result("P2", "Control-plane latency and throughput")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with temp_dir() as work, moto_server(work) as endpoint, app_server(
+        work, endpoint=endpoint
+    ) as server:
+        load = Load(server, work)
+        load.run("warm-up", load.check_lines(200), 4, 200)
+        load.prepare_multipart(max(CLIENTS))
+        completions: list[str] = []
+        for name in ENDPOINTS:
+            if name == "complete":
+                needed = repeats * sum(counts[c] + c for c in CLIENTS)
+                completions = load.prepare_completions(needed, endpoint)
+            for clients in CLIENTS:
+                for _ in range(repeats):
+                    count = counts[clients]
+                    if name == "complete":
+                        ids, completions = (completions[: count + clients],
+                                            completions[count + clients:])
+                        lines = [("POST", f"/api/uploads/{i}/complete", "{}") for i in ids]
+                    else:
+                        lines = getattr(load, f"{name}_lines")(count + clients)
+                    figures = load.run(f"{name}-{clients}", lines, clients, count)
+                    unexpected = {k: v for k, v in figures["statuses"].items()
+                                  if int(k) != EXPECTED[name]}
+                    if unexpected or figures["errors"]:
+                        raise RuntimeError(f"{name} x{clients}: unexpected answers {figures}")
+                    runs.setdefault(f"{name}|{clients}", []).append(figures)
+    result.raw = {"runs": runs, "counts": counts, "repeats": repeats}
+    for name in ENDPOINTS:
+        for clients in CLIENTS:
+            series = runs[f"{name}|{clients}"]
+            p50 = median([r["p50_us"] for r in series]) / 1000
+            p99 = median([r["p99_us"] for r in series]) / 1000
+            rps = median([r["rps"] for r in series])
+            figure = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:,.0f} req/s"
+            if clients == 1:
+                target, met = "p50 ≤ 3 ms", p50 <= 3
+            elif clients == 32:
+                target, met = "≥ 1,000 req/s, p99 ≤ 50 ms", rps >= 1000 and p99 <= 50
+            else:
+                target, met = "", None
+            result.row(f"{name}, {clients} client{'s' if clients > 1 else ''}", figure,
+                       target, met)
+    result.notes.append(
+        f"{counts[1]:,} / {counts[8]:,} / {counts[32]:,} requests per run with 1 / 8 / 32 "
+        f"clients, {repeats} runs each, medians of the runs; parts asks {PARTS_PER_REQUEST} "
+        "URLs per request; complete verifies a 1 KiB form upload with a HEAD on the store."
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main_for(run, __doc__.splitlines()[0])
