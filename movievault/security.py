@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movievault.storage import get_storage
 
 csrf = CSRFProtect()
+
+#: Static scripts that compile WebAssembly (hash-wasm). A worker is governed by the policy
+#: served with its own script, so only it gets 'wasm-unsafe-eval'; pages stay without it.
+WASM_WORKERS = frozenset({"js/hash-worker.js"})
 
 
 def content_security_policy(store_origins: list[str]) -> str:
@@ -42,7 +46,10 @@ def _store_origins() -> list[str]:
 def _set_headers(response: Response) -> Response:
     """Add the headers every response carries."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", content_security_policy(_store_origins()))
+    policy = content_security_policy(_store_origins())
+    if request.endpoint == "static" and (request.view_args or {}).get("filename") in WASM_WORKERS:
+        policy = policy.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'")
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
