@@ -325,8 +325,11 @@ export class Uploader extends EventTarget {
   }
 
   async runBatch(batch) {
-    await Promise.all(batch.map((entry) => this.hashStep(entry, entry.controller.signal)));
-    const hashed = batch.filter((entry) => entry.stage === "queued" && entry.sha256);
+    const signals = new Map(batch.map((entry) => [entry, entry.controller.signal]));
+    await Promise.all(batch.map((entry) => this.hashStep(entry, signals.get(entry))));
+    // A file cancelled or retried meanwhile has left the batch (a retry runs on its own).
+    const current = (entry) => entry.controller.signal === signals.get(entry);
+    const hashed = batch.filter((e) => current(e) && e.stage === "queued" && e.sha256);
     if (hashed.length === 0) return;
 
     for (const entry of hashed) this.setStage(entry, "checking");
@@ -334,11 +337,13 @@ export class Uploader extends EventTarget {
     try {
       results = await this.checkDuplicates(hashed);
     } catch (error) {
-      for (const entry of hashed) if (entry.stage === "checking") this.fail(entry, error);
+      for (const entry of hashed) {
+        if (current(entry) && entry.stage === "checking") this.fail(entry, error);
+      }
       return;
     }
     for (const entry of hashed) {
-      if (entry.stage !== "checking") continue; // cancelled meanwhile
+      if (!current(entry) || entry.stage !== "checking") continue;
       const result = results.get(entry.sha256);
       if (result?.duplicate) this.markDuplicate(entry, result.file);
       else this.uploadStep(entry, entry.controller.signal);

@@ -80,6 +80,8 @@ class MockState:
     post_faults: list[str] = field(default_factory=list)
     api_faults: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     csrf_failures: int = 0
+    # Part numbers each status call answered, in order.
+    status_answers: list[list[int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_id: int = 1
 
@@ -147,6 +149,7 @@ def dispatch(state: MockState, method: str, path: str, body: dict) -> tuple[int,
             {"part_number": n, "etag": etag, "size": len(data)}
             for n, (etag, data) in sorted(upload.parts.items())
         ]
+        state.status_answers.append([p["part_number"] for p in parts])
         return 200, {"upload": upload.public(state.storage_origin), "uploaded_parts": parts}
     if method == "DELETE" and action is None:
         del state.uploads[upload.id]
@@ -311,12 +314,13 @@ def storage_handler(state: MockState) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             match = re.fullmatch(r"/part/(up\d+)/(\d+)", url.path)
+            if match:  # counted when it starts, so a test can tell page sessions apart
+                state.put_parts.append((match.group(1), int(match.group(2))))
             data = self.read_body()
             if not match:
                 self.answer(404, error="NoSuchKey")
                 return
             upload_id, n = match.group(1), int(match.group(2))
-            state.put_parts.append((upload_id, n))
             if self.fault(state.part_faults[n]):
                 return
             upload = state.uploads.get(upload_id)
