@@ -1,0 +1,354 @@
+"""The library page in headless Chromium: upload, progress, list, duplicates, download, play."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import wave
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Locator, Page, Route, expect
+
+from movievault.storage import get_storage
+from tests.conftest import MIB, LiveServer
+from tests.e2e.conftest import screenshot
+
+# Records, in the page, every stage and upload-bar value each row shows, and marks the
+# window: the mark still being there later proves the page was never reloaded.
+WATCH_ROWS = """() => {
+  window.mvWatch = { loadedOnce: true, stages: {}, upload: {} };
+  const rows = document.querySelector("[data-upload-rows]");
+  new MutationObserver((records) => {
+    for (const record of records) {
+      const row = record.target.closest(".upload-row");
+      const name = row?.querySelector(".upload-name")?.title;
+      if (!name) continue;
+      if (record.attributeName === "data-stage") {
+        (window.mvWatch.stages[name] ??= []).push(row.dataset.stage);
+      } else if (record.target.matches("progress.progress-upload")) {
+        (window.mvWatch.upload[name] ??= []).push(record.target.value);
+      }
+    }
+  }).observe(rows, { subtree: true, attributes: true, attributeFilter: ["data-stage", "value"] });
+}"""
+
+
+def write_random(path: Path, size: int) -> str:
+    """Write `size` random bytes to `path` and return their SHA-256."""
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file on disk."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def store_keys(app: Flask) -> list[str]:
+    """Every object key the store holds."""
+    return sorted(get_storage(app).iter_keys())
+
+
+def stored_sha256(app: Flask, key: str) -> str:
+    """The SHA-256 of the bytes the store holds at `key`."""
+    digest = hashlib.sha256()
+    with get_storage(app).open(key) as stream:
+        for chunk in iter(lambda: stream.read(MIB), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def upload_row(page: Page, name: str) -> Locator:
+    """The upload panel's row for the file called `name`."""
+    return page.locator(".upload-row").filter(has=page.locator(f'.upload-name[title="{name}"]'))
+
+
+def list_row(page: Page, name: str) -> Locator:
+    """The catalogue's row for the movie called `name`."""
+    link = page.locator(".file-name").get_by_role("link", name=name, exact=True)
+    return page.locator("#file-list .file-row").filter(has=link)
+
+
+def add_files(page: Page, *paths: Path) -> None:
+    """Choose files with the panel's file picker, as a person would."""
+    page.set_input_files("[data-upload-input]", [str(path) for path in paths])
+
+
+def expect_stage(page: Page, name: str, stage: str, timeout: float = 30_000) -> None:
+    """Wait until the file's row shows `stage`."""
+    expect(upload_row(page, name)).to_have_attribute("data-stage", stage, timeout=timeout)
+
+
+def is_part_put(route: Route) -> bool:
+    """Whether the request is a multipart part sent to the store (S3 or the local store)."""
+    return route.request.method == "PUT"
+
+
+def test_upload_progress_list_and_duplicate(
+    page: Page, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """A form upload and a multipart one show progress, join the list, and are not sent twice."""
+    small, big = tmp_path / "small clip.mp4", tmp_path / "big movie.mp4"
+    write_random(small, 300 * 1024)
+    write_random(big, 16 * MIB)  # parts of 5, 5, 5 and 1 MiB
+    expect(page.locator("#list-summary")).to_contain_text("0 movies")
+    expect(page.locator(".empty-state")).to_be_visible()
+    screenshot(page, "library-empty")
+
+    page.evaluate(WATCH_ROWS)
+    # Slow the uploads down (8 MiB/s) so that progress has steps to show.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 8 * MIB},
+    )
+    add_files(page, small, big)
+    bar = upload_row(page, big.name).locator("progress.progress-upload")
+    page.wait_for_function(
+        "bar => bar.value >= 15 && bar.value <= 70", arg=bar.element_handle(), timeout=30_000
+    )
+    screenshot(page, "library-uploading")
+    expect_stage(page, small.name, "done")
+    expect_stage(page, big.name, "done")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+    # The list refreshed itself through htmx: no reload happened.
+    expect(list_row(page, small.name)).to_be_visible()
+    expect(list_row(page, big.name)).to_be_visible()
+    expect(page.locator("#list-summary")).to_contain_text("2 movies")
+    watch = page.evaluate("window.mvWatch")
+    assert watch["loadedOnce"] is True
+    for name in (small.name, big.name):
+        stages = watch["stages"][name]
+        assert stages[-1] == "done", stages
+        assert {"hashing", "uploading", "finishing"} <= set(stages), stages
+    values = watch["upload"][big.name]
+    assert any(0 < value < 100 for value in values), values
+    assert values == sorted(values), f"the upload bar ran backwards: {values}"
+    assert values[-1] == 100
+    expect(upload_row(page, big.name).locator(".upload-detail")).to_have_text(
+        f"Added to your library as {big.name}."
+    )
+    screenshot(page, "library-after-upload")
+
+    # The same bytes under another name: reported as a duplicate of the first, not stored.
+    keys = store_keys(e2e_server.app)
+    assert len(keys) == 2
+    again = tmp_path / "copy of small.mp4"
+    again.write_bytes(small.read_bytes())
+    add_files(page, again)
+    expect_stage(page, again.name, "duplicate")
+    expect(upload_row(page, again.name).locator(".upload-detail")).to_have_text(
+        f"Already in your library as {small.name}. Nothing was uploaded."
+    )
+    assert store_keys(e2e_server.app) == keys
+    expect(page.locator("#list-summary")).to_contain_text("2 movies")
+    assert page.evaluate("window.mvWatch.loadedOnce") is True
+    screenshot(page, "library-duplicate")
+
+
+def test_download_matches_source(page: Page, tmp_path: Path) -> None:
+    """The Download button saves the very bytes that were uploaded (multipart assembled)."""
+    source = tmp_path / "holiday.mkv"
+    digest = write_random(source, 7 * MIB)  # above the threshold: two parts
+    add_files(page, source)
+    expect_stage(page, source.name, "done")
+    row = list_row(page, source.name)
+    with page.expect_download() as info:
+        row.get_by_role("link", name="Download").click()
+    download = info.value
+    assert download.suggested_filename == source.name
+    assert sha256_of(Path(download.path())) == digest
+
+
+def write_wav(path: Path, seconds: float = 1.0, rate: int = 8000) -> None:
+    """A short valid WAV (PCM, mono, 16 bit) of a rising tone, which Chromium can play."""
+    frames = bytearray()
+    for i in range(int(seconds * rate)):
+        sample = ((i * 37) % 2000) - 1000
+        frames += sample.to_bytes(2, "little", signed=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+
+
+def test_movie_page_video_loads_metadata(
+    page: Page, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """The movie page's player loads the media's metadata from the signed stream URL."""
+    clip = tmp_path / "tone.wav"
+    write_wav(clip, seconds=1.5)
+    add_files(page, clip)
+    expect_stage(page, clip.name, "done")
+    list_row(page, clip.name).get_by_role("link", name="Play").click()
+    expect(page.locator("h1.movie-title")).to_have_text(clip.name)
+    page.wait_for_function(
+        "() => document.querySelector('video.player').readyState >= 1", timeout=15_000
+    )
+    state = page.evaluate(
+        "() => { const v = document.querySelector('video.player');"
+        " return {error: v.error && v.error.code, duration: v.duration}; }"
+    )
+    assert state["error"] is None
+    assert abs(state["duration"] - 1.5) < 0.05, state
+    screenshot(page, "movie-page")
+
+
+def test_rename_and_delete_in_the_list(page: Page, e2e_server: LiveServer, tmp_path: Path) -> None:
+    """Inline rename and confirmed delete go through htmx without leaving the page."""
+    source = tmp_path / "untitled.mp4"
+    write_random(source, 64 * 1024)
+    page.evaluate(WATCH_ROWS)
+    add_files(page, source)
+    expect_stage(page, source.name, "done")
+    row = list_row(page, source.name)
+    row.get_by_role("button", name="Rename").click()
+
+    field = page.locator("#file-list input[name=name]")
+    expect(field).to_have_value(source.name)
+    field.fill("The Long Holiday (1999).mp4")
+    page.locator("#file-list").get_by_role("button", name="Save").click()
+    renamed = list_row(page, "The Long Holiday (1999).mp4")
+    expect(renamed).to_be_visible()
+    expect(list_row(page, source.name)).to_have_count(0)
+    assert len(store_keys(e2e_server.app)) == 1
+
+    questions: list[str] = []
+
+    def answer(dialog: object) -> None:
+        """Record the confirmation question and accept it."""
+        questions.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.accept()  # type: ignore[attr-defined]
+
+    page.once("dialog", answer)
+    renamed.get_by_role("button", name="Delete").click()
+    expect(page.locator("#file-list .file-row")).to_have_count(0)
+    expect(page.locator("#list-summary")).to_contain_text("0 movies")
+    expect(page.locator(".empty-state")).to_be_visible()
+    assert questions and "The Long Holiday (1999).mp4" in questions[0]
+    assert store_keys(e2e_server.app) == []
+    assert page.evaluate("window.mvWatch.loadedOnce") is True
+
+
+def test_interrupted_upload_resumes_with_missing_parts(
+    page: Page, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """Cut off after two parts, the same file added after a reload sends only the other two."""
+    source = tmp_path / "long film.mp4"
+    digest = write_random(source, 16 * MIB)  # parts of 5, 5, 5 and 1 MiB
+    first_sizes: list[int] = []
+    held: list[Route] = []
+
+    def two_then_hold(route: Route) -> None:
+        """Let two parts through; hold the others until the page goes away."""
+        if len(first_sizes) < 2:
+            first_sizes.append(len(route.request.post_data_buffer or b""))
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(
+        "**/*", lambda route: two_then_hold(route) if is_part_put(route) else route.fallback()
+    )
+    with page.expect_response(lambda r: r.request.method == "PUT" and r.ok) as one:
+        with page.expect_response(lambda r: r.request.method == "PUT" and r.ok):
+            add_files(page, source)
+    assert one.value.ok
+    expect_stage(page, source.name, "uploading")
+    assert len(first_sizes) == 2
+    page.wait_for_timeout(100)  # the two answers reach the page; the others hang
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" while uploading
+    page.reload()
+    page.unroute("**/*")
+    expect(upload_row(page, source.name)).to_have_count(0)
+    expect(page.locator("#list-summary")).to_contain_text("0 movies")
+
+    resumed_sizes: list[int] = []
+
+    def count(route: Route) -> None:
+        """Count the parts sent after the reload."""
+        resumed_sizes.append(len(route.request.post_data_buffer or b""))
+        route.continue_()
+
+    page.route("**/*", lambda route: count(route) if is_part_put(route) else route.fallback())
+    add_files(page, source)
+    expect_stage(page, source.name, "done")
+    assert len(resumed_sizes) == 2, resumed_sizes
+    assert sorted(first_sizes + resumed_sizes) == [1 * MIB, 5 * MIB, 5 * MIB, 5 * MIB]
+    expect(list_row(page, source.name)).to_be_visible()
+    (key,) = store_keys(e2e_server.app)
+    assert stored_sha256(e2e_server.app, key) == digest
+
+
+def test_failed_part_is_retried(
+    page: Page, e2e_server: LiveServer, tmp_path: Path, expected_console_errors: list[str]
+) -> None:
+    """A part whose connection breaks is sent again; the upload ends with the same bytes."""
+    expected_console_errors.append(r"ERR_CONNECTION_RESET|ERR_FAILED")
+    source = tmp_path / "flaky.mp4"
+    digest = write_random(source, 11 * MIB)  # parts of 5, 5 and 1 MiB
+    sent: list[str] = []
+
+    def break_first(route: Route) -> None:
+        """Reset the connection of the first part request, let every later one through."""
+        sent.append(route.request.url)
+        if len(sent) == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.evaluate(WATCH_ROWS)
+    page.route("**/*", lambda route: break_first(route) if is_part_put(route) else route.fallback())
+    add_files(page, source)
+    expect_stage(page, source.name, "done")
+    assert len(sent) == 4, sent  # three parts, one of them twice
+    assert sent[0] in sent[1:], "the broken part was not sent again"
+    values = page.evaluate("window.mvWatch.upload")[source.name]
+    assert values == sorted(values), f"the upload bar ran backwards: {values}"
+    (key,) = store_keys(e2e_server.app)
+    assert stored_sha256(e2e_server.app, key) == digest
+
+
+def test_storage_down_shows_error_and_retry_works(
+    page: Page,
+    e2e_server: LiveServer,
+    tmp_path: Path,
+    expected_console_errors: list[str],
+) -> None:
+    """A store that cannot be reached fails the file with the reason; Retry then succeeds."""
+    from movievault.errors import StorageUnavailable
+
+    expected_console_errors.append(r"status of 503")
+    storage = get_storage(e2e_server.app)
+
+    def down() -> None:
+        """The store does not answer."""
+        raise StorageUnavailable("The storage cannot be reached right now. Try again later.")
+
+    source = tmp_path / "patience.mp4"
+    digest = write_random(source, 200 * 1024)
+    row = upload_row(page, source.name)
+    retry = row.get_by_role("button", name=f"Retry uploading {source.name}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage, "ping", down)
+        add_files(page, source)
+        expect_stage(page, source.name, "failed")
+        expect(row.locator(".upload-detail")).to_contain_text("storage cannot be reached")
+        expect(retry).to_be_visible()
+        screenshot(page, "library-storage-down")
+        assert store_keys(e2e_server.app) == []
+
+    retry.click()
+    expect_stage(page, source.name, "done")
+    expect(list_row(page, source.name)).to_be_visible()
+    (key,) = store_keys(e2e_server.app)
+    assert stored_sha256(e2e_server.app, key) == digest
