@@ -24,12 +24,14 @@ PAGES = HERE / "pages"
 
 INSECURE_HOST = "movievault.test"
 
-# The policy the app is expected to send: no inline scripts, WebAssembly allowed.
+# The policy the app sends: no inline scripts, no eval. Like the app, only the scripts that
+# compile WebAssembly get 'wasm-unsafe-eval' (a worker follows the policy of its own script).
 STRICT_CSP = (
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self' http://127.0.0.1:*; "
     "worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+WASM_SCRIPTS = frozenset({"/static/js/hash-worker.js", "/harness/bench-worker.js"})
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,7 +52,9 @@ mimetypes.add_type("text/javascript", ".mjs")
 Route = Callable[[BaseHTTPRequestHandler, str, str], bool]
 
 
-def make_handler(csp: str | None, routes: list[Route]) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    csp: str | None, wasm_scripts: frozenset[str], routes: list[Route]
+) -> type[BaseHTTPRequestHandler]:
     """A request handler serving routes first, then static files, with an optional CSP."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -61,7 +65,12 @@ def make_handler(csp: str | None, routes: list[Route]) -> type[BaseHTTPRequestHa
 
         def end_headers(self) -> None:
             if csp:
-                self.send_header("Content-Security-Policy", csp)
+                policy = csp
+                if self.path.split("?", 1)[0] in wasm_scripts:
+                    policy = csp.replace(
+                        "script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'"
+                    )
+                self.send_header("Content-Security-Policy", policy)
             super().end_headers()
 
         def handle_any(self) -> None:
@@ -102,9 +111,13 @@ def make_handler(csp: str | None, routes: list[Route]) -> type[BaseHTTPRequestHa
 
 
 @contextlib.contextmanager
-def serve(csp: str | None = STRICT_CSP, routes: list[Route] | None = None) -> Iterator[int]:
+def serve(
+    csp: str | None = STRICT_CSP,
+    routes: list[Route] | None = None,
+    wasm_scripts: frozenset[str] = WASM_SCRIPTS,
+) -> Iterator[int]:
     """Run the harness server on 127.0.0.1 with a free port; yields the port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(csp, routes or []))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(csp, wasm_scripts, routes or []))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
