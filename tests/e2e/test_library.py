@@ -151,7 +151,17 @@ def test_upload_progress_list_and_duplicate(
     assert store_keys(e2e_server.app) == keys
     expect(page.locator("#list-summary")).to_contain_text("2 movies")
     assert page.evaluate("window.mvWatch.loadedOnce") is True
+    # The duplicate's row links to the movie it matches, like the list does.
+    match = upload_row(page, again.name).locator(".upload-detail a")
+    expect(match).to_have_attribute(
+        "href",
+        list_row(page, small.name).get_by_role("link", name=small.name).get_attribute("href"),
+    )
     screenshot(page, "library-duplicate")
+
+    page.get_by_role("button", name="Clear finished").click()
+    expect(page.locator(".upload-row")).to_have_count(0)
+    expect(page.get_by_role("button", name="Clear finished")).to_be_hidden()
 
 
 def test_download_matches_source(page: Page, tmp_path: Path) -> None:
