@@ -54,8 +54,10 @@ class _CountingReader:
 
 
 def _size_text(size: int) -> str:
-    """A byte count in MB or GB, for progress lines."""
-    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+    """A byte count in kB, MB or GB, for progress lines."""
+    if size >= 1e9:
+        return f"{size / 1e9:.2f} GB"
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 def _copy_one(

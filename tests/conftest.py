@@ -8,6 +8,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,21 @@ def live_server(app: Flask, server_port: int) -> Iterator[LiveServer]:
     stop_waitress(server)
     thread.join(timeout=5)
     assert not thread.is_alive(), "waitress did not stop"
+
+
+@contextmanager
+def serving(app: Flask, *, threads: int = 8) -> Iterator[LiveServer]:
+    """Serve `app` with waitress on a free loopback port until the block ends (restarts)."""
+    port = free_port()
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
+    finally:
+        stop_waitress(server)
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "waitress did not stop"
 
 
 def stop_waitress(server: Any) -> None:

@@ -184,7 +184,8 @@ class _Incoming:
         """Check the size, flush to disk and rename into place; return the file's stat."""
         if self.size != expected:
             raise InvalidInput(
-                f"IncompleteBody: received {self.size} bytes; exactly {expected} were signed for."
+                f"IncompleteBody: received {self.size} bytes; exactly {expected} bytes "
+                "were signed for."
             )
         self.file.flush()
         os.fsync(self.file.fileno())
