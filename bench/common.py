@@ -389,11 +389,15 @@ class Result:
         self.rows.append(Row(self.pid, what, figure, target, met))
 
 
+def all_rows(results: list[Result]) -> list[Row]:
+    """Every row, grouped by id (a benchmark may add rows to another id's figures)."""
+    return sorted((row for result in results for row in result.rows), key=lambda r: r.pid)
+
+
 def print_table(results: list[Result]) -> None:
     """Print every row as one aligned table."""
     rows = [("id", "what", "figure", "target", "")]
-    for result in results:
-        rows += [(r.pid, r.what, r.figure, r.target, r.status()) for r in result.rows]
+    rows += [(r.pid, r.what, r.figure, r.target, r.status()) for r in all_rows(results)]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for number, row in enumerate(rows):
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

@@ -1,0 +1,153 @@
+"""Headless Chromium for the browser benchmarks: launch, a static origin, memory sampling.
+
+Debian's Chromium is driven by Playwright (never a downloaded browser). The static server
+serves the repository's `static/` under /static/ and bench/pages/ under /bench/ on
+127.0.0.1, so a bench page loads the app's real modules and workers from one origin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, CHROMIUM, CHROMIUM_ARGS, ROOT, rss_bytes
+
+PAGES = BENCH / "pages"
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("application/wasm", ".wasm")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET files under /static/ (the app's) and /bench/ (the bench pages)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Keep the benchmark's output readable."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        """Serve one file, or 404."""
+        path = self.path.split("?", 1)[0]
+        roots = {"/static/": ROOT / "static", "/bench/": PAGES}
+        for prefix, folder in roots.items():
+            if path.startswith(prefix):
+                target = (folder / path[len(prefix):]).resolve()
+                if target.is_file() and folder.resolve() in target.parents:
+                    body = target.read_bytes()
+                    kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                    self.send_response(200)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Cache-Control", "no-store")
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+        self.send_error(404)
+
+
+@contextlib.contextmanager
+def static_origin() -> Iterator[str]:
+    """Serve /static/ and /bench/ on 127.0.0.1 and a free port; yield the origin."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every process we can see."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after it.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(parent, []).append(int(entry))
+    return tree
+
+
+def chromium_pids() -> list[int]:
+    """Chromium processes started (through Playwright's driver) by this process."""
+    tree = _children()
+    found: list[int] = []
+    stack = list(tree.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(tree.get(pid, []))
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("chrom"):
+            found.append(pid)
+    return found
+
+
+def chromium_rss() -> int:
+    """Sum of the resident memory of all Chromium processes (shared pages count in each)."""
+    total = 0
+    for pid in chromium_pids():
+        with contextlib.suppress(OSError):
+            total += rss_bytes(pid)
+    return total
+
+
+class RssSampler:
+    """Samples a memory figure in a thread every `interval` seconds; keeps the peak."""
+
+    def __init__(self, measure: Any = chromium_rss, interval: float = 0.1) -> None:
+        self.measure = measure
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic() - started, self.measure()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def peak(self) -> int:
+        """The largest sample."""
+        return max((value for _, value in self.samples), default=0)
