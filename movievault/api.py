@@ -25,7 +25,11 @@ def _limit_body() -> None:
 
 def _json_body() -> Any:
     """Parse the request body as JSON, or raise a 400 that says what is wrong."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        # `silent` only covers ValueError; a few thousand nested brackets exhaust the stack.
+        raise InvalidInput("The request body is nested too deeply.") from None
     if data is None:
         raise InvalidInput("The request body must be valid JSON (Content-Type: application/json).")
     return data

@@ -64,14 +64,27 @@ def _close_session(_exc: BaseException | None) -> None:
         db.close()
 
 
-def init_app(app: Flask) -> None:
-    """Create the engine and the tables, and close sessions after each request."""
-    eng = make_engine(app.config["DATABASE_URL"])
-    SQLModel.metadata.create_all(eng)
-    # create_all skips tables that exist, and with them any index added since: add those.
-    with eng.begin() as connection:
+def create_schema(eng: Engine) -> None:
+    """Create missing tables and indexes, one process at a time.
+
+    Workers starting together on a new database would otherwise all find no tables, all
+    create them, and all but one crash with "table ... already exists".
+    """
+    with eng.connect() as connection:
+        if eng.dialect.name == "sqlite":
+            # Take the write lock before looking; the others wait for it, then see the tables.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        SQLModel.metadata.create_all(connection)
+        # create_all skips tables that exist, and with them any index added since: add those.
         for table in SQLModel.metadata.sorted_tables:
             for index in table.indexes:
                 connection.execute(CreateIndex(index, if_not_exists=True))
+        connection.commit()
+
+
+def init_app(app: Flask) -> None:
+    """Create the engine and the tables, and close sessions after each request."""
+    eng = make_engine(app.config["DATABASE_URL"])
+    create_schema(eng)
     app.extensions["movievault.engine"] = eng
     app.teardown_appcontext(_close_session)

@@ -54,6 +54,9 @@ def public(stored: StoredFile) -> dict[str, Any]:
 
 def get_owned_file(*, session: Session, owner_id: int, file_id: int) -> StoredFile:
     """Return the owner's file, or NotFound (also for other users' files)."""
+    # SQLite integers are 64-bit; a bigger id from the URL would overflow the driver.
+    if not 0 < file_id < 2**63:
+        raise NotFound("No such file.")
     stored = session.get(StoredFile, file_id)
     if stored is None or stored.owner_id != owner_id:
         raise NotFound("No such file.")

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, delete, or_, select
 
 from movievault import library, validation
@@ -129,11 +130,22 @@ def _find_pending(
     return session.exec(query).first()
 
 
-def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings) -> None:
-    """Keep an upload the client is still working on from expiring under it."""
-    upload.expires_at = utcnow() + timedelta(seconds=settings.upload_ttl)
-    session.add(upload)
+def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings) -> bool:
+    """Keep an upload the client is still working on from expiring under it.
+
+    Returns False when the upload is gone: another request (maybe in another worker)
+    completed or cancelled it since it was read. A plain UPDATE says so by its row count,
+    where the ORM would raise StaleDataError.
+    """
+    expires = utcnow() + timedelta(seconds=settings.upload_ttl)
+    result = session.exec(
+        update(PendingUpload).where(col(PendingUpload.id) == upload.id).values(expires_at=expires)
+    )
     session.commit()
+    if result.rowcount != 1:
+        return False
+    set_committed_value(upload, "expires_at", expires)
+    return True
 
 
 def start_upload(
@@ -172,10 +184,18 @@ def start_upload(
     pending = _find_pending(session=session, owner_id=owner_id, **found)
     if pending is not None:
         if pending.size == size and pending.expires_at > utcnow():
-            _extend(pending, session=session, settings=settings)
-            return StartResult(status="resumed", upload=pending)
-        # Expired, or declared with another size (a lie or a bug): start over cleanly.
-        discard(session=session, storage=storage, upload=pending)
+            if _extend(pending, session=session, settings=settings):
+                return StartResult(status="resumed", upload=pending)
+            # Completed meanwhile by another request: then it is a file now.
+            if sha256 is not None:
+                existing = library.find_by_sha256(
+                    session=session, owner_id=owner_id, sha256=sha256
+                )
+                if existing is not None:
+                    return StartResult(status="duplicate", file=existing)
+        else:
+            # Expired, or declared with another size (a lie or a bug): start over cleanly.
+            discard(session=session, storage=storage, upload=pending)
 
     key = f"movies/{owner_id}/{secrets.token_hex(16)}"
     upload = PendingUpload(
@@ -209,6 +229,14 @@ def start_upload(
         if winner is None:
             raise Conflict("Another upload of this file just changed; try again.") from None
         return StartResult(status="resumed", upload=winner)
+    if sha256 is not None:
+        # An upload of this content may have become a file between the look-up above and
+        # this commit. Its pending row is gone then (so ours could be inserted) and its file
+        # is committed, so this second look-up sees it: keep that file, drop this upload.
+        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+        if existing is not None:
+            discard(session=session, storage=storage, upload=upload)
+            return StartResult(status="duplicate", file=existing)
     return StartResult(status="created", upload=upload)
 
 
@@ -232,6 +260,8 @@ def part_urls(
     checked = [validation.positive_int(n, name="part number", maximum=count) for n in numbers]
     assert upload.multipart_id
     storage.ping()  # signing is offline; say now if the parts could not be sent anyway
+    if not _extend(upload, session=session, settings=settings):
+        raise NotFound("No such upload. It may have finished, been cancelled or expired.")
     urls = [
         {
             "part_number": number,
@@ -245,7 +275,6 @@ def part_urls(
         }
         for number in dict.fromkeys(checked)
     ]
-    _extend(upload, session=session, settings=settings)
     return urls
 
 
@@ -351,7 +380,7 @@ def _verify_parts(
 
 
 def _wait_for_other_completion(
-    *, session: Session, owner_id: int, upload_id: str
+    *, session: Session, owner_id: int, upload_id: str, sha256: str
 ) -> StoredFile | None:
     """Wait while another request completes this upload; return its file, or None to retry."""
     deadline = time.monotonic() + COMPLETION_WAIT_SECONDS
@@ -363,6 +392,10 @@ def _wait_for_other_completion(
             return done
         upload = session.get(PendingUpload, upload_id)
         if upload is None:
+            # It ended as a duplicate of a file recorded through another upload.
+            done = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+            if done is not None:
+                return done
             raise UploadMismatch("The upload failed while it was being completed; start again.")
         if upload.completing_since is None:
             return None
@@ -388,7 +421,9 @@ def complete_upload(
         sha256 = upload.sha256 or validation.sha256_hex(data.get("sha256"))
         if _claim(session=session, upload_id=upload.id):
             break
-        done = _wait_for_other_completion(session=session, owner_id=owner_id, upload_id=upload_id)
+        done = _wait_for_other_completion(
+            session=session, owner_id=owner_id, upload_id=upload_id, sha256=sha256
+        )
         if done is not None:
             return CompleteResult(file=done, duplicate=True)
 
@@ -455,8 +490,9 @@ def _complete_claimed(
         upload_id=upload.id,
     )
     session.add(stored_file)
-    session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
     try:
+        # This statement flushes the insert first, so a clash can surface here too.
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
         session.commit()
     except IntegrityError:
         # The user finished the same content through another upload meanwhile.
