@@ -627,6 +627,7 @@ def assert_security_headers(answer: TestResponse, stores: set[str], what: str) -
     assert not any("unsafe" in s for sources in policy.values() for s in sources), what
     assert answer.headers["X-Content-Type-Options"] == "nosniff", what
     assert answer.headers["X-Frame-Options"] == "DENY", what
+    assert answer.headers["Referrer-Policy"] in ("same-origin", "no-referrer"), what
 
 
 def test_security_headers_on_every_page_and_api_response(app: Flask) -> None:
