@@ -685,6 +685,20 @@ def test_security_headers_on_every_page_and_api_response(app: Flask) -> None:
         assert not [t for t, a in page.elements if t == "style" or "style" in a], what
 
 
+def test_only_the_hash_worker_may_compile_webassembly(app: Flask) -> None:
+    # A worker runs under the policy sent with its own script: hash-wasm needs
+    # 'wasm-unsafe-eval' (WebAssembly only, never JavaScript eval); nothing else gets it.
+    client = app.test_client()
+    worker = client.get("/static/js/hash-worker.js")
+    worker.close()
+    assert worker.status_code == 200
+    assert csp(worker)["script-src"] == {"'self'", "'wasm-unsafe-eval'"}
+    for path in ("/static/js/app.js", "/static/js/read-worker.js", "/setup"):
+        other = client.get(path)
+        other.close()
+        assert csp(other)["script-src"] == {"'self'"}, path
+
+
 @pytest.mark.parametrize("backend", ["s3"])
 def test_csp_names_the_public_s3_endpoint_browsers_use(
     app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
