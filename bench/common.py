@@ -107,6 +107,12 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=15)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of one process, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -140,6 +146,10 @@ def temp_dir(prefix: str = "movievault-bench-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+#: The process id of each running moto server, by endpoint (for CPU accounting).
+MOTO_PIDS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def moto_server(workdir: Path) -> Iterator[str]:
     """moto's ThreadedMotoServer on 127.0.0.1 and a free port, in its own process."""
@@ -150,11 +160,14 @@ def moto_server(workdir: Path) -> Iterator[str]:
             [sys.executable, str(BENCH / "moto_server.py"), str(port)],
             env=base_env(), stdout=out, stderr=subprocess.STDOUT,
         )
+    endpoint = f"http://127.0.0.1:{port}"
+    MOTO_PIDS[endpoint] = process.pid
     try:
         wait_for_port(port, process, log)
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
         stop_process(process)
+        MOTO_PIDS.pop(endpoint, None)
 
 
 @dataclass
@@ -415,13 +428,13 @@ def save_raw(result: Result) -> Path:
     return path
 
 
-def main_for(run: Any, description: str) -> None:
+def main_for(run: Any, description: str, argv: list[str] | None = None) -> None:
     """Command line of a single benchmark module: `--quick` for small sizes."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a quick check")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = run(quick=args.quick)
     print_table([result])
     for note in result.notes:

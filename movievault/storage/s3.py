@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
 from botocore.client import BaseClient
@@ -52,6 +55,83 @@ def _translate(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     return decorate
 
 
+# Query parameters that SigV4 presigning adds; the rest of a presigned URL's query is the
+# operation's own (uploadId, partNumber...).
+_SIGV4_PARAMS = frozenset({
+    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+    "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature",
+})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_CACHED_ADDRESSES = 1024
+
+
+def _uri_encode(text: str) -> str:
+    """SigV4's URI encoding: everything but unreserved characters is percent-encoded."""
+    return quote(text, safe="-_.~")
+
+
+class _QuerySigner:
+    """SigV4 query-string presigning of PUTs, as botocore does it, minus its per-call cost.
+
+    botocore's generate_presigned_url serialises a whole request and resolves the endpoint
+    for every URL (about 0.45 ms of CPU); a multipart upload asks for up to 100 part URLs
+    per request. botocore resolves each object's address once (see S3Storage.part_url);
+    this signs the other parts' URLs for that address in about 0.04 ms each. The tests
+    compare its URLs with botocore's, signed at the same instant.
+    """
+
+    def __init__(self, credentials: Any, region: str) -> None:
+        self.credentials = credentials  # botocore Credentials (may refresh themselves)
+        self.region = region
+        self._keys: dict[tuple[str, str], bytes] = {}
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        """The day's derived signing key (four HMACs, so kept until the day changes)."""
+        key = self._keys.get((secret, day))
+        if key is None:
+            key = ("AWS4" + secret).encode()
+            for part in (day, self.region, "s3", "aws4_request"):
+                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+            self._keys = {(secret, day): key}
+        return key
+
+    def presign_put(
+        self, *, address: str, params: dict[str, str], expires: int, now: datetime
+    ) -> str:
+        """The presigned URL for a PUT to `address` (scheme://host/path) with `params`."""
+        credentials = self.credentials.get_frozen_credentials()
+        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+        scope = f"{amz_date[:8]}/{self.region}/s3/aws4_request"
+        query = dict(params)
+        query.update({
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Credential": f"{credentials.access_key}/{scope}",
+            "X-Amz-Date": amz_date,
+            "X-Amz-Expires": str(expires),
+            "X-Amz-SignedHeaders": "host",
+        })
+        if credentials.token:
+            query["X-Amz-Security-Token"] = credentials.token
+        canonical_query = "&".join(
+            f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(query.items())
+        )
+        parts = urlsplit(address)
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6
+            host = f"[{host}]"
+        if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
+            host = f"{host}:{parts.port}"
+        # S3 signs the path exactly as sent (already percent-encoded, never normalised).
+        canonical = f"PUT\n{parts.path}\n{canonical_query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD"
+        to_sign = "\n".join([
+            "AWS4-HMAC-SHA256", amz_date, scope,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ])
+        key = self._signing_key(credentials.secret_key, amz_date[:8])
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return f"{address}?{canonical_query}&X-Amz-Signature={signature}"
+
+
 class S3Storage(Storage):
     """Objects in one S3 bucket; browsers get SigV4 presigned URLs for every transfer."""
 
@@ -75,17 +155,25 @@ class S3Storage(Storage):
             retries={"max_attempts": 3, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
+            # One connection per server thread (16 by default, MOVIEVAULT_THREADS): with
+            # botocore's 10, concurrent calls beyond 10 open a connection and drop it after.
+            max_pool_connections=64,
         )
-        self.client: BaseClient = boto3.client(
+        session = boto3.session.Session()
+        self.client: BaseClient = session.client(
             "s3", endpoint_url=endpoint_url, region_name=self.region, config=config
         )
         # Presigning is local computation: a second client signs for the host browsers use.
         if public_endpoint_url and public_endpoint_url != endpoint_url:
-            self.presigner: BaseClient = boto3.client(
+            self.presigner: BaseClient = session.client(
                 "s3", endpoint_url=public_endpoint_url, region_name=self.region, config=config
             )
         else:
             self.presigner = self.client
+        credentials = session.get_credentials()
+        self._signer = _QuerySigner(credentials, self.region) if credentials else None
+        # (key, upload id) -> the part URLs' address and query, as botocore resolved them.
+        self._part_addresses: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
 
     @_translate("prepare a form upload")
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
@@ -111,8 +199,19 @@ class S3Storage(Storage):
     def part_url(
         self, *, key: str, upload_id: str, part_number: int, size: int, expires: int
     ) -> str:
-        """Presign an `upload_part` PUT (S3 checks the part's size when completing)."""
-        return self.presigner.generate_presigned_url(
+        """Presign an `upload_part` PUT (S3 checks the part's size when completing).
+
+        botocore presigns the first part URL asked for an upload; the others reuse the
+        address and query it resolved and are signed by `_QuerySigner`, 10x cheaper.
+        """
+        cached = self._part_addresses.get((key, upload_id))
+        if cached is not None and self._signer is not None:
+            address, params = cached
+            return self._signer.presign_put(
+                address=address, params={**params, "partNumber": str(part_number)},
+                expires=expires, now=datetime.now(UTC),
+            )
+        url = self.presigner.generate_presigned_url(
             "upload_part",
             Params={
                 "Bucket": self.bucket,
@@ -122,6 +221,17 @@ class S3Storage(Storage):
             },
             ExpiresIn=expires,
         )
+        parts = urlsplit(url)
+        params = {
+            k: v for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k not in _SIGV4_PARAMS
+        }
+        if len(self._part_addresses) >= _MAX_CACHED_ADDRESSES:
+            self._part_addresses.clear()
+        self._part_addresses[(key, upload_id)] = (
+            f"{parts.scheme}://{parts.netloc}{parts.path}", params,
+        )
+        return url
 
     @_translate("list uploaded parts")
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
