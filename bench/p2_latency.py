@@ -73,6 +73,9 @@ class Load:
         http = sign_in(server.url)
         cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
         self.headers = {
+            # The same User-Agent as at sign-in: flask-login's session protection compares
+            # it, and a change makes every answer rewrite the session cookie.
+            "User-Agent": http.headers["User-Agent"],
             "Cookie": cookie,
             "X-CSRFToken": http.headers["X-CSRFToken"],
             "Content-Type": "application/json",

@@ -1,6 +1,6 @@
 """Run every benchmark (P1-P7), print one table and rewrite BENCHMARKS.md.
 
-Usage: python bench/run.py [--quick] [--only P2,P6] [--no-write]
+Usage: python bench/run.py [--quick] [--only P2,P6] [--no-write] [--render]
 
 Each benchmark runs in its own process (bench/pN_*.py, each also runnable alone) and
 leaves its figures in bench/results/pN.json. A full run rewrites BENCHMARKS.md with the
@@ -33,6 +33,17 @@ MODULES = {
 COMMAND = "make bench  (= .venv/bin/python bench/run.py)"
 
 
+def load(pid: str) -> Result | None:
+    """What a benchmark module saved in bench/results/, if anything."""
+    saved = BENCH / "results" / f"{pid.lower()}.json"
+    if not saved.exists():
+        return None
+    data = json.loads(saved.read_text())
+    result = Result(pid, data["title"], notes=data["notes"], raw=data["raw"])
+    result.rows = [Row(**row) for row in data["rows"]]
+    return result
+
+
 def run_one(pid: str, quick: bool) -> Result:
     """Run one benchmark module in its own process; read back what it saved."""
     saved = BENCH / "results" / f"{pid.lower()}.json"
@@ -48,10 +59,9 @@ def run_one(pid: str, quick: bool) -> Result:
         result.row("the benchmark failed: " + (tail[-1] if tail else "no output"), "-", "", False)
         result.notes.append("\n".join(tail))
         return result
-    data = json.loads(saved.read_text())
-    result = Result(pid, data["title"], notes=data["notes"], raw=data["raw"])
-    result.rows = [Row(**row) for row in data["rows"]]
-    return result
+    loaded = load(pid)
+    assert loaded is not None
+    return loaded
 
 
 def markdown(results: list[Result], info: dict[str, str], quick: bool, hours: float) -> str:
@@ -94,7 +104,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a quick check")
     parser.add_argument("--only", default="", help="comma-separated ids, e.g. P2,P6")
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite BENCHMARKS.md from the last full run's results")
     args = parser.parse_args()
+    machine_file = BENCH / "results" / "run.json"
+    if args.render:
+        run = json.loads(machine_file.read_text())
+        results = [r for r in (load(pid) for pid in MODULES) if r is not None]
+        print_table(results)
+        (ROOT / "BENCHMARKS.md").write_text(
+            markdown(results, run["machine"], False, run["hours"])
+        )
+        print("\nBENCHMARKS.md rewritten from bench/results/.")
+        return
     chosen = [p.strip().upper() for p in args.only.split(",") if p.strip()] or list(MODULES)
     unknown = [p for p in chosen if p not in MODULES]
     if unknown:
@@ -107,6 +129,7 @@ def main() -> None:
     write = not args.no_write and not args.quick and chosen == list(MODULES)
     if write:
         hours = (time.monotonic() - started) / 3600
+        machine_file.write_text(json.dumps({"machine": info, "hours": hours}))
         (ROOT / "BENCHMARKS.md").write_text(markdown(results, info, args.quick, hours))
         print("\nBENCHMARKS.md rewritten.")
     elif not args.no_write:
