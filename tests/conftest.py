@@ -197,8 +197,13 @@ def stop_waitress(server: Any) -> None:
             channel.close()
 
     # Run the closing inside the server's own loop: closing its sockets from this thread
-    # races the loop's select(), which then fails with EBADF in the server thread.
-    server.trigger.pull_trigger(close_all)
+    # races the loop's select(), which then fails with EBADF in the server thread. Queue it
+    # and pull while holding the trigger's lock: otherwise a worker's own pull can wake the
+    # loop in between, close_all closes the trigger, and this pull writes to a closed fd.
+    trigger = server.trigger
+    with trigger.lock:
+        trigger.thunks.append(close_all)
+        trigger._physical_pull()
     server.task_dispatcher.shutdown()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import os
 import socket
 import time
@@ -23,7 +24,7 @@ from movievault.client import ApiClient, sha256_of
 from movievault.errors import InvalidInput, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from movievault.storage.local import LocalStorage, check_key
+from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
 from tests.conftest import MIB, LiveServer, make_user, serving
 
 
@@ -278,7 +279,7 @@ def test_a_50_mb_form_post_is_streamed_in_constant_memory(
 # --- part PUT -------------------------------------------------------------------------------
 
 
-def test_part_put_answers_its_md5_as_etag_and_is_bound_to_its_part(
+def test_part_put_answers_an_etag_and_is_bound_to_its_part(
     alice: ApiClient, store: LocalStorage
 ) -> None:
     data = os.urandom(11 * MIB)
@@ -287,7 +288,7 @@ def test_part_put_answers_its_md5_as_etag_and_is_bound_to_its_part(
     first = data[: 5 * MIB]
     answer = requests.put(urls[1], data=first, timeout=60)
     assert answer.status_code == 200
-    assert answer.headers["ETag"] == f'"{hashlib.md5(first).hexdigest()}"'
+    assert answer.headers["ETag"] == f'"{hashlib.sha256(first).hexdigest()}"'
     assert "Set-Cookie" not in answer.headers
     # Sent again, the part is replaced, not duplicated.
     assert requests.put(urls[1], data=first, timeout=60).headers["ETag"] == answer.headers["ETag"]
@@ -308,6 +309,30 @@ def test_part_put_after_cancel_is_404(alice: ApiClient) -> None:
     answer = requests.put(url, data=data[: 5 * MIB], timeout=60)
     assert answer.status_code == 404
     assert "NoSuchUpload" in answer.json()["error"]
+
+
+def test_a_part_racing_an_abort_does_not_bring_the_upload_back(
+    store: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "movies/1/" + "e" * 32
+    upload_id = store.start_multipart(key=key, content_type="video/mp4")
+    token = store.sign(
+        {"op": "part", "key": key, "upload": upload_id, "part": 1, "size": 1000}, expires=60
+    )
+    checked = store._upload_key
+
+    def check_then_abort(upload: str) -> str:
+        """The upload exists when checked, and is aborted right after."""
+        found = checked(upload)
+        store._remove_upload(upload)  # what abort_multipart does once it has checked
+        return found
+
+    monkeypatch.setattr(store, "_upload_key", check_then_abort)
+    with pytest.raises(NoSuchUpload):
+        store.receive_part(token=token, upload_id=upload_id, part_number=1,
+                           stream=io.BytesIO(os.urandom(1000)), length=1000)
+    assert not (store.uploads / upload_id).exists()
+    assert files_under(store.tmp) == []
 
 
 # --- GET and Range --------------------------------------------------------------------------
@@ -374,7 +399,8 @@ def test_tampered_urls_are_403(alice: ApiClient, store: LocalStorage) -> None:
     token = token_of(url)
     other_path = urlsplit(stream_url(alice, other["id"])).path
     other_token = token_of(stream_url(alice, other["id"]))
-    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # Change a character inside the signature (the last one may carry only padding bits).
+    flipped = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
     # The other file's claims under this file's signature.
     spliced = other_token.rsplit(".", 1)[0] + "." + token.rsplit(".", 1)[1]
     attempts = {
