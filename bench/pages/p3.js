@@ -13,10 +13,13 @@ function ask(worker, message) {
   });
 }
 
-/** The page's hashing, timed from the call to the digest (as a user waits for it). */
-window.hashWithApp = async () => {
+/**
+ * The page's hashing, timed from the call to the digest (as a user waits for it).
+ * `options` (sliceSize, readAhead) are HashPool's own knobs, to compare settings.
+ */
+window.hashWithApp = async (options = {}) => {
   const started = performance.now();
-  const { sha256 } = await pool.hash(file());
+  const { sha256 } = await pool.hash(file(), options);
   return { ms: performance.now() - started, sha256 };
 };
 
