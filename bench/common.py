@@ -113,6 +113,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_split(pid: int) -> dict[str, int]:
+    """Resident memory of one process by kind: anon (heap), file (mapped files), shmem."""
+    split = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for kind in ("RssAnon", "RssFile", "RssShmem"):
+            if line.startswith(kind + ":"):
+                split[kind[3:].lower()] = int(line.split()[1]) * 1024
+    return split
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of one process, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -367,7 +377,8 @@ def machine() -> dict[str, str]:
             f"{n} {pkg(n)}"
             for n in ("flask", "waitress", "sqlmodel", "boto3", "moto", "playwright")
         ),
-        "wrk": _first_line(["wrk", "--version"]) if shutil.which("wrk") else "-",
+        "wrk": (_first_line(["wrk", "--version"]).split(" Copyright")[0]
+                if shutil.which("wrk") else "-"),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

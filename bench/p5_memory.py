@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from browser import RssSampler, chromium, chromium_rss  # noqa: E402
+from browser import RssSampler, chromium, chromium_breakdown, chromium_rss  # noqa: E402
 from common import (  # noqa: E402
     GIB,
     MIB,
@@ -48,7 +48,10 @@ def run(*, quick: bool = False) -> Result:
             before = [chromium_rss() for _ in range(5)]
             baseline = sorted(before)[len(before) // 2]
             app_before = server.rss()
-            with RssSampler() as browser_mem, RssSampler(lambda: rss_bytes(server.pid)) as app_mem:
+            by_type = RssSampler(chromium_breakdown, interval=0.5)
+            with RssSampler() as browser_mem, RssSampler(
+                lambda: rss_bytes(server.pid)
+            ) as app_mem, by_type:
                 done = upload_through_page(page, path, 1, timeout_s=1200)
             app_after = server.rss()
     growth = browser_mem.peak - baseline
@@ -58,7 +61,14 @@ def run(*, quick: bool = False) -> Result:
         "chromium_samples": browser_mem.samples, "app_before": app_before,
         "app_after": app_after, "app_peak": app_mem.peak, "seconds": done["seconds"],
         "stages": stage_split(done["stages"]),
+        "by_type_samples": by_type.samples,
     }
+    # Which processes grew: the sample with the largest total, against the first one.
+    if by_type.samples:
+        first = by_type.samples[0][1]
+        top = max(by_type.samples, key=lambda sample: sum(sample[1].values()))[1]
+        growth_by_type = {k: v - first.get(k, 0) for k, v in top.items()}
+        result.raw["growth_by_type_at_peak"] = growth_by_type
     result.row(
         f"Chromium, all processes, during a {size // MIB} MiB upload "
         f"(sum of RSS {fmt_bytes(baseline)} before, peak {fmt_bytes(browser_mem.peak)})",
@@ -69,6 +79,13 @@ def run(*, quick: bool = False) -> Result:
         f"{fmt_bytes(app_before)} / {fmt_bytes(app_after)}", "flat",
         abs(app_growth) <= APP_FLAT,
     )
+    grown = result.raw.get("growth_by_type_at_peak", {})
+    if grown:
+        result.row(
+            "growth at the peak, by Chromium process",
+            ", ".join(f"{k} {fmt_bytes(v)}" for k, v in sorted(grown.items(), key=lambda x: -x[1])
+                      if abs(v) >= 8 * MIB),
+        )
     result.notes.append(
         "RSS counts shared pages once per process, so the sum overstates Chromium's total; "
         "the growth is what matters. The app's RSS is that of `movievault serve`."

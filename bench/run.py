@@ -73,9 +73,10 @@ def markdown(results: list[Result], info: dict[str, str], quick: bool, hours: fl
         "from `bench/notes.md`). Figures are medians over several runs; ratios compare two",
         "things measured side by side in the same run, since this machine is shared and noisy.",
         "",
-        f"Command: `{COMMAND}`" + (" with `--quick` (small sizes)" if quick else ""),
-        f"({hours:.1f} h). Each benchmark also runs alone: `.venv/bin/python bench/p1_bytes.py "
-        "[--quick]` and so on.",
+        f"Command: `{COMMAND}`" + (" with `--quick` (small sizes)" if quick else "")
+        + f"; the whole run took {hours * 60:.0f} minutes.",
+        "Each benchmark also runs alone, e.g. `.venv/bin/python bench/p2_latency.py "
+        "[--quick] [--endpoints check,parts100]`.",
         "",
         "| machine | |",
         "|---|---|",
