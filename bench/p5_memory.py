@@ -12,10 +12,17 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from browser import RssSampler, chromium, chromium_breakdown, chromium_rss  # noqa: E402
+from browser import (  # noqa: E402
+    RssSampler,
+    chromium,
+    chromium_breakdown,
+    chromium_rss,
+    static_origin,
+)
 from common import (  # noqa: E402
     GIB,
     MIB,
@@ -32,6 +39,36 @@ from p4_upload import open_library, stage_split, upload_through_page  # noqa: E4
 
 TARGET_GROWTH = 256 * MIB
 APP_FLAT = 32 * MIB  # what "flat" allows for the app: allocator noise, not the file
+
+
+def signed(count: float) -> str:
+    """A byte count with its sign: +12.0 MiB, -3.0 MiB."""
+    return ("+" if count >= 0 else "-") + fmt_bytes(abs(count))
+
+
+def renderer_heap() -> int:
+    """Chromium renderers' heap (the pages and their workers live there)."""
+    return chromium_breakdown().get("renderer anon", 0)
+
+
+def read_growth(browser: Any, path: Path) -> dict[str, float]:
+    """Renderer heap growth while a worker only reads the file by 8 MiB slices, as
+    read-worker.js does (a new ArrayBuffer each), and with a BYOB reader into one buffer."""
+    growth: dict[str, float] = {}
+    with static_origin() as origin:
+        page = browser.new_page()
+        page.goto(f"{origin}/bench/p5-read.html")
+        page.set_input_files("#file", str(path))
+        page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+        for mode in ("slices", "byob"):
+            time.sleep(1.0)
+            before = renderer_heap()
+            with RssSampler(renderer_heap) as heap:
+                done = page.evaluate("m => readAll(m)", mode)
+            growth[mode] = heap.peak - before
+            growth[f"{mode} MB/s"] = path.stat().st_size / done["ms"] / 1e3
+        page.close()
+    return growth
 
 
 def run(*, quick: bool = False) -> Result:
@@ -54,6 +91,8 @@ def run(*, quick: bool = False) -> Result:
             ) as app_mem, by_type:
                 done = upload_through_page(page, path, 1, timeout_s=1200)
             app_after = server.rss()
+            page.close()
+            reading = read_growth(browser, path)
     growth = browser_mem.peak - baseline
     app_growth = app_after - app_before
     result.raw = {
@@ -78,6 +117,14 @@ def run(*, quick: bool = False) -> Result:
         f"app RSS before / after (peak {fmt_bytes(app_mem.peak)} during)",
         f"{fmt_bytes(app_before)} / {fmt_bytes(app_after)}", "flat",
         abs(app_growth) <= APP_FLAT,
+    )
+    result.raw["read_only_growth"] = reading
+    result.row(
+        "renderer heap while a worker only reads the file by 8 MiB slices: "
+        f"slice().arrayBuffer() per slice (as read-worker.js) {signed(reading['slices'])} "
+        f"({reading['slices MB/s']:.0f} MB/s), a BYOB reader into one recycled buffer "
+        f"{signed(reading['byob'])} ({reading['byob MB/s']:.0f} MB/s)",
+        "",
     )
     grown = result.raw.get("growth_by_type_at_peak", {})
     if grown:
