@@ -30,21 +30,16 @@ import requests
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401  (the one launch recipe)
+
 BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 USERNAME = "bench"
 PASSWORD = "bench-password-not-secret"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 # ---------------------------------------------------------------------------- statistics

@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 from waitress.server import create_server
 
 from movievault import create_app, db, users
+from movievault.client import ApiClient
 
 PASSWORD = "correct horse battery"
 MIB = 1024 * 1024
@@ -159,6 +160,10 @@ class LiveServer:
         http.headers["X-CSRFToken"] = csrf_from(library.text)
         return http
 
+    def client_for(self, username: str, password: str = PASSWORD) -> ApiClient:
+        """Sign in over HTTP and return an API client for that user."""
+        return ApiClient(http=self.session_for(username, password), base=self.url)
+
 
 @pytest.fixture
 def live_server(app: Flask, server_port: int) -> Iterator[LiveServer]:
@@ -186,6 +191,20 @@ def serving(app: Flask, *, threads: int = 8) -> Iterator[LiveServer]:
         stop_waitress(server)
         thread.join(timeout=5)
         assert not thread.is_alive(), "waitress did not stop"
+
+
+@pytest.fixture
+def alice(live_server: LiveServer) -> ApiClient:
+    """A signed-in API client for the user alice."""
+    make_user(live_server.app, "alice")
+    return live_server.client_for("alice")
+
+
+@pytest.fixture
+def bob(live_server: LiveServer) -> ApiClient:
+    """A signed-in API client for the user bob."""
+    make_user(live_server.app, "bob")
+    return live_server.client_for("bob")
 
 
 def stop_waitress(server: Any) -> None:

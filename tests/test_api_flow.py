@@ -14,21 +14,7 @@ from movievault import db
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from tests.conftest import MIB, LiveServer, make_user
-
-
-@pytest.fixture
-def alice(live_server: LiveServer) -> ApiClient:
-    """A signed-in API client for the user alice."""
-    make_user(live_server.app, "alice")
-    return ApiClient(http=live_server.session_for("alice"), base=live_server.url)
-
-
-@pytest.fixture
-def bob(live_server: LiveServer) -> ApiClient:
-    """A signed-in API client for the user bob."""
-    make_user(live_server.app, "bob")
-    return ApiClient(http=live_server.session_for("bob"), base=live_server.url)
+from tests.conftest import MIB, LiveServer
 
 
 def download(client: ApiClient, file_id: int) -> requests.Response:

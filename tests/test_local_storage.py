@@ -35,13 +35,6 @@ def backend() -> str:
 
 
 @pytest.fixture
-def alice(live_server: LiveServer) -> ApiClient:
-    """A signed-in API client for the user alice."""
-    make_user(live_server.app, "alice")
-    return ApiClient(http=live_server.session_for("alice"), base=live_server.url)
-
-
-@pytest.fixture
 def store(app: Flask) -> LocalStorage:
     """The app's local store."""
     storage = get_storage(app)
@@ -90,7 +83,7 @@ def test_library_survives_a_restart_byte_for_byte(
     small, big, pending_data = os.urandom(300_000), os.urandom(12 * MIB + 5), os.urandom(11 * MIB)
     with serving(app) as first:
         make_user(app, "alice")
-        alice = ApiClient(http=first.session_for("alice"), base=first.url)
+        alice = first.client_for("alice")
         ids = [alice.upload(name=n, data=d)["file"]["id"] for n, d in (("a.mp4", small),
                                                                         ("b.mkv", big))]
         upload = alice.create(name="later.mkv", data=pending_data).json()["upload"]
@@ -100,7 +93,7 @@ def test_library_survives_a_restart_byte_for_byte(
     again = create_app(app_config)
     assert get_storage(again).root == get_storage(app).root
     with serving(again) as second:
-        alice = ApiClient(http=second.session_for("alice"), base=second.url)
+        alice = second.client_for("alice")
         for file_id, data in zip(ids, (small, big), strict=True):
             got = requests.get(stream_url(alice, file_id), timeout=60)
             assert got.status_code == 200
@@ -120,7 +113,7 @@ def test_a_missing_folder_with_files_catalogued_is_an_outage_not_a_fresh_start(
 ) -> None:
     with serving(app) as live:
         make_user(app, "alice")
-        alice = ApiClient(http=live.session_for("alice"), base=live.url)
+        alice = live.client_for("alice")
         alice.upload(name="kept.mp4", data=os.urandom(1000))
     store.root.rename(store.root.with_name("unmounted"))
     again = create_app(app_config)
@@ -129,7 +122,7 @@ def test_a_missing_folder_with_files_catalogued_is_an_outage_not_a_fresh_start(
     with pytest.raises(StorageUnavailable, match="is its disk mounted"):
         storage.ping()
     with serving(again) as live:
-        alice = ApiClient(http=live.session_for("alice"), base=live.url)
+        alice = live.client_for("alice")
         answer = alice.create(name="new.mp4", data=os.urandom(1000))
         assert answer.status_code == 503
         assert "storage service" in answer.json()["error"]

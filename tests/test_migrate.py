@@ -49,7 +49,7 @@ def s3(s3_endpoint: str) -> Any:
 def library(live_server: LiveServer) -> tuple[ApiClient, dict[str, bytes]]:
     """Alice with three files (two form uploads, one multipart) and one unfinished upload."""
     make_user(live_server.app, "alice")
-    alice = ApiClient(http=live_server.session_for("alice"), base=live_server.url)
+    alice = live_server.client_for("alice")
     files = {"a.mp4": os.urandom(300_000), "b.mp4": os.urandom(2000), "c.mkv": os.urandom(12 * MIB)}
     for name, data in files.items():
         alice.upload(name=name, data=data)
@@ -90,7 +90,7 @@ def test_migration_copies_everything_then_the_app_runs_on_s3(
     on_s3 = create_app({**app_config, "STORAGE": "s3", "S3_ENDPOINT_URL": s3_endpoint,
                         "S3_BUCKET": bucket})
     with serving(on_s3) as live:
-        alice = ApiClient(http=live.session_for("alice"), base=live.url)
+        alice = live.client_for("alice")
         listed = alice.api("GET", "/files?sort=name").json()["files"]
         assert [f["name"] for f in listed] == list(files)
         for entry in listed:

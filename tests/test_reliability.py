@@ -97,13 +97,6 @@ def assert_unavailable(answer: requests.Response) -> None:
     assert "storage service" in answer.json()["error"]
 
 
-@pytest.fixture
-def alice(live_server: LiveServer) -> ApiClient:
-    """A signed-in API client for the user alice."""
-    make_user(live_server.app, "alice")
-    return ApiClient(http=live_server.session_for("alice"), base=live_server.url)
-
-
 # --- the store is unreachable or failing ----------------------------------------------------
 
 
@@ -298,7 +291,7 @@ def test_multipart_upload_resumes_after_the_app_restarts(
     make_user(app, "alice")
     data = os.urandom(16 * MIB)  # four parts
     with serving(app, server_port) as url:
-        alice = ApiClient(http=LiveServer(app=app, url=url).session_for("alice"), base=url)
+        alice = LiveServer(app=app, url=url).client_for("alice")
         upload = alice.create(name="restart.mkv", data=data).json()["upload"]
         early = alice.put_parts(upload, data, [1, 2])
     with pytest.raises(requests.ConnectionError):
@@ -394,7 +387,7 @@ def test_same_file_twice_at_once_becomes_one_file_and_one_duplicate(
 ) -> None:
     make_user(live_server.app, "alice")
     tabs = [
-        ApiClient(http=live_server.session_for("alice"), base=live_server.url) for _ in range(2)
+        live_server.client_for("alice") for _ in range(2)
     ]
     storage = get_storage(live_server.app)
     for round_ in range(5):

@@ -387,7 +387,7 @@ NAMES = [
 def uploader(live_server: LiveServer) -> ApiClient:
     """A signed-in API client over real HTTP."""
     make_user(live_server.app, "alice")
-    return ApiClient(http=live_server.session_for("alice"), base=live_server.url)
+    return live_server.client_for("alice")
 
 
 def _disposition_on_download(client: ApiClient, file_id: int, route: str) -> requests.Response:

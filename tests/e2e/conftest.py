@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,19 +11,9 @@ import pytest
 from moto.s3.responses import S3Response
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import PASSWORD, LiveServer, make_user
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Chromium's background services try to reach Google; this machine's network refuses them.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 

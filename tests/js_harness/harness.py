@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
-import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +19,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+if str(ROOT) not in sys.path:  # run as a script from this folder
+    sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM  # noqa: E402,F401
+from tests.browser import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
+
 STATIC = ROOT / "static"
 PAGES = HERE / "pages"
 
@@ -33,17 +39,8 @@ STRICT_CSP = (
 )
 WASM_SCRIPTS = frozenset({"/static/js/hash-worker.js", "/harness/bench-worker.js"})
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
-]
+# Also map a non-localhost name to 127.0.0.1: an origin that is not a secure context.
+CHROMIUM_ARGS = [*BROWSER_ARGS, f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]
 
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")

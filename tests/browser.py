@@ -1,0 +1,19 @@
+"""How the tests, the JS harness and the benchmarks start Debian's Chromium headless."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Root needs --no-sandbox; the rest stops Chromium's background services from reaching
+# Google, which this machine's closed network refuses many times a second.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
