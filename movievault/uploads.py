@@ -148,6 +148,16 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
     return True
 
 
+def _begin_write(session: Session) -> None:
+    """Start a write transaction now, so nothing read before the commit can change meanwhile.
+
+    SQLite otherwise starts it at the first write, letting another process commit between
+    this session's reads and its write. Other databases rely on their constraints.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def start_upload(
     *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
 ) -> StartResult:
@@ -213,6 +223,18 @@ def start_upload(
     if upload.method == "multipart":
         upload.part_size = part_size_for(size, settings.part_size)
         upload.multipart_id = storage.start_multipart(key=key, content_type=content_type)
+    # Look for a file of this content again and insert in one write transaction. An upload
+    # of it may have become a file since the look-up above; a row committed now and
+    # discarded after could meanwhile be resumed by a third request, which would then
+    # find its upload gone.
+    _begin_write(session)
+    if sha256 is not None:
+        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+        if existing is not None:
+            session.rollback()
+            if upload.multipart_id:
+                storage.abort_multipart(key=key, upload_id=upload.multipart_id)
+            return StartResult(status="duplicate", file=existing)
     session.add(upload)
     try:
         session.commit()
@@ -229,14 +251,6 @@ def start_upload(
         if winner is None:
             raise Conflict("Another upload of this file just changed; try again.") from None
         return StartResult(status="resumed", upload=winner)
-    if sha256 is not None:
-        # An upload of this content may have become a file between the look-up above and
-        # this commit. Its pending row is gone then (so ours could be inserted) and its file
-        # is committed, so this second look-up sees it: keep that file, drop this upload.
-        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
-        if existing is not None:
-            discard(session=session, storage=storage, upload=upload)
-            return StartResult(status="duplicate", file=existing)
     return StartResult(status="created", upload=upload)
 
 

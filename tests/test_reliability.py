@@ -409,6 +409,52 @@ def test_same_file_twice_at_once_becomes_one_file_and_one_duplicate(
             assert open_multipart_uploads(storage) == []
 
 
+def test_create_that_finds_the_file_late_hands_no_upload_to_a_third_request(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two creates both look before the file is recorded; neither may get an upload.
+
+    Replays an interleaving that once let the second create resume a pending row the
+    first had just inserted and was about to drop, so its complete answered 404.
+    """
+    data = os.urandom(SMALL)
+    first = alice.upload(name="first.mkv", data=data)["file"]
+    other = live_server.client_for("alice")
+    real_find = uploads.library.find_by_sha256
+    calls: list[str] = []
+    answers: list[requests.Response] = []
+
+    def late_find(*, session: Any, owner_id: int, sha256: str) -> StoredFile | None:
+        """Miss the file at each create's first look; let the other create run meanwhile."""
+        calls.append(sha256)
+        if len(calls) in (1, 3):
+            return None  # as if the file were recorded just after this look
+        if len(calls) == 2:
+            # While the first create looks again, the second one runs. It waits on the
+            # first's write transaction, so give it up to a few seconds, then go on.
+            racer = threading.Thread(
+                target=lambda: answers.append(other.create(name="third.mkv", data=data))
+            )
+            racer.start()
+            racer.join(timeout=3)
+        return real_find(session=session, owner_id=owner_id, sha256=sha256)
+
+    monkeypatch.setattr(uploads.library, "find_by_sha256", late_find)
+    mine = alice.create(name="second.mkv", data=data)
+    deadline = time.monotonic() + 30
+    while not answers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    monkeypatch.undo()
+
+    assert len(calls) >= 3, calls
+    assert mine.status_code == 200 and mine.json() == {"duplicate": True, "file": first}
+    assert [a.status_code for a in answers] == [200], [a.text for a in answers]
+    assert answers[0].json() == {"duplicate": True, "file": first}
+    assert rows(live_server.app, PendingUpload) == []
+    files = rows(live_server.app, StoredFile)
+    assert len(files) == 1 and keys(get_storage(live_server.app)) == {files[0].key}
+
+
 # --- a client lies at complete --------------------------------------------------------------
 
 
