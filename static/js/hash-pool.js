@@ -39,9 +39,11 @@ class PooledWorker {
     });
   }
 
-  /** Tee mode: tell the worker one handed-over slice is consumed. */
-  ack(id) {
-    this.worker.postMessage({ type: "ack", id });
+  /** Tee mode: tell the worker one handed-over slice is consumed, and give its buffer back. */
+  ack(id, buffer) {
+    const reusable = buffer.byteLength > 0; // still ours, not detached
+    this.worker.postMessage({ type: "ack", id, buffer: reusable ? buffer : undefined },
+      reusable ? [buffer] : []);
   }
 
   onMessage(msg) {
@@ -50,7 +52,8 @@ class PooledWorker {
     if (msg.type === "progress") {
       job.onProgress?.(msg.bytesHashed);
     } else if (msg.type === "slice") {
-      job.onSlice?.(msg.offset, msg.buffer, () => this.ack(job.id));
+      const bytes = new Uint8Array(msg.buffer, 0, msg.length);
+      job.onSlice?.(msg.offset, bytes, () => this.ack(job.id, msg.buffer));
     } else if (msg.type === "done") {
       this.finish();
       job.resolve({ sha256: msg.sha256, bytesHashed: msg.bytesHashed, ms: msg.ms });
@@ -102,8 +105,10 @@ export class HashPool {
    * @param {AbortSignal} [options.signal] aborting rejects with HashCancelled
    * @param {() => void} [options.onStart] when a worker takes the job (it may wait its turn)
    * @param {(bytesHashed: number) => void} [options.onProgress] about every 100 ms
-   * @param {(offset: number, buffer: ArrayBuffer, release: () => void) => void} [options.onSlice]
-   *   tee mode: receives each hashed slice; call release() when done with it
+   * @param {(offset: number, bytes: Uint8Array, release: () => void) => void} [options.onSlice]
+   *   tee mode: receives each hashed slice; call release() once done with it (its buffer
+   *   goes back to be read into again, so `bytes` must not be used after that)
+   * @param {number} [options.teeWindow=4] tee mode: slices handed over and not yet released
    * @returns {Promise<{sha256: string, bytesHashed: number, ms: number}>}
    */
   async hash(file, options = {}) {

@@ -11,16 +11,19 @@
 //   {type: "hash", id, file, sliceSize?, readAhead?, inline?, tee?: {window}}
 //     inline: read on this thread even where a reader worker could start (for benchmarks)
 //   {type: "cancel", id}
-//   {type: "ack", id}            tee mode: the page is done with one slice it was handed
+//   {type: "ack", id, buffer?}   tee mode: the page is done with one slice it was handed;
+//                                its buffer comes back (transferred) to be read into again
 // Messages out (to the page):
 //   {type: "progress", id, bytesHashed}          at most every PROGRESS_INTERVAL_MS
-//   {type: "slice", id, offset, buffer}          tee mode: the hashed slice, transferred
+//   {type: "slice", id, offset, buffer, length}  tee mode: the hashed slice (the first
+//                                                `length` bytes of buffer), transferred
 //   {type: "done", id, sha256, bytesHashed, ms}
 //   {type: "cancelled", id}
 //   {type: "error", id, message}
 //
 // Tee mode hands each slice over once it is hashed, so one read of the file can feed both
 // the hash and an upload. At most `tee.window` slices are out at a time, which bounds memory.
+// Slice buffers circulate between the reader, this worker and the page (see read-worker.js).
 
 import "../vendor/hash-wasm/sha256.umd.min.js";
 
@@ -33,7 +36,7 @@ const DEFAULT_READ_AHEAD = 2;
 const READ_WINDOW = 4;
 const PROGRESS_INTERVAL_MS = 100;
 
-/** Jobs by id: {cancelled, credits, wake}. */
+/** Jobs by id: {cancelled, credits, wake, wakeReader, recycle}. */
 const jobs = new Map();
 
 class Cancelled extends Error {}
@@ -53,13 +56,20 @@ self.addEventListener("message", (event) => {
     const job = jobs.get(msg.id);
     if (job) {
       job.credits += 1;
+      job.recycle?.(msg.buffer);
       job.wake?.();
     }
   }
 });
 
 async function runJob(msg) {
-  const job = { cancelled: false, credits: msg.tee?.window ?? 0, wake: null, wakeReader: null };
+  const job = {
+    cancelled: false,
+    credits: msg.tee?.window ?? 0,
+    wake: null,
+    wakeReader: null,
+    recycle: null,
+  };
   jobs.set(msg.id, job);
   try {
     const result = await hashFile(msg, job);
@@ -89,19 +99,19 @@ async function hashFile(msg, job) {
   let lastReport = started;
   const reader = msg.inline ? null : getReader();
   const slices = reader
-    ? readerSlices(reader, job, id, file, options)
+    ? readerSlices(reader, job, msg, options)
     : inlineSlices(file, options);
-  for await (const { offset, buffer } of slices) {
+  for await (const slice of slices) {
     if (job.cancelled) throw new Cancelled();
-    hasher.update(new Uint8Array(buffer));
-    bytesHashed += buffer.byteLength;
+    hasher.update(new Uint8Array(slice.buffer, 0, slice.length));
+    bytesHashed += slice.length;
 
     const now = performance.now();
     if (now - lastReport >= PROGRESS_INTERVAL_MS) {
       lastReport = now;
       self.postMessage({ type: "progress", id, bytesHashed });
     }
-    if (tee) await handOver(job, id, offset, buffer);
+    if (tee) await handOver(job, id, slice);
   }
   if (job.cancelled) throw new Cancelled();
   if (bytesHashed !== file.size) {
@@ -125,17 +135,20 @@ function getReader() {
 }
 
 /**
- * Slices in file order, read by the nested worker. Each slice is credited back when the
- * loop asks for the next one, i.e. once it has been hashed (and handed over in tee mode).
+ * Slices in file order, read by the nested worker. Each slice's buffer goes back to the
+ * reader with a credit once it has been hashed; in tee mode, once the page returns it.
  */
-async function* readerSlices(worker, job, id, file, { sliceSize, readAhead }) {
+async function* readerSlices(worker, job, { id, file, tee }, { sliceSize }) {
   const arrived = new Map();
+  const credit = (buffer) =>
+    worker.postMessage({ type: "credit", id, buffer }, buffer ? [buffer] : []);
+  if (tee) job.recycle = credit;
   let failure = null;
   let wake = null;
   job.wakeReader = () => wake?.();
   worker.onmessage = ({ data }) => {
     if (data.id !== id) return;
-    if (data.type === "slice") arrived.set(data.offset, data.buffer);
+    if (data.type === "slice") arrived.set(data.offset, data);
     else failure = Object.assign(new Error(data.message), { name: data.name });
     wake?.();
   };
@@ -146,7 +159,8 @@ async function* readerSlices(worker, job, id, file, { sliceSize, readAhead }) {
     reader = null; // later jobs read on this thread
     wake?.();
   };
-  worker.postMessage({ type: "read", id, file, sliceSize, readAhead, window: READ_WINDOW });
+  const window = tee ? tee.window : READ_WINDOW;
+  worker.postMessage({ type: "read", id, file, sliceSize, window });
   try {
     for (let offset = 0; offset < file.size;) {
       while (!arrived.has(offset) && !failure && !job.cancelled) {
@@ -157,13 +171,12 @@ async function* readerSlices(worker, job, id, file, { sliceSize, readAhead }) {
       }
       if (failure) throw failure;
       if (job.cancelled) return;
-      const buffer = arrived.get(offset);
+      const { buffer, length } = arrived.get(offset);
       arrived.delete(offset);
-      if (buffer.byteLength === 0) throw new Error("The file changed while it was being read.");
-      const next = offset + buffer.byteLength; // before the yield: tee mode detaches buffer
-      yield { offset, buffer };
-      worker.postMessage({ type: "credit", id });
-      offset = next;
+      if (length === 0) throw new Error("The file changed while it was being read.");
+      yield { offset, buffer, length };
+      if (!tee) credit(buffer);
+      offset += length;
     }
   } finally {
     // Also runs when the hashing loop stops early (cancel, error).
@@ -195,13 +208,13 @@ function readSlice(file, offset, sliceSize) {
   const read = file
     .slice(offset, Math.min(offset + sliceSize, file.size))
     .arrayBuffer()
-    .then((buffer) => ({ offset, buffer }));
+    .then((buffer) => ({ offset, buffer, length: buffer.byteLength }));
   read.catch(() => {});
   return read;
 }
 
 /** Tee mode: transfer a hashed slice to the page, waiting while the window is full. */
-async function handOver(job, id, offset, buffer) {
+async function handOver(job, id, { offset, buffer, length }) {
   while (job.credits <= 0 && !job.cancelled) {
     await new Promise((resolve) => {
       job.wake = resolve;
@@ -210,7 +223,7 @@ async function handOver(job, id, offset, buffer) {
   }
   if (job.cancelled) throw new Cancelled();
   job.credits -= 1;
-  self.postMessage({ type: "slice", id, offset, buffer }, [buffer]);
+  self.postMessage({ type: "slice", id, offset, buffer, length }, [buffer]);
 }
 
 function describeError(error) {

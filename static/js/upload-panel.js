@@ -8,6 +8,8 @@
 //            data-concurrency="2"            optional: files uploading at once (default 2)
 //            data-parts-in-flight="4"        optional: parts in flight per file (default 4)
 //            data-file-url="/files/{id}"     optional: link done/duplicate rows to the movie
+//            data-multipart-threshold="N"    optional: larger files are hashed while they
+//                                            upload (the server's MULTIPART_THRESHOLD)
 //   >
 //     <div class="upload-intro">
 //       <h2>Add movies</h2>
@@ -70,6 +72,7 @@ export function initUploadPanel(root) {
     api: root.dataset.api || "/api",
     concurrency: positiveInt(root.dataset.concurrency, 2),
     partsInFlight: positiveInt(root.dataset.partsInFlight, 4),
+    hashWhileUploadingAbove: positiveInt(root.dataset.multipartThreshold, Infinity),
   });
   const list =
     root.querySelector("[data-upload-rows], [data-upload-list]") ??
@@ -183,7 +186,10 @@ function updateRow(row, state, fileUrl) {
   row.element.dataset.stage = state.stage;
   row.stageLabel.textContent = STAGE_LABELS[state.stage] ?? state.stage;
 
-  setBar(row.hash, state.hashedBytes, state.size, state.stage === "hashing");
+  // A big file is hashed while it uploads: both bars move then.
+  const hashing = state.stage === "hashing" ||
+    (state.stage === "uploading" && state.hashedBytes < state.size);
+  setBar(row.hash, state.hashedBytes, state.size, hashing);
   setBar(row.upload, state.uploadedBytes, state.size, state.stage === "uploading");
 
   row.cancel.hidden = !state.cancellable;

@@ -5,6 +5,14 @@
 // Per batch: hash every file (web worker) → one bulk duplicate check → per new file
 // POST /api/uploads → form POST or multipart part PUTs → POST /api/uploads/<id>/complete.
 //
+// Files big enough to go multipart are hashed while they upload, so they are read once,
+// not twice: first only their fingerprint (the hash of their first and last MiB) goes to
+// the duplicate check. When no file of the user's could hold the same bytes (none of the
+// same size and fingerprint), the upload starts at once and each slice the hash worker
+// reads is both hashed and sent as one part; the whole file's SHA-256 goes with complete.
+// Otherwise the file is hashed in full and checked again first, so a duplicate is still
+// caught before any byte is sent.
+//
 // Events (CustomEvent, `detail` is a snapshot, see Uploader#snapshot):
 //   "file-added"     a file joined the list
 //   "file-stage"     its stage changed
@@ -31,6 +39,7 @@ export const STAGES = [
 ];
 const FINAL = new Set(["done", "duplicate", "failed", "cancelled"]);
 
+const MiB = 1024 * 1024;
 const RETRY_DELAYS_MS = [0, 1000, 3000, 5000];
 const CHECK_BATCH = 1000;
 const PART_URL_BATCH = 100;
@@ -199,6 +208,8 @@ export class Uploader extends EventTarget {
    * @param {number} [options.concurrency=2] files uploading at the same time
    * @param {number} [options.partsInFlight=4] multipart parts in flight per file
    * @param {number} [options.hashWorkers=1] files hashed at the same time
+   * @param {number} [options.hashWhileUploadingAbove=Infinity] bytes: larger files are
+   *   hashed while they upload (the server's MULTIPART_THRESHOLD is the natural value)
    * @param {() => string} [options.csrfToken] defaults to `<meta name="csrf-token">`
    * @param {EventTarget|null} [options.notifyTarget] gets `files-changed`; default document.body
    */
@@ -207,6 +218,7 @@ export class Uploader extends EventTarget {
     concurrency = 2,
     partsInFlight = 4,
     hashWorkers = 1,
+    hashWhileUploadingAbove = Infinity,
     csrfToken,
     notifyTarget,
   } = {}) {
@@ -215,10 +227,12 @@ export class Uploader extends EventTarget {
     this.partsInFlight = Math.max(1, partsInFlight);
     this.slots = new Slots(Math.max(1, concurrency));
     this.hashPool = new HashPool({ size: Math.max(1, hashWorkers) });
+    this.hashWhileUploadingAbove = hashWhileUploadingAbove;
     this.notifyTarget = notifyTarget === undefined ? globalThis.document?.body : notifyTarget;
     this.entries = new Map();
     this.nextId = 1;
-    // sha256 → promise settled when the file uploading that content is finished with it.
+    // sha256 (or fingerprint and size) → promise settled when the file uploading that
+    // content is finished with it.
     this.claims = new Map();
   }
 
@@ -304,6 +318,9 @@ export class Uploader extends EventTarget {
       contentType: contentTypeOf(file),
       stage: "queued",
       sha256: null,
+      fingerprint: null,
+      // Hashed while uploading: created with the fingerprint, sha256 sent at complete.
+      singlePass: false,
       hashedBytes: 0,
       uploadedBytes: 0,
       speed: 0,
@@ -326,52 +343,96 @@ export class Uploader extends EventTarget {
 
   async runBatch(batch) {
     const signals = new Map(batch.map((entry) => [entry, entry.controller.signal]));
-    await Promise.all(batch.map((entry) => this.hashStep(entry, signals.get(entry))));
     // A file cancelled or retried meanwhile has left the batch (a retry runs on its own).
     const current = (entry) => entry.controller.signal === signals.get(entry);
-    const hashed = batch.filter((e) => current(e) && e.stage === "queued" && e.sha256);
-    if (hashed.length === 0) return;
+    const ready = (entries) => entries.filter((e) => current(e) && e.stage === "queued");
+    await Promise.all(batch.map((entry) => this.identifyStep(entry, signals.get(entry))));
+    const unsure = await this.checkStep(ready(batch), current);
+    if (unsure.length === 0) return;
+    // A file of the same size is in the library: hash these in full before sending a byte.
+    await Promise.all(unsure.map((entry) => this.hashStep(entry, signals.get(entry))));
+    await this.checkStep(ready(unsure), current);
+  }
 
-    for (const entry of hashed) this.setStage(entry, "checking");
+  /** Hash a file in full, or only its fingerprint when it can be hashed while uploading. */
+  identifyStep(entry, signal) {
+    return entry.size > this.hashWhileUploadingAbove
+      ? this.fingerprintStep(entry, signal)
+      : this.hashStep(entry, signal);
+  }
+
+  /**
+   * One bulk duplicate check: duplicates are marked, new files start uploading. Returns
+   * the files known only by a fingerprint that some file of the user's might match.
+   */
+  async checkStep(entries, current) {
+    if (entries.length === 0) return [];
+    for (const entry of entries) this.setStage(entry, "checking");
     let results;
     try {
-      results = await this.checkDuplicates(hashed);
+      results = await this.checkDuplicates(entries);
     } catch (error) {
-      for (const entry of hashed) {
+      for (const entry of entries) {
         if (current(entry) && entry.stage === "checking") this.fail(entry, error);
       }
-      return;
+      return [];
     }
-    for (const entry of hashed) {
-      if (!current(entry) || entry.stage !== "checking") continue;
-      const result = results.get(entry.sha256);
-      if (result?.duplicate) this.markDuplicate(entry, result.file);
-      else this.uploadStep(entry, entry.controller.signal);
-    }
+    const unsure = [];
+    entries.forEach((entry, i) => {
+      if (!current(entry) || entry.stage !== "checking") return;
+      const result = results[i];
+      if (result.duplicate) {
+        this.markDuplicate(entry, result.file);
+      } else if (result.needs_sha256) {
+        this.setStage(entry, "queued");
+        unsure.push(entry);
+      } else {
+        entry.singlePass = !entry.sha256;
+        this.uploadStep(entry, entry.controller.signal);
+      }
+    });
+    return unsure;
   }
 
   /** A retry: hash if needed, then upload (creating the upload reports duplicates too). */
   async runOne(entry) {
     const signal = entry.controller.signal;
-    if (!entry.sha256 && !(await this.hashStep(entry, signal))) return;
+    const hashed = entry.sha256 || entry.singlePass;
+    if (!hashed && !(await this.hashStep(entry, signal))) return;
     await this.uploadStep(entry, signal);
   }
 
   /** Hash one file; returns whether it succeeded. */
   async hashStep(entry, signal) {
+    return this.hashInto(entry, "sha256", entry.file, signal);
+  }
+
+  /**
+   * Hash the file's first MiB followed by its last MiB (all of it up to 2 MiB): what the
+   * server compares with the files of the same size. Returns whether it succeeded.
+   */
+  async fingerprintStep(entry, signal) {
+    const { file } = entry;
+    const ends = new Blob([file.slice(0, MiB), file.slice(Math.max(MiB, file.size - MiB))]);
+    return this.hashInto(entry, "fingerprint", ends, signal);
+  }
+
+  /** Hash `blob` in the worker pool into entry[field], showing progress for the full hash. */
+  async hashInto(entry, field, blob, signal) {
     if (entry.size === 0) {
       this.fail(entry, new UploadFailure("This file is empty."), false);
       return false;
     }
+    const full = field === "sha256";
     try {
-      const { sha256 } = await this.hashPool.hash(entry.file, {
+      const { sha256 } = await this.hashPool.hash(blob, {
         signal,
         onStart: () => this.setStage(entry, "hashing"),
-        onProgress: (bytes) => this.progress(entry, { hashedBytes: bytes }),
+        onProgress: full ? (bytes) => this.progress(entry, { hashedBytes: bytes }) : undefined,
       });
       if (signal.aborted) return false;
-      entry.sha256 = sha256;
-      this.progress(entry, { hashedBytes: entry.size });
+      entry[field] = sha256;
+      if (full) this.progress(entry, { hashedBytes: entry.size });
       entry.meter = new SpeedMeter();
       this.setStage(entry, "queued");
       return true;
@@ -381,16 +442,17 @@ export class Uploader extends EventTarget {
     }
   }
 
-  /** One bulk check (per 1000 files): a Map of sha256 → {duplicate, file}. */
+  /** Bulk checks of 1000 files at most; the results in the order of `entries`. */
   async checkDuplicates(entries) {
-    const unique = new Map(entries.map((e) => [e.sha256, { sha256: e.sha256, size: e.size }]));
-    const files = [...unique.values()];
-    const results = new Map();
+    const files = entries.map((e) =>
+      e.sha256 ? { sha256: e.sha256, size: e.size } : { fingerprint: e.fingerprint, size: e.size },
+    );
+    const results = [];
     for (let i = 0; i < files.length; i += CHECK_BATCH) {
       const { data } = await this.api.post("/files/check", {
         files: files.slice(i, i + CHECK_BATCH),
       });
-      for (const result of data.results) results.set(result.sha256, result);
+      results.push(...data.results);
     }
     return results;
   }
@@ -398,15 +460,16 @@ export class Uploader extends EventTarget {
   /** Wait for an upload slot, then create the upload, send the bytes, complete. */
   async uploadStep(entry, signal) {
     this.setStage(entry, "queued");
+    const content = entry.sha256 ?? `${entry.fingerprint}/${entry.size}`;
     let release = null;
     try {
       // The same content twice (in one batch): let the first finish, so that the second is
       // then reported as its duplicate instead of sharing its upload.
-      while (this.claims.has(entry.sha256)) await abortable(this.claims.get(entry.sha256), signal);
-      this.claims.set(entry.sha256, new Promise((resolve) => (release = resolve)));
+      while (this.claims.has(content)) await abortable(this.claims.get(content), signal);
+      this.claims.set(content, new Promise((resolve) => (release = resolve)));
       await this.slots.acquire(signal);
     } catch {
-      this.unclaim(entry, release);
+      this.unclaim(content, release);
       return; // cancelled while waiting
     }
     try {
@@ -415,13 +478,13 @@ export class Uploader extends EventTarget {
       if (!signal.aborted) this.fail(entry, error);
     } finally {
       this.slots.release();
-      this.unclaim(entry, release);
+      this.unclaim(content, release);
     }
   }
 
-  unclaim(entry, release) {
+  unclaim(content, release) {
     if (!release) return;
-    this.claims.delete(entry.sha256);
+    this.claims.delete(content);
     release();
   }
 
@@ -439,21 +502,27 @@ export class Uploader extends EventTarget {
   /** Create the upload and send the bytes; returns the body for complete, null for a duplicate. */
   async transfer(entry, signal) {
     this.setStage(entry, "checking");
-    const upload = await this.createUpload(entry, signal);
+    const upload = await this.createOrHash(entry, signal);
     if (!upload) return null;
     entry.upload = upload.upload;
     entry.method = upload.upload.method;
     entry.meter = new SpeedMeter();
 
     if (entry.method === "post") {
+      // Not expected (the page hashes while uploading only multipart-sized files), but a
+      // form upload sends the File itself: hash it first, then send it.
+      if (entry.singlePass && !entry.sha256 && !(await this.hashStep(entry, signal))) {
+        throw new Cancelled();
+      }
       this.setStage(entry, "uploading");
       await this.postUpload(entry, signal);
-      return {};
+      return entry.singlePass ? { sha256: entry.sha256 } : {};
     }
     if (entry.method === "multipart") {
       const plan = await this.planParts(entry, upload.resumed, signal);
       this.setStage(entry, "uploading");
-      return { parts: await this.sendParts(entry, plan, signal) };
+      if (entry.singlePass) return this.sendPartsWhileHashing(entry, plan, signal);
+      return { parts: await this.sendParts(entry, plan, fileParts(entry.file, plan), signal) };
     }
     throw new UploadFailure(`The server asked for an unknown upload method "${entry.method}".`);
   }
@@ -484,6 +553,22 @@ export class Uploader extends EventTarget {
   }
 
   /**
+   * Create the upload. One to be hashed while uploading is refused (409) when a file of the
+   * same size and fingerprint arrived meanwhile: then hash it in full and create it again.
+   */
+  async createOrHash(entry, signal) {
+    try {
+      return await this.createUpload(entry, signal);
+    } catch (error) {
+      if (!(entry.singlePass && error instanceof ApiError && error.status === 409)) throw error;
+    }
+    entry.singlePass = false;
+    if (!(await this.hashStep(entry, signal))) throw new Cancelled();
+    this.setStage(entry, "checking");
+    return this.createUpload(entry, signal);
+  }
+
+  /**
    * POST /api/uploads: null for a duplicate, else {upload, resumed}. Not aborted by a cancel,
    * so that an upload the server created meanwhile is known and can be deleted.
    */
@@ -491,7 +576,9 @@ export class Uploader extends EventTarget {
     const { status, data } = await this.api.post("/uploads", {
       name: entry.name,
       size: entry.size,
-      sha256: entry.sha256,
+      // Without sha256 the server plans an upload to be hashed while it is sent.
+      sha256: entry.singlePass ? undefined : entry.sha256,
+      fingerprint: entry.fingerprint ?? undefined,
       content_type: entry.contentType,
     });
     if (signal.aborted) {
@@ -566,26 +653,63 @@ export class Uploader extends EventTarget {
     return { partSize, partBytes, etags, todo, progress };
   }
 
-  /** Send the planned parts, several at a time; returns [{part_number, etag}] sorted. */
-  async sendParts(entry, { partSize, partBytes, etags, todo, progress }, signal) {
+  /**
+   * Read the file once: the hash worker hands over each slice (one part's bytes) once it
+   * has hashed it, and the slice is sent unless the store holds that part already.
+   * Returns the body for complete: the parts and the whole file's sha256.
+   */
+  async sendPartsWhileHashing(entry, plan, signal) {
+    const slices = new SliceQueue();
+    const todo = new Set(plan.todo);
+    const hashing = new AbortController();
+    const onAbort = () => hashing.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const hashed = this.hashPool.hash(entry.file, {
+      signal: hashing.signal,
+      sliceSize: plan.partSize,
+      // The parts in flight plus two slices being read and hashed: what memory holds.
+      teeWindow: this.partsInFlight + 2,
+      onProgress: (bytes) => this.progress(entry, { hashedBytes: bytes }),
+      onSlice: (offset, bytes, release) => {
+        const n = offset / plan.partSize + 1;
+        if (todo.has(n)) slices.push({ n, body: bytes, release });
+        else release(); // the store holds it already (a resumed upload)
+      },
+    });
+    hashed.then(() => slices.close(), (error) => slices.close(error));
+    try {
+      const parts = await this.sendParts(entry, plan, slices, signal);
+      const { sha256 } = await hashed;
+      entry.sha256 = sha256;
+      this.progress(entry, { hashedBytes: entry.size });
+      return { parts, sha256 };
+    } catch (error) {
+      hashing.abort();
+      if (error instanceof HashCancelled) throw new Cancelled();
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Send parts as `source` yields them ({n, body, release?}), several at a time; returns
+   * [{part_number, etag}] sorted. `release` is called once a part is stored.
+   */
+  async sendParts(entry, { etags, todo, progress }, source, signal) {
     const { id } = entry.upload;
     const urls = new PartUrls(this.api, id, todo);
     // One part failing for good stops the others.
     const parts = new AbortController();
     const onAbort = () => parts.abort();
     signal.addEventListener("abort", onAbort, { once: true });
-    const queue = [...todo];
     const sender = async () => {
-      while (queue.length > 0) {
-        const n = queue.shift();
-        const start = (n - 1) * partSize;
-        const etag = await this.sendPart(entry, parts.signal, {
-          n,
-          blob: entry.file.slice(start, start + partBytes(n)),
-          urls,
-          progress,
-        });
-        etags.set(n, etag);
+      for (;;) {
+        const { value, done } = await source.next();
+        if (done || parts.signal.aborted) return;
+        const etag = await this.sendPart(entry, parts.signal, { ...value, urls, progress });
+        etags.set(value.n, etag);
+        value.release?.();
       }
     };
     try {
@@ -601,15 +725,15 @@ export class Uploader extends EventTarget {
       .map(([partNumber, etag]) => ({ part_number: partNumber, etag }));
   }
 
-  /** PUT one part; returns its ETag. */
-  async sendPart(entry, signal, { n, blob, urls, progress }) {
+  /** PUT one part (a Blob or bytes); returns its ETag. */
+  async sendPart(entry, signal, { n, body, urls, progress }) {
     let url = await urls.get(n, signal);
     const xhr = await this.withRetries(entry, signal, {
       send: () =>
         sendXhr({
           method: "PUT",
           url,
-          body: blob,
+          body,
           signal,
           onProgress: (loaded) => {
             progress.report(n, loaded);
@@ -623,7 +747,7 @@ export class Uploader extends EventTarget {
     });
     const etag = xhr.getResponseHeader("ETag");
     if (!etag) throw new UploadFailure(ETAG_MISSING);
-    progress.confirm(n, blob.size);
+    progress.confirm(n, body.size ?? body.byteLength);
     this.progress(entry, { uploadedBytes: progress.value() });
     return etag;
   }
@@ -769,6 +893,48 @@ export class Uploader extends EventTarget {
 }
 
 // ---- helpers -----------------------------------------------------------------------------
+
+/** The planned parts of a file, as Blob slices (read only when sent). */
+async function* fileParts(file, { todo, partSize, partBytes }) {
+  for (const n of todo) {
+    const start = (n - 1) * partSize;
+    yield { n, body: file.slice(start, start + partBytes(n)) };
+  }
+}
+
+/** Parts handed over by the hash worker, taken by the senders in arrival order. */
+class SliceQueue {
+  constructor() {
+    this.items = [];
+    this.takers = [];
+    this.closed = false;
+    this.error = null;
+  }
+
+  push(item) {
+    const taker = this.takers.shift();
+    if (taker) taker.resolve({ value: item, done: false });
+    else this.items.push(item);
+  }
+
+  /** No more items; with an error, every taker still waiting (or coming) gets it. */
+  close(error = null) {
+    this.closed = true;
+    this.error = error;
+    for (const taker of this.takers.splice(0)) {
+      if (error) taker.reject(error);
+      else taker.resolve({ value: undefined, done: true });
+    }
+  }
+
+  /** The async-iterator protocol, so that sendParts reads it like a generator. */
+  next() {
+    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift(), done: false });
+    if (this.error) return Promise.reject(this.error);
+    if (this.closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.takers.push({ resolve, reject }));
+  }
+}
 
 function isRetryableStatus(status) {
   return status >= 500 || status === 409 || status === 423 || status === 429;

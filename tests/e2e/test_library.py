@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import wave
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import CDPSession, Locator, Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
+from sqlmodel import select
 
+from movievault import db
+from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
 from tests.conftest import MIB, LiveServer
 from tests.e2e.conftest import screenshot
@@ -82,22 +88,41 @@ def expect_stage(page: Page, name: str, stage: str, timeout: float = 30_000) -> 
     expect(upload_row(page, name)).to_have_attribute("data-stage", stage, timeout=timeout)
 
 
-def throttle(cdp: CDPSession, upload_bytes_per_second: int) -> None:
-    """Limit the page's upload speed (-1: no limit), so progress has steps to show."""
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": 0,
-            "downloadThroughput": -1,
-            "uploadThroughput": upload_bytes_per_second,
-        },
-    )
-
-
 def is_part_put(route: Route) -> bool:
     """Whether the request is a multipart part sent to the store (S3 or the local store)."""
     return route.request.method == "PUT"
+
+
+class PartGate:
+    """Lets the first parts through and holds the others, so a test sees an upload midway.
+
+    (Chromium's network throttling does not slow bodies sent from memory, which is how
+    big files go, read once for both the hash and the upload.)
+    """
+
+    def __init__(self, page: Page, let_through: int) -> None:
+        self.page, self.let_through, self.held = page, let_through, []
+        self.passed: list[int] = []
+        page.route("**/*", self._route)
+
+    def _route(self, route: Route) -> None:
+        if not is_part_put(route):
+            route.fallback()
+        elif len(self.passed) < self.let_through:
+            self.passed.append(len(route.request.post_data_buffer or b""))
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def stop(self) -> None:
+        """Hold no more parts; those held stay held (until the page cuts them off)."""
+        self.page.unroute("**/*", self._route)
+
+    def open(self) -> None:
+        """Send the held parts on, and every later one."""
+        for route in self.held:
+            route.continue_()
+        self.stop()
 
 
 def test_upload_progress_list_and_duplicate(
@@ -112,18 +137,17 @@ def test_upload_progress_list_and_duplicate(
     screenshot(page, "library-empty")
 
     page.evaluate(WATCH_ROWS)
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    throttle(cdp, 8 * MIB)
+    gate = PartGate(page, let_through=2)
     add_files(page, small, big)
     bar = upload_row(page, big.name).locator("progress.progress-upload")
+    # It stops at two of four parts stored (10 of 16 MiB) until the gate opens.
     page.wait_for_function(
         "bar => bar.value >= 15 && bar.value <= 70", arg=bar.element_handle(), timeout=30_000
     )
-    screenshot(page, "library-uploading")
     expect_stage(page, small.name, "done")
+    screenshot(page, "library-uploading")
+    gate.open()
     expect_stage(page, big.name, "done")
-    throttle(cdp, -1)
 
     # The list refreshed itself through htmx: no reload happened.
     expect(list_row(page, small.name)).to_be_visible()
@@ -173,6 +197,93 @@ def test_upload_progress_list_and_duplicate(
     page.get_by_role("button", name="Clear finished").click()
     expect(page.locator(".upload-row")).to_have_count(0)
     expect(page.get_by_role("button", name="Clear finished")).to_be_hidden()
+
+
+def api_calls(page: Page) -> list[tuple[str, dict]]:
+    """Record (path, JSON body) of every API POST the page makes, in order."""
+    calls: list[tuple[str, dict]] = []
+
+    def note(request: Any) -> None:
+        path = urlsplit(request.url).path
+        if request.method == "POST" and path.startswith("/api/"):
+            calls.append((path, json.loads(request.post_data or "{}")))
+
+    page.on("request", note)
+    return calls
+
+
+def test_big_file_is_read_once_hashing_while_uploading(
+    page: Page, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """Above the multipart threshold: fingerprint checked, then one read feeds hash and upload."""
+    source = tmp_path / "one pass.mkv"
+    digest = write_random(source, 16 * MIB)
+    calls = api_calls(page)
+    add_files(page, source)
+    expect_stage(page, source.name, "done")
+
+    paths = [path for path, _ in calls]
+    assert paths[:2] == ["/api/files/check", "/api/uploads"], paths
+    (checked,) = calls[0][1]["files"]
+    assert set(checked) == {"fingerprint", "size"}
+    created = calls[1][1]
+    assert "sha256" not in created and created["fingerprint"] == checked["fingerprint"]
+    data = source.read_bytes()
+    assert checked["fingerprint"] == hashlib.sha256(data[:MIB] + data[-MIB:]).hexdigest()
+    # The whole file's hash, computed from the slices that were sent, comes with complete.
+    complete = next(body for path, body in calls if path.endswith("/complete"))
+    assert complete["sha256"] == digest and len(complete["parts"]) == 4
+    (key,) = store_keys(e2e_server.app)
+    assert stored_sha256(e2e_server.app, key) == digest
+    expect(list_row(page, source.name)).to_be_visible()
+    with db.session_scope(e2e_server.app) as session:
+        (stored,) = session.exec(select(StoredFile)).all()
+    assert (stored.sha256, stored.fingerprint) == (digest, checked["fingerprint"])
+
+
+def test_big_file_that_might_be_a_duplicate_is_hashed_before_any_byte_is_sent(
+    page: Page, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """A possible match (same size, same or unknown fingerprint) is hashed and checked first."""
+    first, copy, other, third = (
+        tmp_path / n for n in ("first.mkv", "copy.mkv", "other.mkv", "third.mkv")
+    )
+    write_random(first, 16 * MIB)
+    copy.write_bytes(first.read_bytes())
+    other_digest, third_digest = write_random(other, 16 * MIB), write_random(third, 16 * MIB)
+    add_files(page, first)
+    expect_stage(page, first.name, "done")
+
+    calls = api_calls(page)
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    add_files(page, copy, other)
+    expect_stage(page, copy.name, "duplicate")
+    expect_stage(page, other.name, "done")
+    checks = [body["files"] for path, body in calls if path == "/api/files/check"]
+    creates = [body for path, body in calls if path == "/api/uploads"]
+    # Both are checked by fingerprint. The copy's matches the first movie's, so it is hashed
+    # in full and found by its sha256; the other's differs, so it goes in one pass.
+    assert [sorted(f) for f in checks[0]] == [["fingerprint", "size"]] * 2
+    assert [sorted(f) for f in checks[1]] == [["sha256", "size"]]
+    assert [(c["name"], "sha256" in c) for c in creates] == [(other.name, False)]
+    assert len(puts) == 4  # the other file's four parts; none of the copy's
+
+    # A movie recorded without a fingerprint (by a script, say) might be any file of its size.
+    with db.session_scope(e2e_server.app) as session:
+        for stored in session.exec(select(StoredFile)).all():
+            stored.fingerprint = None
+            session.add(stored)
+        session.commit()
+    calls.clear()
+    add_files(page, third)
+    expect_stage(page, third.name, "done")
+    creates = [body for path, body in calls if path == "/api/uploads"]
+    assert [(c["name"], c.get("sha256")) for c in creates] == [(third.name, third_digest)]
+    assert len(puts) == 8
+    digests = {stored_sha256(e2e_server.app, k) for k in store_keys(e2e_server.app)}
+    assert len(digests) == 3 and {other_digest, third_digest} <= digests
+    expect(page.locator("#list-summary")).to_contain_text("3 movies")
 
 
 def test_download_matches_source(page: Page, tmp_path: Path) -> None:
@@ -420,20 +531,14 @@ def test_search_and_sort_without_reload(page: Page, tmp_path: Path) -> None:
 
 def test_cancel_mid_upload_then_retry(page: Page, e2e_server: LiveServer, tmp_path: Path) -> None:
     """Cancel stops a multipart upload and drops it on the server; Retry starts it afresh."""
-    from sqlmodel import select
-
-    from movievault import db
-    from movievault.models import PendingUpload
-
     source = tmp_path / "second thoughts.mp4"
     digest = write_random(source, 16 * MIB)
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    throttle(cdp, 2 * MIB)
+    gate = PartGate(page, let_through=1)
     add_files(page, source)
     row = upload_row(page, source.name)
     bar = row.locator("progress.progress-upload")
     page.wait_for_function("bar => bar.value >= 5", arg=bar.element_handle(), timeout=30_000)
+    gate.stop()  # the held parts are cut off by the cancel
     with page.expect_response(lambda r: r.request.method == "DELETE") as dropped:
         row.get_by_role("button", name=f"Cancel uploading {source.name}").click()
     assert dropped.value.status == 204
@@ -443,7 +548,6 @@ def test_cancel_mid_upload_then_retry(page: Page, e2e_server: LiveServer, tmp_pa
         assert session.exec(select(PendingUpload)).all() == []
     assert store_keys(e2e_server.app) == []
 
-    throttle(cdp, -1)
     row.get_by_role("button", name=f"Retry uploading {source.name}").click()
     expect_stage(page, source.name, "done")
     (key,) = store_keys(e2e_server.app)
