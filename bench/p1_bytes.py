@@ -4,7 +4,8 @@ The app runs under waitress in its own process, wrapped in bench/counted_app.py'
 middleware; files are uploaded through the API with movievault/client.py's ApiClient (the
 full protocol: check, create, form POST or part PUTs straight to the store, complete).
 Two client flows are measured: hash first (the check carries the SHA-256), and hash while
-uploading (the check carries the fingerprint, `complete` the SHA-256). On the local-disk
+uploading (the check carries the fingerprint, `complete` the SHA-256). Like the page, both
+complete a multipart upload without echoing the parts' ETags. On the local-disk
 backend the app *is* the store, so the store's own routes are reported apart from the
 control plane.
 """
@@ -58,10 +59,8 @@ def upload_hashing_while_sending(client: ApiClient, name: str, data: bytes) -> d
         client.post_form(upload, data).raise_for_status()
         final = client.complete(upload["id"], sha256=sha256_of(data))
     else:
-        numbers = list(range(1, upload["part_count"] + 1))
-        final = client.complete(
-            upload["id"], client.put_parts(upload, data, numbers), sha256=sha256_of(data)
-        )
+        client.put_parts(upload, data, list(range(1, upload["part_count"] + 1)))
+        final = client.complete(upload["id"], sha256=sha256_of(data))
     final.raise_for_status()
     return final.json()
 

@@ -128,12 +128,12 @@ class ApiClient:
             self.post_form(upload, data).raise_for_status()
             final = self.complete(upload["id"])
         else:
-            done: dict[int, str] = {}
+            held: set[int] = set()
             if answer.status_code == 200:  # resuming: skip what the store already holds
-                held = self.status(upload["id"])["uploaded_parts"]
-                done = {p["part_number"]: p["etag"] for p in held}
-            missing = [n for n in range(1, upload["part_count"] + 1) if n not in done]
-            done.update(self.put_parts(upload, data, missing))
-            final = self.complete(upload["id"], done)
+                held = {p["part_number"] for p in self.status(upload["id"])["uploaded_parts"]}
+            missing = [n for n in range(1, upload["part_count"] + 1) if n not in held]
+            self.put_parts(upload, data, missing)
+            # Like the page, no part list: the app takes it from the store.
+            final = self.complete(upload["id"])
         final.raise_for_status()
         return final.json()

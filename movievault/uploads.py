@@ -347,9 +347,20 @@ def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> Sto
     ).first()
 
 
-def _declared_parts(upload: PendingUpload, data: dict[str, Any]) -> list[tuple[int, str]]:
-    """Parse `parts` into sorted (number, etag) pairs; raise 400 for malformed input."""
+def _declared_parts(
+    upload: PendingUpload, data: dict[str, Any]
+) -> list[tuple[int, str]] | None:
+    """Parse `parts` into sorted (number, etag) pairs; raise 400 for malformed input.
+
+    None when a multipart upload is completed without a list: then the parts the store
+    holds are used, each still checked for its size. (The list only echoes the ETags the
+    store answered, and grows with the file: 56 bytes per part.)
+    """
+    if upload.method != "multipart":
+        return []
     parts = data.get("parts")
+    if parts is None:
+        return None
     if not isinstance(parts, list):
         raise InvalidInput("parts must be a list of {part_number, etag} objects.")
     pairs: dict[int, str] = {}
@@ -372,8 +383,13 @@ def _verify_parts(
 ) -> None:
     """Raise UploadMismatch unless every part is present, with its ETag and its size."""
     count = part_count(upload)
-    if [n for n, _ in declared] != list(range(1, count + 1)):
-        raise UploadMismatch(f"Completing needs all {count} parts, each listed once.")
+    numbers = [n for n, _ in declared]
+    if numbers != list(range(1, count + 1)):
+        missing = sorted(set(range(1, count + 1)) - set(numbers))
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise UploadMismatch(
+            f"Completing needs all {count} parts" + (f"; missing: {shown}." if missing else ".")
+        )
     held = {part.part_number: part for part in stored}
     for number, etag in declared:
         if not etag.strip('"'):
@@ -430,7 +446,7 @@ def complete_upload(
             if done is not None:
                 return CompleteResult(file=done, duplicate=True)
             raise
-        declared = _declared_parts(upload, data) if upload.method == "multipart" else []
+        declared = _declared_parts(upload, data)
         # Uploads started with a fingerprint learn their hash only now.
         sha256 = upload.sha256 or validation.sha256_hex(data.get("sha256"))
         if _claim(session=session, upload_id=upload.id):
@@ -470,13 +486,15 @@ def _complete_claimed(
     session: Session,
     storage: Storage,
     upload: PendingUpload,
-    declared: list[tuple[int, str]],
+    declared: list[tuple[int, str]] | None,
     sha256: str,
 ) -> CompleteResult:
     """Finish an upload this request holds the claim on."""
     if upload.method == "multipart":
         assert upload.multipart_id
         stored = storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
+        if declared is None:
+            declared = sorted((part.part_number, part.etag) for part in stored)
         _verify_parts(upload, declared, stored)
         try:
             storage.complete_multipart(

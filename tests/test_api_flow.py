@@ -56,6 +56,19 @@ def test_multipart_upload_assembles_parts_in_order(alice: ApiClient) -> None:
     assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
 
 
+def test_multipart_complete_without_a_part_list_uses_what_the_store_holds(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    data = os.urandom(12 * MIB + 123)
+    upload = alice.create(name="unlisted.mkv", data=data).json()["upload"]
+    alice.put_parts(upload, data, [2, 3, 1])
+    final = alice.complete(upload["id"])  # body {}: no ETags echoed back
+    assert final.status_code == 201, final.text
+    got = download(alice, final.json()["file"]["id"])
+    assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+    assert len(list(get_storage(live_server.app).iter_keys())) == 1
+
+
 def test_same_content_again_is_a_duplicate_with_no_new_object(
     alice: ApiClient, live_server: LiveServer
 ) -> None:

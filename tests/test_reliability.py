@@ -509,16 +509,24 @@ def test_form_upload_of_other_bytes_is_refused_where_the_store_knows_the_hash(
 
 
 def _lie_about_parts(
-    alice: ApiClient, live_server: LiveServer, declare: Any, *, sizes: dict[int, int] | None = None
+    alice: ApiClient,
+    live_server: LiveServer,
+    declare: Any,
+    *,
+    sizes: dict[int, int] | None = None,
+    sent: tuple[int, ...] = (1, 2, 3),
 ) -> tuple[Any, PendingUpload]:
-    """Upload three parts (some with other sizes), then complete with `declare(etags)`."""
+    """Upload parts `sent` (some with other sizes), then complete with `declare(etags)`.
+
+    `declare` returning None completes without a part list (the app uses the store's).
+    """
     data = os.urandom(BIG)
     upload = alice.create(name="parts.mkv", data=data).json()["upload"]
     row = pending(live_server.app, upload["id"])
     assert row is not None
     etags: dict[int, str] = {}
     part = upload["part_size"]
-    for number, url in alice.sign_parts(upload["id"], [1, 2, 3]).items():
+    for number, url in alice.sign_parts(upload["id"], list(sent)).items():
         body = data[(number - 1) * part : number * part]
         if sizes and number in sizes:
             body = os.urandom(sizes[number])
@@ -531,7 +539,8 @@ def _lie_about_parts(
         answer.raise_for_status()
         etags[number] = answer.headers["ETag"]
     parts = declare(etags)
-    answer = alice.api("POST", f"/uploads/{upload['id']}/complete", json={"parts": parts})
+    body = {} if parts is None else {"parts": parts}
+    answer = alice.api("POST", f"/uploads/{upload['id']}/complete", json=body)
     return answer, row
 
 
@@ -601,16 +610,28 @@ def test_part_left_out_is_refused_and_the_multipart_upload_aborted(
     _assert_refused_and_cleaned(answer, row, live_server, "all 3 parts")
 
 
+def test_part_never_sent_is_refused_when_complete_lists_no_parts(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    answer, row = _lie_about_parts(alice, live_server, lambda _: None, sent=(1, 3))
+    _assert_refused_and_cleaned(answer, row, live_server, "all 3 parts; missing: 2.")
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed", "unlisted"])
 @pytest.mark.parametrize(
     "sizes", [{3: 2 * MIB}, {1: 5 * MIB - 1}, {3: 1}], ids=["last-too-big", "short", "tiny-last"]
 )
 def test_part_of_the_wrong_size_is_refused_and_the_multipart_upload_aborted(
-    alice: ApiClient, live_server: LiveServer, sizes: dict[int, int]
+    alice: ApiClient, live_server: LiveServer, sizes: dict[int, int], listed: bool
 ) -> None:
-    answer, row = _lie_about_parts(alice, live_server, _listed, sizes=sizes)
+    declare = _listed if listed else lambda _: None
+    answer, row = _lie_about_parts(alice, live_server, declare, sizes=sizes)
     (number,) = sizes
     local = get_storage(live_server.app).kind == "local"
-    expected = f"Part {number} was never uploaded" if local else f"Part {number} holds"
+    if local:  # the local store refused the part at once: it was never uploaded
+        expected = f"Part {number} was never uploaded" if listed else f"missing: {number}."
+    else:
+        expected = f"Part {number} holds"
     _assert_refused_and_cleaned(answer, row, live_server, expected)
 
 

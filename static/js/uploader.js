@@ -5,13 +5,12 @@
 // Per batch: hash every file (web worker) → one bulk duplicate check → per new file
 // POST /api/uploads → form POST or multipart part PUTs → POST /api/uploads/<id>/complete.
 //
-// Files big enough to go multipart are hashed while they upload, so they are read once,
-// not twice: first only their fingerprint (the hash of their first and last MiB) goes to
-// the duplicate check. When no file of the user's could hold the same bytes (none of the
-// same size and fingerprint), the upload starts at once and each slice the hash worker
-// reads is both hashed and sent as one part; the whole file's SHA-256 goes with complete.
-// Otherwise the file is hashed in full and checked again first, so a duplicate is still
-// caught before any byte is sent.
+// Files big enough to go multipart are hashed while they upload, instead of before: first
+// only their fingerprint (the hash of their first and last MiB) goes to the duplicate
+// check. When no file of the user's could hold the same bytes (none of the same size and
+// fingerprint), the upload starts at once and the hash runs alongside it; the whole
+// file's SHA-256 goes with complete. Otherwise the file is hashed in full and checked
+// again first, so a duplicate is still caught before any byte is sent.
 //
 // Events (CustomEvent, `detail` is a snapshot, see Uploader#snapshot):
 //   "file-added"     a file joined the list
@@ -46,10 +45,6 @@ const PART_URL_BATCH = 100;
 const URL_REFRESHES_PER_PART = 2;
 const PROGRESS_EVENT_MS = 100;
 const SPEED_WINDOW_MS = 5000;
-
-const ETAG_MISSING =
-  "The storage accepted a part but its ETag header cannot be read by the page: the bucket's " +
-  "CORS rules must list ETag in ExposeHeaders (`movievault setup-bucket` sets them).";
 
 const VIDEO_TYPES = {
   mp4: "video/mp4",
@@ -521,8 +516,11 @@ export class Uploader extends EventTarget {
     if (entry.method === "multipart") {
       const plan = await this.planParts(entry, upload.resumed, signal);
       this.setStage(entry, "uploading");
-      if (entry.singlePass) return this.sendPartsWhileHashing(entry, plan, signal);
-      return { parts: await this.sendParts(entry, plan, fileParts(entry.file, plan), signal) };
+      // Complete is sent without the part list: the server takes it from the store and
+      // checks every part's size, so the request stays small however big the file.
+      if (entry.singlePass) return { sha256: await this.hashWhileSending(entry, plan, signal) };
+      await this.sendParts(entry, plan, fileParts(entry.file, plan), signal);
+      return {};
     }
     throw new UploadFailure(`The server asked for an unknown upload method "${entry.method}".`);
   }
@@ -633,58 +631,58 @@ export class Uploader extends EventTarget {
   async planParts(entry, resumed, signal) {
     const { part_size: partSize, part_count: partCount } = entry.upload;
     const partBytes = (n) => Math.min(partSize, entry.size - (n - 1) * partSize);
-    const etags = new Map();
+    const held = new Set();
     if (resumed) {
       const { data } = await this.api.get(`/uploads/${entry.upload.id}`, { signal });
       for (const part of data.uploaded_parts ?? []) {
         // A part of the wrong size (cut off) is sent again.
-        if (part.size === partBytes(part.part_number)) etags.set(part.part_number, part.etag);
+        if (part.size === partBytes(part.part_number)) held.add(part.part_number);
       }
     }
     const todo = [];
     let confirmed = 0;
     for (let n = 1; n <= partCount; n += 1) {
-      if (etags.has(n)) confirmed += partBytes(n);
+      if (held.has(n)) confirmed += partBytes(n);
       else todo.push(n);
     }
     const progress = new ByteProgress(entry.size, confirmed);
     entry.uploadedBytes = progress.value();
     entry.meter.add(entry.uploadedBytes);
-    return { partSize, partBytes, etags, todo, progress };
+    return { partSize, partBytes, todo, progress };
   }
 
   /**
-   * Read the file once: the hash worker hands over each slice (one part's bytes) once it
-   * has hashed it, and the slice is sent unless the store holds that part already.
-   * Returns the body for complete: the parts and the whole file's sha256.
+   * Send the parts and hash the file at the same time; returns the whole file's sha256.
+   *
+   * Parts go as Blob slices of the File, which the browser streams from the disk (or the
+   * page cache) in its own process. Handing the hash worker's slices to the PUTs instead
+   * would read the file once, but Chromium holds an in-memory request body in the tab
+   * until garbage collection: a 2 GiB upload grew the tab by 1.5 GiB and ran at a tenth
+   * of the speed. A File cannot change between the two reads: Chromium refuses to read
+   * one modified after it was chosen.
    */
-  async sendPartsWhileHashing(entry, plan, signal) {
-    const slices = new SliceQueue();
-    const todo = new Set(plan.todo);
-    const hashing = new AbortController();
-    const onAbort = () => hashing.abort();
+  async hashWhileSending(entry, plan, signal) {
+    const both = new AbortController();
+    const onAbort = () => both.abort();
     signal.addEventListener("abort", onAbort, { once: true });
+    let hashError = null;
     const hashed = this.hashPool.hash(entry.file, {
-      signal: hashing.signal,
-      sliceSize: plan.partSize,
-      // The parts in flight plus two slices being read and hashed: what memory holds.
-      teeWindow: this.partsInFlight + 2,
+      signal: both.signal,
       onProgress: (bytes) => this.progress(entry, { hashedBytes: bytes }),
-      onSlice: (offset, bytes, release) => {
-        const n = offset / plan.partSize + 1;
-        if (todo.has(n)) slices.push({ n, body: bytes, release });
-        else release(); // the store holds it already (a resumed upload)
-      },
     });
-    hashed.then(() => slices.close(), (error) => slices.close(error));
+    hashed.catch((error) => {
+      hashError = error;
+      both.abort(); // a file that cannot be read stops its upload too
+    });
     try {
-      const parts = await this.sendParts(entry, plan, slices, signal);
+      await this.sendParts(entry, plan, fileParts(entry.file, plan), both.signal);
       const { sha256 } = await hashed;
       entry.sha256 = sha256;
       this.progress(entry, { hashedBytes: entry.size });
-      return { parts, sha256 };
+      return sha256;
     } catch (error) {
-      hashing.abort();
+      both.abort();
+      if (hashError && !(hashError instanceof HashCancelled)) throw hashError;
       if (error instanceof HashCancelled) throw new Cancelled();
       throw error;
     } finally {
@@ -692,11 +690,8 @@ export class Uploader extends EventTarget {
     }
   }
 
-  /**
-   * Send parts as `source` yields them ({n, body, release?}), several at a time; returns
-   * [{part_number, etag}] sorted. `release` is called once a part is stored.
-   */
-  async sendParts(entry, { etags, todo, progress }, source, signal) {
+  /** Send parts as `source` yields them ({n, body}), several at a time. */
+  async sendParts(entry, { todo, progress }, source, signal) {
     const { id } = entry.upload;
     const urls = new PartUrls(this.api, id, todo);
     // One part failing for good stops the others.
@@ -707,9 +702,7 @@ export class Uploader extends EventTarget {
       for (;;) {
         const { value, done } = await source.next();
         if (done || parts.signal.aborted) return;
-        const etag = await this.sendPart(entry, parts.signal, { ...value, urls, progress });
-        etags.set(value.n, etag);
-        value.release?.();
+        await this.sendPart(entry, parts.signal, { ...value, urls, progress });
       }
     };
     try {
@@ -720,15 +713,12 @@ export class Uploader extends EventTarget {
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
-    return [...etags.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([partNumber, etag]) => ({ part_number: partNumber, etag }));
   }
 
-  /** PUT one part (a Blob or bytes); returns its ETag. */
+  /** PUT one part (a Blob or bytes). */
   async sendPart(entry, signal, { n, body, urls, progress }) {
     let url = await urls.get(n, signal);
-    const xhr = await this.withRetries(entry, signal, {
+    await this.withRetries(entry, signal, {
       send: () =>
         sendXhr({
           method: "PUT",
@@ -745,11 +735,8 @@ export class Uploader extends EventTarget {
         url = await urls.refresh(n, signal);
       },
     });
-    const etag = xhr.getResponseHeader("ETag");
-    if (!etag) throw new UploadFailure(ETAG_MISSING);
     progress.confirm(n, body.size ?? body.byteLength);
     this.progress(entry, { uploadedBytes: progress.value() });
-    return etag;
   }
 
   /**
@@ -899,40 +886,6 @@ async function* fileParts(file, { todo, partSize, partBytes }) {
   for (const n of todo) {
     const start = (n - 1) * partSize;
     yield { n, body: file.slice(start, start + partBytes(n)) };
-  }
-}
-
-/** Parts handed over by the hash worker, taken by the senders in arrival order. */
-class SliceQueue {
-  constructor() {
-    this.items = [];
-    this.takers = [];
-    this.closed = false;
-    this.error = null;
-  }
-
-  push(item) {
-    const taker = this.takers.shift();
-    if (taker) taker.resolve({ value: item, done: false });
-    else this.items.push(item);
-  }
-
-  /** No more items; with an error, every taker still waiting (or coming) gets it. */
-  close(error = null) {
-    this.closed = true;
-    this.error = error;
-    for (const taker of this.takers.splice(0)) {
-      if (error) taker.reject(error);
-      else taker.resolve({ value: undefined, done: true });
-    }
-  }
-
-  /** The async-iterator protocol, so that sendParts reads it like a generator. */
-  next() {
-    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift(), done: false });
-    if (this.error) return Promise.reject(this.error);
-    if (this.closed) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => this.takers.push({ resolve, reject }));
   }
 }
 
