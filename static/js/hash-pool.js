@@ -28,22 +28,14 @@ class PooledWorker {
     });
   }
 
-  run(file, { signal, onProgress, onSlice, sliceSize, readAhead, inline, teeWindow }) {
+  run(file, { signal, onProgress, sliceSize, readAhead, inline }) {
     return new Promise((resolve, reject) => {
       const id = nextJobId++;
       const onAbort = () => this.worker.postMessage({ type: "cancel", id });
-      this.job = { id, resolve, reject, onProgress, onSlice, signal, onAbort };
+      this.job = { id, resolve, reject, onProgress, signal, onAbort };
       signal?.addEventListener("abort", onAbort, { once: true });
-      const tee = onSlice ? { window: teeWindow || 4 } : undefined;
-      this.worker.postMessage({ type: "hash", id, file, sliceSize, readAhead, inline, tee });
+      this.worker.postMessage({ type: "hash", id, file, sliceSize, readAhead, inline });
     });
-  }
-
-  /** Tee mode: tell the worker one handed-over slice is consumed, and give its buffer back. */
-  ack(id, buffer) {
-    const reusable = buffer.byteLength > 0; // still ours, not detached
-    this.worker.postMessage({ type: "ack", id, buffer: reusable ? buffer : undefined },
-      reusable ? [buffer] : []);
   }
 
   onMessage(msg) {
@@ -51,9 +43,6 @@ class PooledWorker {
     if (!job || msg.id !== job.id) return;
     if (msg.type === "progress") {
       job.onProgress?.(msg.bytesHashed);
-    } else if (msg.type === "slice") {
-      const bytes = new Uint8Array(msg.buffer, 0, msg.length);
-      job.onSlice?.(msg.offset, bytes, () => this.ack(job.id, msg.buffer));
     } else if (msg.type === "done") {
       this.finish();
       job.resolve({ sha256: msg.sha256, bytesHashed: msg.bytesHashed, ms: msg.ms });
@@ -105,10 +94,6 @@ export class HashPool {
    * @param {AbortSignal} [options.signal] aborting rejects with HashCancelled
    * @param {() => void} [options.onStart] when a worker takes the job (it may wait its turn)
    * @param {(bytesHashed: number) => void} [options.onProgress] about every 100 ms
-   * @param {(offset: number, bytes: Uint8Array, release: () => void) => void} [options.onSlice]
-   *   tee mode: receives each hashed slice; call release() once done with it (its buffer
-   *   goes back to be read into again, so `bytes` must not be used after that)
-   * @param {number} [options.teeWindow=4] tee mode: slices handed over and not yet released
    * @returns {Promise<{sha256: string, bytesHashed: number, ms: number}>}
    */
   async hash(file, options = {}) {

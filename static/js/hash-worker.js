@@ -8,22 +8,17 @@
 // and it cannot hash a file incrementally anyway.
 //
 // Messages in (from the page):
-//   {type: "hash", id, file, sliceSize?, readAhead?, inline?, tee?: {window}}
+//   {type: "hash", id, file, sliceSize?, readAhead?, inline?}
 //     inline: read on this thread even where a reader worker could start (for benchmarks)
+//     readAhead: reads kept in flight when reading on this thread
 //   {type: "cancel", id}
-//   {type: "ack", id, buffer?}   tee mode: the page is done with one slice it was handed;
-//                                its buffer comes back (transferred) to be read into again
 // Messages out (to the page):
 //   {type: "progress", id, bytesHashed}          at most every PROGRESS_INTERVAL_MS
-//   {type: "slice", id, offset, buffer, length}  tee mode: the hashed slice (the first
-//                                                `length` bytes of buffer), transferred
 //   {type: "done", id, sha256, bytesHashed, ms}
 //   {type: "cancelled", id}
 //   {type: "error", id, message}
 //
-// Tee mode hands each slice over once it is hashed, so one read of the file can feed both
-// the hash and an upload. At most `tee.window` slices are out at a time, which bounds memory.
-// Slice buffers circulate between the reader, this worker and the page (see read-worker.js).
+// Slice buffers circulate between the reader and this worker (see read-worker.js).
 
 import "../vendor/hash-wasm/sha256.umd.min.js";
 
@@ -36,7 +31,7 @@ const DEFAULT_READ_AHEAD = 2;
 const READ_WINDOW = 4;
 const PROGRESS_INTERVAL_MS = 100;
 
-/** Jobs by id: {cancelled, credits, wake, wakeReader, recycle}. */
+/** Jobs by id: {cancelled, wakeReader}. */
 const jobs = new Map();
 
 class Cancelled extends Error {}
@@ -49,27 +44,13 @@ self.addEventListener("message", (event) => {
     const job = jobs.get(msg.id);
     if (job) {
       job.cancelled = true;
-      job.wake?.();
       job.wakeReader?.();
-    }
-  } else if (msg.type === "ack") {
-    const job = jobs.get(msg.id);
-    if (job) {
-      job.credits += 1;
-      job.recycle?.(msg.buffer);
-      job.wake?.();
     }
   }
 });
 
 async function runJob(msg) {
-  const job = {
-    cancelled: false,
-    credits: msg.tee?.window ?? 0,
-    wake: null,
-    wakeReader: null,
-    recycle: null,
-  };
+  const job = { cancelled: false, wakeReader: null };
   jobs.set(msg.id, job);
   try {
     const result = await hashFile(msg, job);
@@ -86,7 +67,7 @@ async function runJob(msg) {
 }
 
 async function hashFile(msg, job) {
-  const { id, file, tee } = msg;
+  const { id, file } = msg;
   const options = {
     sliceSize: msg.sliceSize || DEFAULT_SLICE_SIZE,
     readAhead: Math.max(1, msg.readAhead || DEFAULT_READ_AHEAD),
@@ -99,7 +80,7 @@ async function hashFile(msg, job) {
   let lastReport = started;
   const reader = msg.inline ? null : getReader();
   const slices = reader
-    ? readerSlices(reader, job, msg, options)
+    ? readerSlices(reader, job, id, file, options)
     : inlineSlices(file, options);
   for await (const slice of slices) {
     if (job.cancelled) throw new Cancelled();
@@ -111,7 +92,6 @@ async function hashFile(msg, job) {
       lastReport = now;
       self.postMessage({ type: "progress", id, bytesHashed });
     }
-    if (tee) await handOver(job, id, slice);
   }
   if (job.cancelled) throw new Cancelled();
   if (bytesHashed !== file.size) {
@@ -136,13 +116,10 @@ function getReader() {
 
 /**
  * Slices in file order, read by the nested worker. Each slice's buffer goes back to the
- * reader with a credit once it has been hashed; in tee mode, once the page returns it.
+ * reader with a credit once it has been hashed, to be read into again.
  */
-async function* readerSlices(worker, job, { id, file, tee }, { sliceSize }) {
+async function* readerSlices(worker, job, id, file, { sliceSize }) {
   const arrived = new Map();
-  const credit = (buffer) =>
-    worker.postMessage({ type: "credit", id, buffer }, buffer ? [buffer] : []);
-  if (tee) job.recycle = credit;
   let failure = null;
   let wake = null;
   job.wakeReader = () => wake?.();
@@ -159,8 +136,7 @@ async function* readerSlices(worker, job, { id, file, tee }, { sliceSize }) {
     reader = null; // later jobs read on this thread
     wake?.();
   };
-  const window = tee ? tee.window : READ_WINDOW;
-  worker.postMessage({ type: "read", id, file, sliceSize, window });
+  worker.postMessage({ type: "read", id, file, sliceSize, window: READ_WINDOW });
   try {
     for (let offset = 0; offset < file.size;) {
       while (!arrived.has(offset) && !failure && !job.cancelled) {
@@ -175,7 +151,7 @@ async function* readerSlices(worker, job, { id, file, tee }, { sliceSize }) {
       arrived.delete(offset);
       if (length === 0) throw new Error("The file changed while it was being read.");
       yield { offset, buffer, length };
-      if (!tee) credit(buffer);
+      worker.postMessage({ type: "credit", id, buffer }, [buffer]);
       offset += length;
     }
   } finally {
@@ -211,19 +187,6 @@ function readSlice(file, offset, sliceSize) {
     .then((buffer) => ({ offset, buffer, length: buffer.byteLength }));
   read.catch(() => {});
   return read;
-}
-
-/** Tee mode: transfer a hashed slice to the page, waiting while the window is full. */
-async function handOver(job, id, { offset, buffer, length }) {
-  while (job.credits <= 0 && !job.cancelled) {
-    await new Promise((resolve) => {
-      job.wake = resolve;
-    });
-    job.wake = null;
-  }
-  if (job.cancelled) throw new Cancelled();
-  job.credits -= 1;
-  self.postMessage({ type: "slice", id, offset, buffer, length }, [buffer]);
 }
 
 function describeError(error) {

@@ -519,7 +519,7 @@ export class Uploader extends EventTarget {
       // Complete is sent without the part list: the server takes it from the store and
       // checks every part's size, so the request stays small however big the file.
       if (entry.singlePass) return { sha256: await this.hashWhileSending(entry, plan, signal) };
-      await this.sendParts(entry, plan, fileParts(entry.file, plan), signal);
+      await this.sendParts(entry, plan, signal);
       return {};
     }
     throw new UploadFailure(`The server asked for an unknown upload method "${entry.method}".`);
@@ -675,7 +675,7 @@ export class Uploader extends EventTarget {
       both.abort(); // a file that cannot be read stops its upload too
     });
     try {
-      await this.sendParts(entry, plan, fileParts(entry.file, plan), both.signal);
+      await this.sendParts(entry, plan, both.signal);
       const { sha256 } = await hashed;
       entry.sha256 = sha256;
       this.progress(entry, { hashedBytes: entry.size });
@@ -690,19 +690,21 @@ export class Uploader extends EventTarget {
     }
   }
 
-  /** Send parts as `source` yields them ({n, body}), several at a time. */
-  async sendParts(entry, { todo, progress }, source, signal) {
+  /** Send the planned parts, as Blob slices of the File, several at a time. */
+  async sendParts(entry, { partSize, partBytes, todo, progress }, signal) {
     const { id } = entry.upload;
     const urls = new PartUrls(this.api, id, todo);
     // One part failing for good stops the others.
     const parts = new AbortController();
     const onAbort = () => parts.abort();
     signal.addEventListener("abort", onAbort, { once: true });
+    const queue = [...todo];
     const sender = async () => {
-      for (;;) {
-        const { value, done } = await source.next();
-        if (done || parts.signal.aborted) return;
-        await this.sendPart(entry, parts.signal, { ...value, urls, progress });
+      while (queue.length > 0 && !parts.signal.aborted) {
+        const n = queue.shift();
+        const start = (n - 1) * partSize;
+        const body = entry.file.slice(start, start + partBytes(n));
+        await this.sendPart(entry, parts.signal, { n, body, urls, progress });
       }
     };
     try {
@@ -715,7 +717,7 @@ export class Uploader extends EventTarget {
     }
   }
 
-  /** PUT one part (a Blob or bytes). */
+  /** PUT one part. */
   async sendPart(entry, signal, { n, body, urls, progress }) {
     let url = await urls.get(n, signal);
     await this.withRetries(entry, signal, {
@@ -735,7 +737,7 @@ export class Uploader extends EventTarget {
         url = await urls.refresh(n, signal);
       },
     });
-    progress.confirm(n, body.size ?? body.byteLength);
+    progress.confirm(n, body.size);
     this.progress(entry, { uploadedBytes: progress.value() });
   }
 
@@ -880,14 +882,6 @@ export class Uploader extends EventTarget {
 }
 
 // ---- helpers -----------------------------------------------------------------------------
-
-/** The planned parts of a file, as Blob slices (read only when sent). */
-async function* fileParts(file, { todo, partSize, partBytes }) {
-  for (const n of todo) {
-    const start = (n - 1) * partSize;
-    yield { n, body: file.slice(start, start + partBytes(n)) };
-  }
-}
 
 function isRetryableStatus(status) {
   return status >= 500 || status === 409 || status === 423 || status === 429;
