@@ -472,6 +472,62 @@ def test_failed_part_is_retried(
     assert stored_sha256(e2e_server.app, key) == digest
 
 
+def test_expired_part_url_is_replaced_and_the_upload_finishes(
+    page: Page, e2e_server: LiveServer, tmp_path: Path, expected_console_errors: list[str]
+) -> None:
+    """A part PUT answered 403 (its URL expired) gets a fresh URL and is sent again."""
+    expected_console_errors.append(r"403")
+    source = tmp_path / "slow start.mp4"
+    digest = write_random(source, 11 * MIB)  # parts of 5, 5 and 1 MiB
+    calls = api_calls(page)
+    refused: list[str] = []
+
+    def expire_first(route: Route) -> None:
+        """Answer the first part request as S3 answers an expired URL; pass the others."""
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        origin = route.request.headers.get("origin", "*")
+        route.fulfill(status=403, body="<Error><Code>AccessDenied</Code></Error>",
+                      headers={"Access-Control-Allow-Origin": origin})
+
+    page.route(
+        "**/*", lambda route: expire_first(route) if is_part_put(route) else route.fallback()
+    )
+    add_files(page, source)
+    expect_stage(page, source.name, "done")
+    signing = [body["part_numbers"] for path, body in calls if path.endswith("/parts")]
+    # The first batch, then one fresh URL for the refused part alone.
+    assert sorted(signing[0]) == [1, 2, 3] and len(signing) == 2 and len(signing[1]) == 1
+    (key,) = store_keys(e2e_server.app)
+    assert stored_sha256(e2e_server.app, key) == digest
+
+
+def test_files_dropped_anywhere_on_the_page_are_uploaded(
+    page: Page, e2e_server: LiveServer
+) -> None:
+    """Dragging shows the drop overlay; dropping on the page (not a target) uploads the file."""
+    dropped = page.evaluate("""() => {
+      const bytes = new Uint8Array(300 * 1024).map((_, i) => (i * 7919) % 251);
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], "dropped clip.mp4", { type: "video/mp4" }));
+      const fire = (type) => document.querySelector("main").dispatchEvent(
+        new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      fire("dragenter");
+      fire("dragover");
+      const overlay = !document.querySelector(".drop-overlay").hidden;
+      fire("drop");
+      return { overlay, bytes: Array.from(bytes) };
+    }""")
+    assert dropped["overlay"] is True
+    expect(page.locator(".drop-overlay")).to_be_hidden()
+    expect_stage(page, "dropped clip.mp4", "done")
+    expect(list_row(page, "dropped clip.mp4")).to_be_visible()
+    (key,) = store_keys(e2e_server.app)
+    assert stored_sha256(e2e_server.app, key) == hashlib.sha256(bytes(dropped["bytes"])).hexdigest()
+
+
 def test_storage_down_shows_error_and_retry_works(
     page: Page,
     e2e_server: LiveServer,
