@@ -13,14 +13,15 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Locator, Page, Route, expect
 from sqlmodel import select
 
 from movievault import db
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from tests.conftest import MIB, LiveServer
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import MIB, PASSWORD, LiveServer, make_user
 from tests.e2e.conftest import screenshot
 
 # Records, in the page, every stage and upload-bar value each row shows, and marks the
@@ -619,3 +620,35 @@ def test_cancel_mid_upload_then_retry(page: Page, e2e_server: LiveServer, tmp_pa
     expect_stage(page, source.name, "done")
     (key,) = store_keys(e2e_server.app)
     assert stored_sha256(e2e_server.app, key) == digest
+
+
+def test_uploads_work_on_a_plain_http_lan_address(
+    browser: Browser, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """Reached as http://<name>:<port>, as on a home network: no crypto.subtle, still hashing."""
+    port = urlsplit(e2e_server.url).port
+    lan = f"http://movievault.lan.test:{port}"
+    # The bucket's CORS rules name the origin the browser uses (setup-bucket with PUBLIC_URL).
+    get_storage(e2e_server.app).setup(public_url=lan, abort_after_days=7)
+    make_user(e2e_server.app, "alice")
+    other = browser.browser_type.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP movievault.lan.test 127.0.0.1"],
+    )
+    try:
+        page = other.new_page()
+        page.goto(f"{lan}/login")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{lan}/")
+        assert page.evaluate("[isSecureContext, typeof crypto.subtle]") == [False, "undefined"]
+        small, big = tmp_path / "lan clip.mp4", tmp_path / "lan movie.mkv"
+        digests = {write_random(small, 200_000), write_random(big, 11 * MIB)}
+        add_files(page, small, big)
+        expect_stage(page, small.name, "done")
+        expect_stage(page, big.name, "done")
+    finally:
+        other.close()
+    stored = {stored_sha256(e2e_server.app, key) for key in store_keys(e2e_server.app)}
+    assert stored == digests
