@@ -1,4 +1,4 @@
-"""How the tests, the JS harness and the benchmarks start Debian's Chromium headless."""
+"""How the tests and the benchmarks start Debian's Chromium headless."""
 
 from __future__ import annotations
 
