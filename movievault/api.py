@@ -44,6 +44,8 @@ def settings() -> uploads.UploadSettings:
         multipart_threshold=config["MULTIPART_THRESHOLD"],
         part_size=config["PART_SIZE"],
         max_file_size=config["MAX_FILE_SIZE"],
+        form_upload_ttl=config["FORM_UPLOAD_TTL"],
+        max_pending_uploads=config["MAX_PENDING_UPLOADS"],
     )
 
 

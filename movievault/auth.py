@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and first-run setup pages, and flask-login's wiring."""
+"""Sign-in, sign-out, first-run setup and account pages, and flask-login's wiring."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from flask import (
     request,
     url_for,
 )
+from flask import session as cookie
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -23,29 +24,56 @@ from flask_login import (
     logout_user,
 )
 
-from movievault import db, throttle, users
-from movievault.errors import InvalidInput, TooManyAttempts, json_error, wants_json
+from movievault import db, quotas, throttle, users
+from movievault.errors import (
+    CatalogueUnavailable,
+    InvalidInput,
+    TooManyAttempts,
+    json_error,
+    wants_json,
+)
+from movievault.models import User
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 
 
 class SessionUser(UserMixin):
-    """The signed-in user as flask-login sees it: an id and a name, no password hash."""
+    """The signed-in user as flask-login sees it: id, name and session generation."""
 
-    def __init__(self, user_id: int, username: str) -> None:
-        self.id = user_id
-        self.username = username
+    def __init__(self, user: User) -> None:
+        assert user.id is not None
+        self.id = user.id
+        self.username = user.username
+        self.generation = user.session_generation
+
+    def get_id(self) -> str:
+        """What the session cookie keeps: the id and the generation it was signed in with."""
+        return f"{self.id}:{self.generation}"
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> SessionUser | None:
-    """Load the session's user, or None when the account is gone."""
+def _load_user(session_id: str) -> SessionUser | None:
+    """Load the session's user; None when the account is gone or the session was ended.
+
+    Sign-out, "sign out everywhere" and a new password bump the account's generation, so
+    a copy of an older cookie (stolen, or left on another device) stops working at once.
+    """
+    user_id, _, generation = session_id.partition(":")
     try:
         user = users.get_user(session=db.session(), user_id=int(user_id))
+        if user is None or user.session_generation != int(generation):
+            return None
     except ValueError:
         return None
-    return SessionUser(user.id, user.username) if user and user.id is not None else None
+    return SessionUser(user)
+
+
+def _sign_in(user: User) -> None:
+    """Start a fresh session for `user`: nothing of the signed-out one (its CSRF token
+    included) carries over, so a token planted before sign-in is worthless after it."""
+    cookie.clear()
+    login_user(SessionUser(user))
 
 
 @login_manager.unauthorized_handler
@@ -82,31 +110,37 @@ def login() -> Response | tuple[str, int] | str:
 
     username = request.form.get("username", "")
     password = request.form.get("password", "")
-    address = request.remote_addr or "unknown"
     try:
-        throttle.check_allowed(session=session, username=username, address=address)
-    except TooManyAttempts as error:
+        attempt = throttle.begin_attempt(
+            session=session, username=username, address=request.remote_addr or "unknown"
+        )
+    except (TooManyAttempts, CatalogueUnavailable) as error:
         return render_template(
             "auth/login.html", next=next_url, error=error.message, username=username
-        ), 429
+        ), error.status
     user = users.authenticate(session=session, username=username, password=password)
     if user is None:
-        throttle.record_failure(session=session, username=username, address=address)
+        throttle.failed(session=session, attempt=attempt)
         return render_template(
             "auth/login.html", next=next_url, username=username,
             error="That username and password do not match.",
         ), 401
-    throttle.record_success(session=session, username=username)
     assert user.id is not None
-    login_user(SessionUser(user.id, user.username))
+    throttle.succeeded(session=session, attempt=attempt, user_id=user.id)
+    _sign_in(user)
     return redirect(next_url)
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Sign out (POST only, so a link on another site cannot sign you out)."""
+    """Sign out (POST only, so a link on another site cannot sign you out).
+
+    The account's session generation moves on, so a copy of this cookie is dead too.
+    """
+    users.end_sessions(session=db.session(), user_id=int(current_user.id))
     logout_user()
+    cookie.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -129,10 +163,69 @@ def setup() -> Response | tuple[str, int] | str:
         user = users.create_user(session=session, username=username, password=password)
     except InvalidInput as error:
         return render_template("auth/setup.html", username=username, error=error.message), 422
-    assert user.id is not None
-    login_user(SessionUser(user.id, user.username))
+    _sign_in(user)
     flash(f"Welcome, {user.username}. Your library is ready.", "info")
     return redirect(url_for("pages.library"))
+
+
+@bp.get("/account")
+@login_required
+def account() -> str:
+    """The account page: what the library uses, the password, signing out everywhere."""
+    return _account_page()
+
+
+def _account_page(error: str | None = None) -> str:
+    """Render the account page, with an error for the password form when there is one."""
+    session = db.session()
+    user = users.get_user(session=session, user_id=int(current_user.id))
+    usage = quotas.usage(session=session, owner_id=int(current_user.id))
+    return render_template("auth/account.html", user=user, usage=usage, error=error)
+
+
+@bp.post("/account/password")
+@login_required
+def change_password() -> Response | tuple[str, int]:
+    """Change the password (the current one first); every other session ends."""
+    session = db.session()
+    form = request.form
+    if form.get("new_password", "") != form.get("new_password_confirm", ""):
+        return _account_page("The two new passwords differ."), 422
+    try:
+        attempt = throttle.begin_attempt(
+            session=session, username=current_user.username,
+            address=request.remote_addr or "unknown",
+        )
+    except (TooManyAttempts, CatalogueUnavailable) as error:
+        return _account_page(error.message), error.status
+    user = users.authenticate(
+        session=session, username=current_user.username,
+        password=form.get("current_password", ""),
+    )
+    if user is None or user.id is None:
+        throttle.failed(session=session, attempt=attempt)
+        return _account_page("The current password is not right."), 401
+    throttle.succeeded(session=session, attempt=attempt, user_id=user.id)
+    try:
+        users.set_password(session=session, user_id=user.id, password=form.get("new_password", ""))
+    except InvalidInput as error:
+        return _account_page(error.message), 422
+    fresh = users.get_user(session=session, user_id=user.id)
+    assert fresh is not None
+    _sign_in(fresh)  # this session carries on with the new generation
+    flash("Your password is changed. Every other device is signed out.", "info")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere() -> Response:
+    """End every session of this account, this one included."""
+    users.end_sessions(session=db.session(), user_id=int(current_user.id))
+    logout_user()
+    cookie.clear()
+    flash("You are signed out on every device.", "info")
+    return redirect(url_for("auth.login"))
 
 
 def init_app(app: Flask) -> None:

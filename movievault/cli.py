@@ -8,10 +8,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from movievault import db, migrate, uploads, users
+from movievault import db, migrate, migrations, quotas, uploads, users
 from movievault.errors import InvalidInput, MovieVaultError
 from movievault.storage import build_storage, get_storage, part_size_for, storage_kind
 from movievault.storage.local import LocalStorage
+from movievault.units import human_size
 
 
 def _create_app() -> Flask:
@@ -47,6 +48,86 @@ def create_user_command(username: str) -> None:
     click.echo(f"Created user {user.username}.")
 
 
+@click.command("reset-password")
+@click.argument("username")
+@with_appcontext
+def reset_password_command(username: str) -> None:
+    """Set an account's password (read like create-user's) and sign it out everywhere."""
+    password = _read_password()
+    with db.session_scope(current_app) as session:
+        try:
+            user = users.reset_password(session=session, username=username, password=password)
+        except MovieVaultError as error:
+            raise click.ClickException(error.message) from error
+    click.echo(f"New password set for {user.username}; every session of it has ended.")
+
+
+@click.command("rename-user")
+@click.argument("old")
+@click.argument("new")
+def rename_user_command(old: str, new: str) -> None:
+    """Rename an account (also before an upgrade that found names differing only in case)."""
+    from movievault import create_app
+
+    app = create_app({"SKIP_MIGRATIONS": True})
+    with db.session_scope(app) as session:
+        try:
+            name = users.rename_user(session=session, old=old, new=new)
+        except MovieVaultError as error:
+            raise click.ClickException(error.message) from error
+    click.echo(f"Renamed {old} to {name}.")
+
+
+def _parse_size(text: str) -> int | None:
+    """Read a quota: bytes, or a number with KB/MB/GB/TB (1,000-based), or 'none'."""
+    cleaned = text.strip().upper().replace(",", "").replace(" ", "")
+    if cleaned in ("NONE", "UNLIMITED", "OFF"):
+        return None
+    units = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
+    unit = next((name for name in units if cleaned.endswith(name)), "")
+    number, factor = cleaned[: len(cleaned) - len(unit)], units.get(unit, 1)
+    try:
+        value = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 500GB, 2TB or none).") from None
+    if value < 0:
+        raise click.BadParameter("A quota cannot be negative.")
+    return int(value * factor)
+
+
+@click.command("set-quota")
+@click.argument("username")
+@click.argument("size")
+@with_appcontext
+def set_quota_command(username: str, size: str) -> None:
+    """Limit what an account may keep (e.g. 500GB, 2TB), or 'none' for no limit."""
+    quota = _parse_size(size)
+    with db.session_scope(current_app) as session:
+        try:
+            user = users.set_quota(session=session, username=username, quota_bytes=quota)
+        except MovieVaultError as error:
+            raise click.ClickException(error.message) from error
+        assert user.id is not None
+        held = quotas.usage(session=session, owner_id=user.id)
+    limit = "no limit" if quota is None else human_size(quota)
+    click.echo(f"{user.username} may keep {limit}; they use {human_size(held.total_bytes)}.")
+
+
+@click.group("db")
+def db_group() -> None:
+    """The catalogue's schema."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade_command() -> None:
+    """Apply the schema migrations (the app also does this when it starts)."""
+    engine = db.engine()
+    migrations.upgrade(engine)
+    with engine.connect() as connection:
+        click.echo(f"The catalogue is at revision {migrations.current(connection)}.")
+
+
 @click.command("setup-bucket")
 @with_appcontext
 def setup_bucket_command() -> None:
@@ -68,17 +149,21 @@ def gc_command() -> None:
     """Abort and forget uploads that were never finished and are past their expiry."""
     storage = get_storage()
     with db.session_scope(current_app) as session:
-        removed, failures = uploads.collect_garbage(session=session, storage=storage)
-    click.echo(f"Removed {removed} expired upload(s).")
-    if isinstance(storage, LocalStorage):
-        # The local twin of the bucket's lifecycle rule: crash leftovers, abandoned parts.
-        try:
-            swept = storage.sweep(abort_after_days=current_app.config["ABORT_MULTIPART_DAYS"])
-        except MovieVaultError as error:
-            failures.append(f"the local store's leftovers: {error.message}")
-            swept = []
-        for line in swept:
-            click.echo(line)
+        report = uploads.collect_garbage(session=session, storage=storage)
+    failures = report.failures
+    click.echo(f"Removed {report.expired_uploads} expired upload(s).")
+    click.echo(
+        f"Removed {report.orphans} stray object(s) that no file or upload refers to "
+        f"(older than {uploads.ORPHAN_GRACE.total_seconds() / 3600:g} hours)."
+    )
+    # The store's own leftovers (the local twin of the bucket's lifecycle rule).
+    try:
+        swept = storage.sweep(abort_after_days=current_app.config["ABORT_MULTIPART_DAYS"])
+    except MovieVaultError as error:
+        failures.append(f"the store's leftovers: {error.message}")
+        swept = []
+    for line in swept:
+        click.echo(line)
     for failure in failures:
         click.echo(f"Could not remove {failure}", err=True)
     if failures:
@@ -188,6 +273,10 @@ def init_app(app: Flask) -> None:
     """Register the commands on the app (so `flask --app wsgi ...` has them too)."""
     for command in (
         create_user_command,
+        reset_password_command,
+        rename_user_command,
+        set_quota_command,
+        db_group,
         setup_bucket_command,
         gc_command,
         serve_command,

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "S3_REGION": "us-east-1",
     "URL_EXPIRES": 3600,  # seconds a presigned URL stays valid
     "UPLOAD_TTL": 3 * 24 * 3600,  # seconds an unfinished upload can be resumed
+    "FORM_UPLOAD_TTL": 6 * 3600,  # the same for single form uploads (nothing to resume)
+    "MAX_PENDING_UPLOADS": 100,  # unfinished uploads one user may have at once
+    "FREE_SPACE_RESERVE": GIB,  # local store: free disk bytes that uploads never take
     "ABORT_MULTIPART_DAYS": 7,  # bucket lifecycle; longer than UPLOAD_TTL on purpose
     "MULTIPART_THRESHOLD": 100 * MIB,
     "PART_SIZE": 16 * MIB,
@@ -41,6 +44,9 @@ _STRINGS = ("S3_BUCKET", "S3_ENDPOINT_URL", "S3_PUBLIC_ENDPOINT_URL", "S3_REGION
 _INTS = (
     "URL_EXPIRES",
     "UPLOAD_TTL",
+    "FORM_UPLOAD_TTL",
+    "MAX_PENDING_UPLOADS",
+    "FREE_SPACE_RESERVE",
     "ABORT_MULTIPART_DAYS",
     "MULTIPART_THRESHOLD",
     "PART_SIZE",

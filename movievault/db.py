@@ -1,4 +1,4 @@
-"""The SQLite engine, per-request sessions and schema creation."""
+"""The database engine, per-request sessions, and the schema brought up to date at start."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.schema import CreateIndex
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from movievault import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from movievault import migrations
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -65,26 +64,14 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def create_schema(eng: Engine) -> None:
-    """Create missing tables and indexes, one process at a time.
-
-    Workers starting together on a new database would otherwise all find no tables, all
-    create them, and all but one crash with "table ... already exists".
-    """
-    with eng.connect() as connection:
-        if eng.dialect.name == "sqlite":
-            # Take the write lock before looking; the others wait for it, then see the tables.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        SQLModel.metadata.create_all(connection)
-        # create_all skips tables that exist, and with them any index added since: add those.
-        for table in SQLModel.metadata.sorted_tables:
-            for index in table.indexes:
-                connection.execute(CreateIndex(index, if_not_exists=True))
-        connection.commit()
+    """Create or upgrade the catalogue's tables to the newest revision (see `migrations`)."""
+    migrations.upgrade(eng)
 
 
 def init_app(app: Flask) -> None:
     """Create the engine and the tables, and close sessions after each request."""
     eng = make_engine(app.config["DATABASE_URL"])
-    create_schema(eng)
+    if not app.config.get("SKIP_MIGRATIONS"):
+        create_schema(eng)
     app.extensions["movievault.engine"] = eng
     app.teardown_appcontext(_close_session)

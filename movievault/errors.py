@@ -53,6 +53,24 @@ class StorageUnavailable(MovieVaultError):
     status = 503
 
 
+class CatalogueUnavailable(MovieVaultError):
+    """The database could not be written (disk full, locked too long); nothing changed."""
+
+    status = 503
+
+
+class QuotaExceeded(MovieVaultError):
+    """The upload would take the user past a limit: their quota or their pending uploads."""
+
+    status = 413
+
+
+class InsufficientStorage(MovieVaultError):
+    """The store's disk is down to its free-space reserve; new uploads must wait."""
+
+    status = 507
+
+
 class TooManyAttempts(MovieVaultError):
     """Login throttled: too many failed attempts for this username or address."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -23,10 +23,20 @@ def isoformat(moment: datetime) -> str:
 class User(SQLModel, table=True):
     """An account; every file and upload belongs to exactly one user."""
 
+    __table_args__ = (
+        # "Carol" and "carol" are one account: they share a login throttle and a sign-in.
+        Index("uq_user_username_lower", text("lower(username)"), unique=True),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(index=True, unique=True, max_length=64)
     password_hash: str
     created_at: datetime = Field(default_factory=utcnow)
+    # Sessions carry the generation they were signed in with; bumping it (sign-out, "sign
+    # out everywhere", a new password) ends every older session at its next request.
+    session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Bytes this user may keep, unfinished uploads included; None means no limit.
+    quota_bytes: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class FileBase(SQLModel):
@@ -107,10 +117,13 @@ class PendingUpload(SQLModel, table=True):
 
 
 class LoginAttempt(SQLModel, table=True):
-    """A failed login, counted per username and per address to throttle guessing."""
+    """A sign-in attempt, counted per account and per address to throttle guessing."""
 
     __tablename__ = "login_attempt"
 
     id: int | None = Field(default=None, primary_key=True)
-    subject: str = Field(index=True, max_length=300)  # "user:<name>" or "addr:<ip>"
+    subject: str = Field(index=True, max_length=300)  # "user:<id>", "name:<name>", "addr:<ip>"
     at: datetime = Field(default_factory=utcnow, index=True)
+    # Recorded before the password is checked: True until the check has failed (or for
+    # good, if the check never ended; see throttle.IN_FLIGHT_LIMIT).
+    in_flight: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})

@@ -9,20 +9,7 @@ from flask import Flask
 
 from movievault.storage import get_storage
 from movievault.storage.embedded import MEMORY_WARNING
-
-_UNITS = ("bytes", "KB", "MB", "GB", "TB")
-
-
-def human_size(size: int) -> str:
-    """Format a byte count the way file managers do (1,000-based, one decimal)."""
-    value = float(size)
-    for unit in _UNITS:
-        if value < 1000 or unit == _UNITS[-1]:
-            if unit == "bytes":
-                return f"{int(value)} byte" + ("" if int(value) == 1 else "s")
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+from movievault.units import human_size
 
 
 def human_date(moment: datetime) -> str:

@@ -1,54 +1,144 @@
-"""Login throttling, counted in the database so every worker process shares the count."""
+"""Login throttling, counted in the database so every worker process shares the count.
+
+An attempt is recorded *before* its password is checked, in the same write transaction
+that counts the earlier ones, and stays "in flight" until the check ends. Parallel guesses
+therefore cannot all slip past the count: while the in-flight and failed attempts of an
+account (or address) add up to the limit, the next one waits for them to end, then is
+refused if they failed. A check that never ends (a crash) counts as a failure after
+IN_FLIGHT_LIMIT. And if an attempt cannot be recorded at all, signing in is refused:
+failing open would make guessing unlimited.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, col, delete, func, select
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, delete, func, or_, select
 
-from movievault.errors import TooManyAttempts
+from movievault import users
+from movievault.errors import CatalogueUnavailable, TooManyAttempts
+from movievault.locking import begin_write
 from movievault.models import LoginAttempt, utcnow
 
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
+#: A password check takes a fraction of a second; one in flight longer than this died.
+IN_FLIGHT_LIMIT = timedelta(seconds=30)
+#: How long an attempt waits for others in flight before it is refused.
+MAX_WAIT_SECONDS = 10.0
 
 
-def _subjects(username: str, address: str) -> list[str]:
-    """The counters one attempt belongs to: its username and its address."""
-    return [f"user:{username.strip().lower()}", f"addr:{address}"]
+@dataclass(frozen=True)
+class Attempt:
+    """A recorded sign-in attempt: its rows, and the account it names (if it exists)."""
+
+    row_ids: tuple[int, ...]
+    user_id: int | None
 
 
-def check_allowed(*, session: Session, username: str, address: str) -> None:
-    """Raise TooManyAttempts when the username or address failed too often in the window.
-
-    This runs before the password is looked at: otherwise a correct guess would still
-    be told apart from a wrong one and the throttle would be an oracle, not a limit.
-    """
-    since = utcnow() - WINDOW
-    for subject in _subjects(username, address):
-        failures = session.exec(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(LoginAttempt.subject == subject, LoginAttempt.at > since)
-        ).one()
-        if failures >= MAX_FAILURES:
-            minutes = int(WINDOW.total_seconds() // 60)
-            raise TooManyAttempts(
-                f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
-            )
+def _account_subject(*, user_id: int | None, username: str) -> str:
+    """The counter of the account: by id when it exists, so every spelling shares it."""
+    if user_id is not None:
+        return f"user:{user_id}"
+    return f"name:{username.strip().lower()}"
 
 
-def record_failure(*, session: Session, username: str, address: str) -> None:
-    """Count a failed attempt against the username and the address; drop stale rows."""
+def _counts(session: Session, subject: str) -> tuple[int, int]:
+    """(failures, attempts still in flight) of `subject` within the window."""
     now = utcnow()
-    for subject in _subjects(username, address):
-        session.add(LoginAttempt(subject=subject, at=now))
-    session.exec(delete(LoginAttempt).where(col(LoginAttempt.at) < now - WINDOW))
-    session.commit()
+    stale = now - IN_FLIGHT_LIMIT
+    failed = or_(col(LoginAttempt.in_flight).is_(False), col(LoginAttempt.at) < stale)
+    rows = session.exec(
+        select(failed, func.count())
+        .where(LoginAttempt.subject == subject, LoginAttempt.at > now - WINDOW)
+        .group_by(failed)
+    ).all()
+    counts = {bool(is_failure): int(number) for is_failure, number in rows}
+    return counts.get(True, 0), counts.get(False, 0)
 
 
-def record_success(*, session: Session, username: str) -> None:
-    """Forget the username's failures after a successful sign-in."""
-    subject = _subjects(username, "")[0]
-    session.exec(delete(LoginAttempt).where(col(LoginAttempt.subject) == subject))
-    session.commit()
+def _refused() -> TooManyAttempts:
+    """The error for an account or address past the limit."""
+    minutes = int(WINDOW.total_seconds() // 60)
+    return TooManyAttempts(
+        f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
+    )
+
+
+def begin_attempt(*, session: Session, username: str, address: str) -> Attempt:
+    """Record an attempt for the account and the address, in flight, if the limit allows.
+
+    Raises TooManyAttempts when either has failed too often (before the password is looked
+    at: otherwise the throttle would tell a right guess from a wrong one), and
+    CatalogueUnavailable when the attempt cannot be written.
+    """
+    deadline = time.monotonic() + MAX_WAIT_SECONDS
+    try:
+        while True:
+            begin_write(session)
+            user = users.find_user(session=session, username=username)
+            user_id = user.id if user is not None else None
+            subjects = [_account_subject(user_id=user_id, username=username), f"addr:{address}"]
+            busy = False
+            for subject in subjects:
+                failures, in_flight = _counts(session, subject)
+                if failures >= MAX_FAILURES:
+                    session.rollback()
+                    raise _refused()
+                busy = busy or failures + in_flight >= MAX_FAILURES
+            if not busy:
+                break
+            # Others are being checked now; whether this one may go depends on how they end.
+            session.rollback()
+            if time.monotonic() > deadline:
+                raise _refused()
+            time.sleep(0.05)
+        rows = [LoginAttempt(subject=subject, in_flight=True) for subject in subjects]
+        session.add_all(rows)
+        session.exec(delete(LoginAttempt).where(col(LoginAttempt.at) < utcnow() - WINDOW))
+        session.commit()
+    except SQLAlchemyError as error:
+        session.rollback()
+        raise CatalogueUnavailable(
+            "Signing in is unavailable: the attempt could not be recorded (is the disk "
+            "full?). Try again later."
+        ) from error
+    return Attempt(row_ids=tuple(row.id for row in rows if row.id is not None), user_id=user_id)
+
+
+def failed(*, session: Session, attempt: Attempt) -> None:
+    """The password did not match: the attempt now counts as a failure.
+
+    If this cannot be written, the attempt stays in flight and counts as a failure once
+    IN_FLIGHT_LIMIT has passed: the error is not worth failing the answer for.
+    """
+    try:
+        session.exec(
+            update(LoginAttempt)
+            .where(col(LoginAttempt.id).in_(attempt.row_ids))
+            .values(in_flight=False)
+        )
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+
+
+def succeeded(*, session: Session, attempt: Attempt, user_id: int) -> None:
+    """The password matched: forget this attempt and the account's earlier failures."""
+    subject = _account_subject(user_id=user_id, username="")
+    try:
+        session.exec(
+            delete(LoginAttempt).where(
+                or_(col(LoginAttempt.id).in_(attempt.row_ids), LoginAttempt.subject == subject)
+            )
+        )
+        session.commit()
+    except SQLAlchemyError as error:
+        session.rollback()
+        raise CatalogueUnavailable(
+            "Signing in is unavailable: the database cannot be written. Try again later."
+        ) from error

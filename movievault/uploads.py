@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -18,20 +18,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, delete, or_, select
 
-from movievault import library, validation
+from movievault import library, quotas, validation
 from movievault.errors import (
     Conflict,
     InvalidInput,
+    MovieVaultError,
     NotFound,
+    QuotaExceeded,
     StorageRejected,
     UploadMismatch,
 )
+from movievault.locking import begin_write
 from movievault.models import PendingUpload, StoredFile, isoformat, utcnow
 from movievault.storage import Storage, StoredPart, part_size_for
 
 MAX_PART_URLS = 100
-# A completion that has not finished in this long is taken to have died with its worker.
+#: Every object of a movie lives under this prefix; `collect_garbage` looks nowhere else.
+OBJECT_PREFIX = "movies/"
+# A claim (complete or discard under way) that has not ended in this long is taken to
+# have died with its worker.
 COMPLETION_LEASE = timedelta(minutes=10)
+#: Objects no catalogue row refers to are removed by `collect_garbage` once this old.
+ORPHAN_GRACE = timedelta(hours=24)
 COMPLETION_WAIT_SECONDS = 60.0
 
 
@@ -44,6 +52,14 @@ class UploadSettings:
     multipart_threshold: int = 100 * 1024 * 1024
     part_size: int = 16 * 1024 * 1024
     max_file_size: int = 100 * 1024**3
+    #: A form upload is sent whole or not at all, so there is nothing to resume for days:
+    #: its row (and any object a client sent without completing) goes much sooner.
+    form_upload_ttl: int = 6 * 3600
+    max_pending_uploads: int = 100
+
+    def ttl(self, method: str) -> int:
+        """Seconds an unfinished upload of this kind (form or multipart) is kept."""
+        return min(self.form_upload_ttl, self.upload_ttl) if method == "post" else self.upload_ttl
 
 
 @dataclass(frozen=True)
@@ -137,7 +153,7 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
     completed or cancelled it since it was read. A plain UPDATE says so by its row count,
     where the ORM would raise StaleDataError.
     """
-    expires = utcnow() + timedelta(seconds=settings.upload_ttl)
+    expires = utcnow() + timedelta(seconds=settings.ttl(upload.method))
     result = session.exec(
         update(PendingUpload).where(col(PendingUpload.id) == upload.id).values(expires_at=expires)
     )
@@ -146,16 +162,6 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
         return False
     set_committed_value(upload, "expires_at", expires)
     return True
-
-
-def _begin_write(session: Session) -> None:
-    """Start a write transaction now, so nothing read before the commit can change meanwhile.
-
-    SQLite otherwise starts it at the first write, letting another process commit between
-    this session's reads and its write. Other databases rely on their constraints.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def start_upload(
@@ -175,6 +181,7 @@ def start_upload(
     sha256 = validation.sha256_hex(data["sha256"]) if data.get("sha256") is not None else None
     name = validation.file_name(data.get("name"))
     content_type = validation.content_type(data.get("content_type"))
+    method = "post" if size <= settings.multipart_threshold else "multipart"
 
     if sha256 is not None:
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
@@ -205,9 +212,16 @@ def start_upload(
                     return StartResult(status="duplicate", file=existing)
         else:
             # Expired, or declared with another size (a lie or a bug): start over cleanly.
-            discard(session=session, storage=storage, upload=pending)
+            if not claim_and_discard(session=session, storage=storage, upload=pending):
+                raise Conflict("An earlier upload of this file is being completed; try again.")
+    # Refuse early what the limits will refuse anyway, before the store is asked for
+    # anything; the check that counts is repeated in the write transaction below.
+    quotas.check_room(
+        session=session, owner_id=owner_id, size=size, max_pending=settings.max_pending_uploads
+    )
+    storage.check_capacity(size)
 
-    key = f"movies/{owner_id}/{secrets.token_hex(16)}"
+    key = f"{OBJECT_PREFIX}{owner_id}/{secrets.token_hex(16)}"
     upload = PendingUpload(
         id=secrets.token_urlsafe(16),
         owner_id=owner_id,
@@ -217,8 +231,8 @@ def start_upload(
         name=name,
         content_type=content_type,
         key=key,
-        method="post" if size <= settings.multipart_threshold else "multipart",
-        expires_at=utcnow() + timedelta(seconds=settings.upload_ttl),
+        method=method,
+        expires_at=utcnow() + timedelta(seconds=settings.ttl(method)),
     )
     if upload.method == "multipart":
         upload.part_size = part_size_for(size, settings.part_size)
@@ -227,7 +241,7 @@ def start_upload(
     # of it may have become a file since the look-up above; a row committed now and
     # discarded after could meanwhile be resumed by a third request, which would then
     # find its upload gone.
-    _begin_write(session)
+    begin_write(session)
     if sha256 is not None:
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
         if existing is not None:
@@ -235,6 +249,16 @@ def start_upload(
             if upload.multipart_id:
                 storage.abort_multipart(key=key, upload_id=upload.multipart_id)
             return StartResult(status="duplicate", file=existing)
+    try:
+        quotas.check_room(
+            session=session, owner_id=owner_id, size=size,
+            max_pending=settings.max_pending_uploads,
+        )
+    except QuotaExceeded:
+        session.rollback()
+        if upload.multipart_id:
+            storage.abort_multipart(key=key, upload_id=upload.multipart_id)
+        raise
     session.add(upload)
     try:
         session.commit()
@@ -300,7 +324,11 @@ def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPar
 
 
 def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> None:
-    """Free what the store holds for a pending upload, then forget the upload."""
+    """Free what the store holds for a pending upload, then forget the upload.
+
+    The caller holds the upload's claim (see `_claim`), so no `complete` can record the
+    file while its bytes are being removed.
+    """
     if upload.method == "multipart" and upload.multipart_id:
         storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
     # A form upload may already have stored its object; a failed multipart never does.
@@ -310,7 +338,12 @@ def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> Non
 
 
 def _claim(*, session: Session, upload_id: str) -> bool:
-    """Atomically mark the upload as being completed; False when someone else holds it."""
+    """Atomically mark the upload as taken by this request; False when another holds it.
+
+    Complete, cancel, and the discards in create and gc all claim before touching the
+    store: a cancel racing a complete would otherwise delete the bytes of a file the
+    complete is recording.
+    """
     now = utcnow()
     result = session.exec(
         update(PendingUpload)
@@ -336,6 +369,21 @@ def _release(*, session: Session, upload_id: str) -> None:
         .values(completing_since=None)
     )
     session.commit()
+
+
+def claim_and_discard(*, session: Session, storage: Storage, upload: PendingUpload) -> bool:
+    """Claim the upload and discard it; False (nothing done) when another request holds it.
+
+    If the store fails, the claim is released and the upload kept, so nothing is orphaned.
+    """
+    if not _claim(session=session, upload_id=upload.id):
+        return False
+    try:
+        discard(session=session, storage=storage, upload=upload)
+    except BaseException:
+        _release(session=session, upload_id=upload.id)
+        raise
+    return True
 
 
 def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> StoredFile | None:
@@ -426,7 +474,9 @@ def _wait_for_other_completion(
             done = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
             if done is not None:
                 return done
-            raise UploadMismatch("The upload failed while it was being completed; start again.")
+            raise UploadMismatch(
+                "The upload was cancelled, or failed while it was being completed; start again."
+            )
         if upload.completing_since is None:
             return None
     raise Conflict("This upload is still being completed by another request; try again.")
@@ -545,22 +595,79 @@ def _complete_claimed(
 def cancel_upload(*, session: Session, storage: Storage, owner_id: int, upload_id: str) -> None:
     """Abort the owner's upload and forget it."""
     upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
-    if upload.completing_since and upload.completing_since > utcnow() - COMPLETION_LEASE:
+    if not claim_and_discard(session=session, storage=storage, upload=upload):
         raise Conflict("This upload is being completed and can no longer be cancelled.")
-    discard(session=session, storage=storage, upload=upload)
 
 
-def collect_garbage(*, session: Session, storage: Storage) -> tuple[int, list[str]]:
-    """Discard every pending upload past its expiry; return how many, and the failures."""
-    expired = session.exec(
-        select(PendingUpload).where(col(PendingUpload.expires_at) < utcnow())
-    ).all()
-    removed, failures = 0, []
+def accepts_object_write(*, session: Session, key: str) -> bool:
+    """Whether a signed upload may still write `key`: its upload is pending, unclaimed, live.
+
+    A form upload's signature stays valid until it expires; without this, replaying it
+    after complete, cancel or delete would overwrite a recorded movie or leave an object
+    that no row refers to.
+    """
+    now = utcnow()
+    found = session.exec(
+        select(PendingUpload.id).where(
+            PendingUpload.key == key,
+            col(PendingUpload.expires_at) > now,
+            or_(
+                col(PendingUpload.completing_since).is_(None),
+                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
+            ),
+        )
+    ).first()
+    return found is not None
+
+
+@dataclass
+class GarbageReport:
+    """What `collect_garbage` removed, and what it could not."""
+
+    expired_uploads: int = 0
+    orphans: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def collect_garbage(
+    *, session: Session, storage: Storage, now: datetime | None = None
+) -> GarbageReport:
+    """Discard expired uploads, then objects no file or upload refers to (after a grace).
+
+    Orphans come from a client that wrote with a signed URL and never completed, or from
+    a crash between the store and the catalogue. The store is listed before the catalogue
+    is read: an object recorded meanwhile is then found in the catalogue, never deleted.
+    """
+    now = now or utcnow()
+    report = GarbageReport()
+    expired = session.exec(select(PendingUpload).where(col(PendingUpload.expires_at) < now)).all()
     for upload in expired:
         try:
-            discard(session=session, storage=storage, upload=upload)
-            removed += 1
+            if claim_and_discard(session=session, storage=storage, upload=upload):
+                report.expired_uploads += 1
         except Exception as error:  # one bad upload must not stop the sweep
             session.rollback()
-            failures.append(f"{upload.id}: {error}")
-    return removed, failures
+            report.failures.append(f"{upload.id}: {error}")
+    try:
+        candidates = [
+            item.key for item in storage.iter_objects()
+            if item.key.startswith(OBJECT_PREFIX) and item.modified < now - ORPHAN_GRACE
+        ]
+    except MovieVaultError as error:
+        report.failures.append(f"listing the store: {error.message}")
+        return report
+    for start in range(0, len(candidates), 500):  # SQLite's bound-parameter limit
+        batch = candidates[start : start + 500]
+        known = set(session.exec(select(StoredFile.key).where(col(StoredFile.key).in_(batch))))
+        known |= set(
+            session.exec(select(PendingUpload.key).where(col(PendingUpload.key).in_(batch)))
+        )
+        for key in batch:
+            if key in known:
+                continue
+            try:
+                storage.delete(key)
+                report.orphans += 1
+            except MovieVaultError as error:
+                report.failures.append(f"{key}: {error.message}")
+    return report

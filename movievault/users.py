@@ -1,14 +1,15 @@
-"""Accounts: creating users and checking passwords (no Flask here)."""
+"""Accounts: creating users, checking and changing passwords, sessions, quotas (no Flask)."""
 
 from __future__ import annotations
 
 import re
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from movievault.errors import InvalidInput
+from movievault.errors import InvalidInput, NotFound
 from movievault.models import User
 
 MIN_PASSWORD_LENGTH = 8
@@ -39,26 +40,33 @@ def count_users(*, session: Session) -> int:
     return session.exec(select(func.count()).select_from(User)).one()
 
 
+def find_user(*, session: Session, username: str) -> User | None:
+    """Return the account of that name, whatever its case ("Carol" is "carol")."""
+    wanted = username.strip().lower()
+    return session.exec(select(User).where(func.lower(User.username) == wanted)).first()
+
+
 def create_user(*, session: Session, username: str, password: str) -> User:
     """Create an account with a hashed password; raise if the name is taken or invalid."""
-    user = User(
-        username=validate_username(username),
-        password_hash=generate_password_hash(validate_password(password)),
-    )
+    name = validate_username(username)
+    validate_password(password)
+    if find_user(session=session, username=name) is not None:
+        raise InvalidInput(f"The username {name!r} is already taken.")
+    user = User(username=name, password_hash=generate_password_hash(password))
     session.add(user)
     try:
         session.commit()
     except IntegrityError as error:
-        # The username was taken between our check and the insert, or before.
+        # The name (in some case) was taken between our look-up and the insert.
         session.rollback()
-        raise InvalidInput(f"The username {user.username!r} is already taken.") from error
+        raise InvalidInput(f"The username {name!r} is already taken.") from error
     session.refresh(user)
     return user
 
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
     """Return the user when the password matches, else None (same cost either way)."""
-    user = session.exec(select(User).where(User.username == username.strip())).first()
+    user = find_user(session=session, username=username)
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -68,3 +76,79 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
 def get_user(*, session: Session, user_id: int) -> User | None:
     """Return the user with that id, if any."""
     return session.get(User, user_id)
+
+
+def _get(session: Session, username: str) -> User:
+    """The account of that name, or NotFound."""
+    user = find_user(session=session, username=username)
+    if user is None or user.id is None:
+        raise NotFound(f"There is no account {username!r}.")
+    return user
+
+
+def end_sessions(*, session: Session, user_id: int) -> int:
+    """End every session of the user (they sign in again); return the new generation.
+
+    One UPDATE, so two sign-outs at once both count and neither is lost.
+    """
+    session.exec(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(session_generation=User.session_generation + 1)
+    )
+    session.commit()
+    user = session.get(User, user_id, populate_existing=True)
+    if user is None:
+        raise NotFound("That account no longer exists.")
+    return user.session_generation
+
+
+def set_password(*, session: Session, user_id: int, password: str) -> int:
+    """Store a new password and end every session; return the new session generation."""
+    hashed = generate_password_hash(validate_password(password))
+    session.exec(update(User).where(col(User.id) == user_id).values(password_hash=hashed))
+    return end_sessions(session=session, user_id=user_id)
+
+
+def reset_password(*, session: Session, username: str, password: str) -> User:
+    """Set the password of the named account (an administrator's command)."""
+    user = _get(session, username)
+    assert user.id is not None
+    set_password(session=session, user_id=user.id, password=password)
+    return user
+
+
+def rename_user(*, session: Session, old: str, new: str) -> str:
+    """Rename an account and return its new name; `old` is matched exactly first.
+
+    Only the id and name columns are touched, so this also works on a catalogue whose
+    upgrade stopped at two names differing only in case (the way to resolve that clash).
+    """
+    accounts = session.exec(select(col(User.id), col(User.username))).all()
+    matches = [row for row in accounts if row[1] == old.strip()] or [
+        row for row in accounts if row[1].lower() == old.strip().lower()
+    ]
+    if len(matches) != 1:
+        raise NotFound(f"There is no account {old!r}.")
+    user_id = matches[0][0]
+    name = validate_username(new)
+    if any(row[1].lower() == name.lower() and row[0] != user_id for row in accounts):
+        raise InvalidInput(f"The username {name!r} is already taken.")
+    try:
+        session.exec(update(User).where(col(User.id) == user_id).values(username=name))
+        session.commit()
+    except IntegrityError as error:
+        session.rollback()
+        raise InvalidInput(f"The username {name!r} is already taken.") from error
+    return name
+
+
+def set_quota(*, session: Session, username: str, quota_bytes: int | None) -> User:
+    """Limit the bytes the account may keep (None: no limit)."""
+    if quota_bytes is not None and quota_bytes < 0:
+        raise InvalidInput("A quota cannot be negative.")
+    user = _get(session, username)
+    user.quota_bytes = quota_bytes
+    session.add(user)
+    session.commit()
+    return user

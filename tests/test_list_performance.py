@@ -14,6 +14,7 @@ from movievault import create_app, db
 from movievault.models import StoredFile
 from movievault.templating import page_window
 from tests.conftest import AuthActions, make_user
+from tests.legacy import make_catalogue_0_1_0
 
 
 @pytest.mark.parametrize(
@@ -79,9 +80,8 @@ def test_indexes_added_to_an_existing_database(
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     config = {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{path}",
               "STORAGE": "s3", "S3_ENDPOINT_URL": "http://127.0.0.1:9"}
-    create_app(config)
-    with sqlite3.connect(path) as con:
-        con.execute("DROP INDEX ix_file_owner_created")
+    # A catalogue from before migrations, made by code that did not have the index yet.
+    make_catalogue_0_1_0(path, without=("ix_file_owner_created",))
     create_app(config)
     with sqlite3.connect(path) as con:
         names = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}

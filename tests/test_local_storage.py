@@ -9,6 +9,8 @@ import os
 import socket
 import time
 import tracemalloc
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -22,7 +24,7 @@ from sqlmodel import select
 from movievault import create_app, db
 from movievault.client import ApiClient, sha256_of
 from movievault.errors import InvalidInput, StorageUnavailable
-from movievault.models import PendingUpload, StoredFile
+from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import get_storage
 from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
 from tests.conftest import MIB, LiveServer, make_user, serving
@@ -251,11 +253,24 @@ def _post_streamed(url: str, fields: dict[str, str], size: int) -> int:
     return status
 
 
+def pending_form_upload(app: Flask, *, key: str, size: int) -> None:
+    """Record a pending form upload of `key`, as create does: the store writes no other."""
+    owner = make_user(app, "uploader")
+    with db.session_scope(app) as session:
+        session.add(PendingUpload(
+            id=uuid.uuid4().hex, owner_id=owner, sha256="0" * 64, size=size, name="a.mp4",
+            content_type="video/mp4", key=key, method="post",
+            expires_at=utcnow() + timedelta(hours=1),
+        ))
+        session.commit()
+
+
 def test_a_50_mb_form_post_is_streamed_in_constant_memory(
     live_server: LiveServer, store: LocalStorage
 ) -> None:
     size = 50 * 1000 * 1000
     key = "movies/1/" + "b" * 32
+    pending_form_upload(live_server.app, key=key, size=size)
     form = store.post_form(key=key, size=size, content_type="video/mp4", expires=600)
     tracemalloc.start()
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +14,7 @@ from movievault.storage.base import (
     MIN_PART_SIZE,
     PostForm,
     Storage,
+    StoredObject,
     StoredPart,
     content_disposition,
     part_size_for,
@@ -24,6 +25,7 @@ __all__ = [
     "MIN_PART_SIZE",
     "PostForm",
     "Storage",
+    "StoredObject",
     "StoredPart",
     "build_storage",
     "content_disposition",
@@ -57,6 +59,26 @@ def _catalogue_is_empty(app: Flask) -> bool:
         return session.exec(select(StoredFile.id).limit(1)).first() is None
 
 
+def _pending_key_check(app: Flask) -> Callable[[str], bool]:
+    """The local store's question "may a signed upload still write this key?", answered
+    from the catalogue; a catalogue that cannot be read answers 503, never yes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from movievault import db, uploads
+    from movievault.errors import CatalogueUnavailable
+
+    def accepts(key: str) -> bool:
+        try:
+            with db.session_scope(app) as session:
+                return uploads.accepts_object_write(session=session, key=key)
+        except SQLAlchemyError as error:
+            raise CatalogueUnavailable(
+                "The catalogue cannot be read, so uploads cannot be checked; try again later."
+            ) from error
+
+    return accepts
+
+
 def build_storage(app: Flask, kind: str | None = None) -> Storage:
     """Construct the backend `kind` (by default the one the configuration asks for)."""
     config = app.config
@@ -68,6 +90,8 @@ def build_storage(app: Flask, kind: str | None = None) -> Storage:
             root=config["DATA_DIR"],
             secret=config["SECRET_KEY"],
             url_base=urlsplit(config["PUBLIC_URL"]).path.rstrip("/") + "/storage",
+            accepts_key=_pending_key_check(app),
+            free_space_reserve=config["FREE_SPACE_RESERVE"],
         )
         # Create the folders on a first run only: with files in the catalogue, a missing
         # store is an unmounted or lost disk, and recreating it empty would hide that.

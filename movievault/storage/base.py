@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -28,6 +29,15 @@ class StoredPart:
     part_number: int
     etag: str
     size: int
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object the store holds: its key, size and last change (UTC)."""
+
+    key: str
+    size: int
+    modified: datetime
 
 
 class Storage(ABC):
@@ -100,8 +110,26 @@ class Storage(ABC):
         """Prepare the store (bucket, CORS, lifecycle) and return what was done, line by line."""
 
     @abstractmethod
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Yield every object the store holds."""
+
     def iter_keys(self) -> Iterator[str]:
         """Yield every object key the store holds."""
+        return (item.key for item in self.iter_objects())
+
+    def sweep(self, *, abort_after_days: int) -> list[str]:
+        """Remove the store's own leftovers (crashes, abandoned parts); say what went.
+
+        Buckets do this themselves with the lifecycle rule `setup` applies.
+        """
+        return []
+
+    def check_capacity(self, size: int) -> None:
+        """Raise InsufficientStorage when `size` more bytes would not fit (a full disk).
+
+        Buckets have no such limit to check; the local store keeps a free-space reserve.
+        """
+        return None
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:

@@ -17,6 +17,7 @@ with the store's own entries:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from stat import S_ISREG
@@ -38,6 +40,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
 
 from movievault.errors import (
+    InsufficientStorage,
     InvalidInput,
     MovieVaultError,
     NotFound,
@@ -48,6 +51,7 @@ from movievault.storage.base import (
     MIN_PART_SIZE,
     PostForm,
     Storage,
+    StoredObject,
     StoredPart,
     content_disposition,
 )
@@ -82,6 +86,18 @@ class NoSuchKey(NotFound):
 
 class NoSuchUpload(NotFound):
     """A part sent to a multipart upload that was completed, aborted or never existed."""
+
+
+class _ObjectExists(Exception):
+    """The destination of a write-once placement is already there."""
+
+
+def _ended() -> AccessDenied:
+    """The refusal of a write whose upload is over (a replayed or late signed URL)."""
+    return AccessDenied(
+        "AccessDenied: this upload is finished, cancelled or expired, and an object is never "
+        "replaced: its URL can no longer write. Start the upload again."
+    )
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _link_new(source: Path, destination: Path) -> None:
+    """Move `source` to `destination` unless something is there already (_ObjectExists).
+
+    A hard link is created only if the name is free, atomically; on filesystems without
+    hard links (FAT, exFAT) the check and the rename are two steps, microseconds apart.
+    """
+    try:
+        os.link(source, destination)
+    except FileExistsError:
+        raise _ObjectExists(str(destination)) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        if os.path.lexists(destination):
+            raise _ObjectExists(str(destination)) from None
+        os.replace(source, destination)
+        return
+    os.unlink(source)
+
+
 class _Incoming:
     """A temporary file in .tmp/ that receives bytes, hashes them and caps their number.
 
@@ -179,9 +215,14 @@ class _Incoming:
                 remaining -= len(data)
 
     def place(
-        self, destination: Path, *, expected: int, make_parents: bool = True
+        self, destination: Path, *, expected: int, make_parents: bool = True,
+        replace: bool = True,
     ) -> os.stat_result:
-        """Check the size, flush to disk and rename into place; return the file's stat."""
+        """Check the size, flush to disk and rename into place; return the file's stat.
+
+        With `replace=False` an existing destination is left alone and `_ObjectExists`
+        raised: objects are written once, so no signed URL can change a recorded movie.
+        """
         if self.size != expected:
             raise InvalidInput(
                 f"IncompleteBody: received {self.size} bytes; exactly {expected} bytes "
@@ -193,7 +234,10 @@ class _Incoming:
         self.file.close()
         if make_parents:
             destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, destination)
+        if replace:
+            os.replace(self.path, destination)
+        else:
+            _link_new(self.path, destination)
         _fsync_dir(destination.parent)
         return stat
 
@@ -215,9 +259,23 @@ class LocalStorage(Storage):
 
     kind = "local"
 
-    def __init__(self, *, root: str | os.PathLike[str], secret: str, url_base: str = "/storage"):
+    def __init__(
+        self,
+        *,
+        root: str | os.PathLike[str],
+        secret: str,
+        url_base: str = "/storage",
+        accepts_key: Callable[[str], bool] | None = None,
+        free_space_reserve: int = 0,
+    ):
         self.root = Path(root).absolute()
         self.url_base = url_base.rstrip("/")
+        # Asked before a form upload writes its key: is an upload of it still pending? The
+        # catalogue knows; the app's wiring passes the question in (the store has no DB).
+        self.accepts_key = accepts_key
+        # Bytes of free disk that uploads may never take: the catalogue and the system
+        # often live on the same disk, and a full disk breaks both.
+        self.free_space_reserve = free_space_reserve
         self._signer = URLSafeSerializer(
             secret,
             salt="movievault.local-storage",
@@ -388,12 +446,12 @@ class LocalStorage(Storage):
         if any(size < MIN_PART_SIZE for size in sizes[:-1]):
             raise StorageRejected("EntityTooSmall: every part but the last needs 5 MiB or more.")
         destination = self.object_path(key)
+        self.check_capacity(sum(sizes))  # the parts are copied into one file, then removed
         with _Incoming(self.tmp, limit=sum(sizes)) as incoming:
             for path in chosen:
                 with open(path, "rb") as part:
                     incoming.copy_from(part)
-            stat = incoming.place(destination, expected=sum(sizes))
-            self._write_meta(destination, incoming.sha256.hexdigest(), stat)
+            self._place_object(incoming, destination, expected=sum(sizes))
         self._remove_upload(upload_id)
 
     def _remove_upload(self, upload_id: str) -> None:
@@ -427,6 +485,17 @@ class LocalStorage(Storage):
         if not os.access(self.tmp, os.W_OK):
             raise StorageUnavailable(
                 f"The storage service is unavailable: {self.tmp} is not writable."
+            )
+
+    @_disk("check the free space")
+    def check_capacity(self, size: int) -> None:
+        """Refuse (507) when storing `size` more bytes would eat into the free-space reserve."""
+        free = shutil.disk_usage(self.root).free
+        if free - size < self.free_space_reserve:
+            raise InsufficientStorage(
+                f"The server's disk is almost full: {free // 2**20} MiB free, and "
+                f"{self.free_space_reserve // 2**20} MiB are kept in reserve. "
+                "Free some space (or raise its size) and try again."
             )
 
     @_disk("look up an object")
@@ -527,17 +596,29 @@ class LocalStorage(Storage):
             done.append(f"local store folder {self.root} is ready")
         return done
 
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object, in key order (listed in full first, so disk errors are a 503)."""
+        return iter(self._list_objects())
+
     @_disk("list objects")
-    def iter_keys(self) -> Iterator[str]:
-        """Every object key, in sorted order (sidecars and other files are skipped)."""
+    def _list_objects(self) -> list[StoredObject]:
+        """Walk the root; sidecars, hidden folders and other files are skipped."""
         self._ready()
+        found: list[StoredObject] = []
         for folder, dirs, files in os.walk(self.root):
             dirs[:] = sorted(name for name in dirs if not name.startswith("."))
             relative = Path(folder).relative_to(self.root)
             for name in sorted(files):
                 key = (relative / name).as_posix()
-                if KEY_RE.fullmatch(key):
-                    yield key
+                if not KEY_RE.fullmatch(key):
+                    continue
+                try:
+                    stat = os.stat(os.path.join(folder, name))
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+                found.append(StoredObject(key=key, size=stat.st_size, modified=modified))
+        return found
 
     @_disk("read an object")
     def open(self, key: str) -> BinaryIO:
@@ -590,6 +671,7 @@ class LocalStorage(Storage):
                     current.clear()
                 elif isinstance(event, File):
                     claims = self._check_form(fields)
+                    self.check_capacity(claims["size"])
                     incoming = _Incoming(self.tmp, limit=claims["size"])
                 elif isinstance(event, Data):
                     if incoming is not None:
@@ -607,8 +689,11 @@ class LocalStorage(Storage):
                     "MalformedPOSTRequest: the form has no file field (it must come last)."
                 )
             destination = self.object_path(claims["key"])
-            stat = incoming.place(destination, expected=claims["size"])
-            self._write_meta(destination, incoming.sha256.hexdigest(), stat)
+            # Asked again now the bytes are here: the upload may have ended meanwhile.
+            if self._may_write(claims["key"]):
+                self._place_object(incoming, destination, expected=claims["size"])
+            else:
+                self._accept_identical(incoming, destination)
             return str(claims["key"])
         finally:
             if incoming is not None and not incoming.file.closed:
@@ -622,7 +707,34 @@ class LocalStorage(Storage):
             raise AccessDenied("AccessDenied: the key field is not the one signed for.")
         if values.get("Content-Type") != claims["type"]:
             raise AccessDenied("AccessDenied: the Content-Type field is not the one signed for.")
+        if not self._may_write(claims["key"]) and not self.object_path(claims["key"]).exists():
+            raise _ended()  # refused before a byte of the file is read
         return claims
+
+    def _may_write(self, key: str) -> bool:
+        """Whether the key's upload is still pending (else the signature is a replay)."""
+        return self.accepts_key is None or self.accepts_key(key)
+
+    def _accept_identical(self, incoming: _Incoming, destination: Path) -> None:
+        """Accept bytes that are already there (a second tab sending the same file, a client
+        retrying after a lost answer); refuse anything else."""
+        incoming.discard()
+        if self.object_sha256(self._key_of(destination)) == incoming.sha256.hexdigest():
+            return
+        raise _ended()
+
+    def _place_object(self, incoming: _Incoming, destination: Path, *, expected: int) -> None:
+        """Put a received object in place, once: other bytes never replace what is there."""
+        try:
+            stat = incoming.place(destination, expected=expected, replace=False)
+        except _ObjectExists:
+            self._accept_identical(incoming, destination)
+            return
+        self._write_meta(destination, incoming.sha256.hexdigest(), stat)
+
+    def _key_of(self, path: Path) -> str:
+        """The key of the object stored at `path`."""
+        return path.relative_to(self.root).as_posix()
 
     @_disk("receive a part")
     def receive_part(
@@ -651,6 +763,7 @@ class LocalStorage(Storage):
             raise InvalidInput(
                 f"IncompleteBody: Content-Length is {length}; exactly {size} bytes were signed for."
             )
+        self.check_capacity(size)
         folder = self._upload_dir(upload_id)
         try:
             if self._upload_key(upload_id) != claims["key"]:

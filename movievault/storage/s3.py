@@ -16,7 +16,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from movievault.errors import StorageRejected, StorageUnavailable
-from movievault.storage.base import PostForm, Storage, StoredPart, content_disposition
+from movievault.storage.base import (
+    PostForm,
+    Storage,
+    StoredObject,
+    StoredPart,
+    content_disposition,
+)
 
 T = TypeVar("T")
 
@@ -365,13 +371,21 @@ class S3Storage(Storage):
         done.append(f"lifecycle aborts incomplete multipart uploads after {abort_after_days} days")
         return done
 
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object of the bucket (listed in full first, so errors are translated)."""
+        return iter(self._list_objects())
+
     @_translate("list objects")
-    def iter_keys(self) -> Iterator[str]:
+    def _list_objects(self) -> list[StoredObject]:
         """Page through ListObjectsV2."""
+        found: list[StoredObject] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket):
             for item in page.get("Contents", []):
-                yield item["Key"]
+                found.append(StoredObject(
+                    key=item["Key"], size=int(item["Size"]), modified=item["LastModified"]
+                ))
+        return found
 
     @_translate("read an object")
     def open(self, key: str) -> BinaryIO:

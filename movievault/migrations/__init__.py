@@ -1,0 +1,59 @@
+"""Schema migrations (Alembic): every change to the catalogue's tables ships as one of these.
+
+`upgrade(engine)` runs at start-up and from `movievault db upgrade`. A catalogue made before
+migrations existed (release 0.1.0 and earlier, whose tables `create_all` made) has no
+revision yet, so it runs them all: the baseline creates only what is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from movievault.errors import MovieVaultError
+
+
+class MigrationRefused(MovieVaultError):
+    """A migration found data it must not change silently; the message says what to do."""
+
+    status = 500
+
+
+def _config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, without an ini file: the scripts live in this package."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def current(connection: Connection) -> str | None:
+    """The revision the database is at (None: empty, or made before migrations existed)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the catalogue to `revision`, one process at a time, in one transaction.
+
+    On SQLite the write lock is taken before anything is read: workers starting together
+    on a new database then wait for the first to finish instead of all creating tables.
+    SQLite runs DDL inside transactions, so a refused or failed migration changes nothing.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        command.upgrade(_config(connection), revision)
+        connection.commit()

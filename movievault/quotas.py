@@ -1,0 +1,69 @@
+"""Limits on what one user may keep and start: a quota in bytes, a cap on pending uploads.
+
+Both count unfinished uploads at their declared size: otherwise a user could declare
+thousands of 100 GiB uploads (each a row, a signed URL and, on the local store, a
+folder) and only ever be refused at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, func, select
+
+from movievault.errors import QuotaExceeded
+from movievault.models import PendingUpload, StoredFile, User, utcnow
+from movievault.units import human_size
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a user holds: stored bytes, unfinished uploads and their declared bytes."""
+
+    stored_bytes: int
+    pending_uploads: int
+    pending_bytes: int
+    quota_bytes: int | None
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes that count against the quota."""
+        return self.stored_bytes + self.pending_bytes
+
+
+def usage(*, session: Session, owner_id: int) -> Usage:
+    """Add up the owner's files and live (unexpired) pending uploads."""
+    stored = session.exec(
+        select(func.coalesce(func.sum(StoredFile.size), 0)).where(StoredFile.owner_id == owner_id)
+    ).one()
+    pending, pending_bytes = session.exec(
+        select(func.count(), func.coalesce(func.sum(PendingUpload.size), 0)).where(
+            PendingUpload.owner_id == owner_id, col(PendingUpload.expires_at) > utcnow()
+        )
+    ).one()
+    quota = session.exec(select(User.quota_bytes).where(User.id == owner_id)).one_or_none()
+    return Usage(
+        stored_bytes=int(stored), pending_uploads=int(pending), pending_bytes=int(pending_bytes),
+        quota_bytes=quota,
+    )
+
+
+def check_room(*, session: Session, owner_id: int, size: int, max_pending: int) -> None:
+    """Raise QuotaExceeded unless the owner may start one more upload of `size` bytes.
+
+    Called inside the write transaction that inserts the upload, so two uploads racing
+    for the last gigabyte cannot both pass.
+    """
+    held = usage(session=session, owner_id=owner_id)
+    if held.pending_uploads >= max_pending:
+        raise QuotaExceeded(
+            f"You have {held.pending_uploads} unfinished uploads, the most allowed at once. "
+            "Let some finish, or cancel them, then add more."
+        )
+    if held.quota_bytes is not None and held.total_bytes + size > held.quota_bytes:
+        left = max(0, held.quota_bytes - held.total_bytes)
+        raise QuotaExceeded(
+            f"This file ({human_size(size)}) does not fit in your quota of "
+            f"{human_size(held.quota_bytes)}: {human_size(left)} left. "
+            "Delete files or ask the owner of this MovieVault for more room."
+        )
