@@ -62,11 +62,15 @@ def reset_password_command(username: str) -> None:
     click.echo(f"New password set for {user.username}; every session of it has ended.")
 
 
-@click.command("rename-user")
+@cli.command("rename-user", with_appcontext=False)
 @click.argument("old")
 @click.argument("new")
 def rename_user_command(old: str, new: str) -> None:
-    """Rename an account (also before an upgrade that found names differing only in case)."""
+    """Rename an account (also before an upgrade that found names differing only in case).
+
+    Registered on the command group itself, not through the app: an app whose catalogue
+    upgrade stopped cannot be built, and this command is how to fix what stopped it.
+    """
     from movievault import create_app
 
     app = create_app({"SKIP_MIGRATIONS": True})
@@ -274,7 +278,6 @@ def init_app(app: Flask) -> None:
     for command in (
         create_user_command,
         reset_password_command,
-        rename_user_command,
         set_quota_command,
         db_group,
         setup_bucket_command,

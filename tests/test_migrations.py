@@ -1,0 +1,157 @@
+"""Schema migrations: a new catalogue, and one made by release 0.1.0, end up the same."""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from click.testing import CliRunner
+from sqlmodel import SQLModel
+from werkzeug.security import generate_password_hash
+
+from movievault import create_app, db, migrations
+from movievault.cli import cli
+from movievault.migrations import MigrationRefused
+from movievault.storage import get_storage
+from tests.conftest import PASSWORD, AuthActions
+from tests.legacy import make_catalogue_0_1_0
+
+SHA = "ab" * 32
+
+
+@pytest.fixture
+def backend() -> str:
+    """The schema does not depend on the store: one backend is enough."""
+    return "local"
+
+
+@pytest.fixture
+def catalogue(app_config: dict[str, Any]) -> Path:
+    """The path of the catalogue the app under test will open."""
+    return Path(app_config["DATABASE_URL"].removeprefix("sqlite:///"))
+
+
+def _rows(path: Path, table: str) -> list[dict[str, Any]]:
+    """Every row of `table`, as dicts, in id order."""
+    with sqlite3.connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(row) for row in connection.execute(f'SELECT * FROM "{table}" ORDER BY id')]
+
+
+def _fill_0_1_0(path: Path, usernames: list[str]) -> None:
+    """A library as release 0.1.0 kept it: accounts, a file, a pending upload, a failure."""
+    make_catalogue_0_1_0(path)
+    with sqlite3.connect(path) as connection:
+        for n, name in enumerate(usernames, start=1):
+            connection.execute(
+                "INSERT INTO user (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (n, name, generate_password_hash(PASSWORD), "2026-10-01 10:00:00.000000"),
+            )
+        connection.execute(
+            "INSERT INTO file (id, owner_id, name, size, sha256, content_type, key, fingerprint,"
+            " upload_id, created_at) VALUES (7, 1, 'Film (1999).mkv', 5, ?, 'video/x-matroska',"
+            " 'movies/1/0123456789abcdef0123456789abcdef', NULL, 'u1', '2026-10-02 11:00:00')",
+            (SHA,),
+        )
+        connection.execute(
+            "INSERT INTO pending_upload (id, owner_id, sha256, fingerprint, size, name,"
+            " content_type, key, method, multipart_id, part_size, completing_since, created_at,"
+            " expires_at) VALUES ('p1', 1, ?, NULL, 9, 'Other.mp4', 'video/mp4',"
+            " 'movies/1/fedcba9876543210fedcba9876543210', 'post', NULL, NULL, NULL,"
+            " '2026-10-02 11:00:00', '2999-01-01 00:00:00')",
+            ("cd" * 32,),
+        )
+        connection.execute(
+            "INSERT INTO login_attempt (id, subject, at) VALUES (1, 'addr:10.0.0.1', ?)",
+            ("2026-10-02 11:00:00",),
+        )
+
+
+def test_a_new_catalogue_is_exactly_what_the_models_declare(app: Any) -> None:
+    engine = db.make_engine(app.config["DATABASE_URL"])
+    with engine.connect() as connection:
+        assert migrations.current(connection) == migrations.head()
+        with warnings.catch_warnings():
+            # SQLite's indexes on expressions cannot be reflected, so they are skipped.
+            warnings.simplefilter("ignore")
+            context = MigrationContext.configure(connection)
+            differences = compare_metadata(context, SQLModel.metadata)
+        assert differences == []
+    # The expression indexes, which the comparison cannot see, are there too.
+    path = Path(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
+    with sqlite3.connect(path) as connection:
+        indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"uq_user_username_lower", "ix_file_owner_lower_name"} <= indexes
+    engine.dispose()
+
+
+def test_a_0_1_0_catalogue_upgrades_with_every_row_intact(
+    app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fill_0_1_0(catalogue, ["alice", "bob"])
+    before = {table: _rows(catalogue, table)
+              for table in ("user", "file", "pending_upload", "login_attempt")}
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)
+    get_storage(app).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
+    for table, rows in before.items():
+        after = _rows(catalogue, table)
+        # Every old column keeps its value; the new ones get their defaults.
+        assert [{k: row[k] for k in rows[0]} for row in after] == rows
+    assert [(u["session_generation"], u["quota_bytes"]) for u in _rows(catalogue, "user")] == [
+        (0, None), (0, None)
+    ]
+    assert [a["in_flight"] for a in _rows(catalogue, "login_attempt")] == [0]
+    # The upgraded library works: alice signs in, sees her file, resumes her upload.
+    client = app.test_client()
+    auth = AuthActions(client)
+    assert auth.login("Alice").status_code == 302
+    listed = client.get("/api/files").get_json()
+    assert [(f["id"], f["name"], f["sha256"]) for f in listed["files"]] == [
+        (7, "Film (1999).mkv", SHA)
+    ]
+    resumed = client.post(
+        "/api/uploads", headers=auth.headers(),
+        json={"name": "Other.mp4", "size": 9, "sha256": "cd" * 32, "content_type": "video/mp4"},
+    )
+    assert resumed.status_code == 200 and resumed.get_json()["upload"]["id"] == "p1"
+
+
+def test_names_differing_only_in_case_stop_the_upgrade_until_one_is_renamed(
+    app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fill_0_1_0(catalogue, ["carol", "Carol", "dave"])
+    before = _rows(catalogue, "user")
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    with pytest.raises(MigrationRefused, match="Carol, carol") as refused:
+        create_app(app_config)
+    assert "movievault rename-user" in refused.value.message
+    # Nothing changed: no new column, no revision recorded, the same accounts.
+    assert _rows(catalogue, "user") == before
+    with sqlite3.connect(catalogue) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert "alembic_version" not in tables
+    # The command the message names works on the old catalogue, and then the app starts.
+    monkeypatch.setenv("MOVIEVAULT_DATABASE_URL", app_config["DATABASE_URL"])
+    monkeypatch.setenv("MOVIEVAULT_SECRET_KEY", app_config["SECRET_KEY"])
+    monkeypatch.setenv("MOVIEVAULT_DATA_DIR", app_config["DATA_DIR"])
+    taken = CliRunner().invoke(cli, ["rename-user", "Carol", "Dave"])
+    assert taken.exit_code != 0 and "already taken" in taken.output
+    renamed = CliRunner().invoke(cli, ["rename-user", "Carol", "caroline"])
+    assert renamed.exit_code == 0, renamed.output
+    app = create_app(app_config)
+    assert [u["username"] for u in _rows(catalogue, "user")] == ["carol", "caroline", "dave"]
+    assert AuthActions(app.test_client()).login("caroline").status_code == 302
+
+
+def test_db_upgrade_reports_the_revision(app: Any) -> None:
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"at revision {migrations.head()}" in result.output
