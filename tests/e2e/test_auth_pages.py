@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import LiveServer
+from tests.conftest import PASSWORD, LiveServer
 from tests.e2e.conftest import screenshot
 
 
@@ -43,3 +43,39 @@ def test_first_run_then_sign_out_and_in(context: BrowserContext, e2e_server: Liv
     expect(tab.locator(".whoami")).to_have_text("owner")
     # A refused sign-in is a page with a message, not a failed request.
     assert not [e for e in errors if "status of 401" not in e], errors
+
+
+def test_account_page_changes_the_password_and_signs_out_the_other_browser(
+    browser: Browser, page: Page, e2e_server: LiveServer
+) -> None:
+    """From the account page: a new password ends the other browser's session, not this one;
+    "Sign out everywhere" then ends this one too."""
+    base = e2e_server.url
+    other = browser.new_context()
+    phone = other.new_page()
+    phone.goto(f"{base}/login")
+    phone.fill("input[name=username]", "alice")
+    phone.fill("input[name=password]", PASSWORD)
+    phone.get_by_role("button", name=re.compile("Sign in", re.I)).click()
+    phone.wait_for_url(f"{base}/")
+
+    page.locator(".whoami").click()
+    page.wait_for_url(f"{base}/account")
+    expect(page.locator("#usage")).to_contain_text("Your library holds 0 bytes")
+    page.fill("input[name=current_password]", PASSWORD)
+    page.fill("input[name=new_password]", "a brand new passphrase")
+    page.fill("input[name=new_password_confirm]", "a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("Every other device is signed out")
+    screenshot(page, "account-password-changed")
+
+    phone.goto(f"{base}/")
+    phone.wait_for_url(re.compile(r"/login"))
+    page.goto(f"{base}/")
+    expect(page.locator(".whoami")).to_have_text("alice")
+
+    page.goto(f"{base}/account")
+    page.get_by_role("button", name="Sign out everywhere").click()
+    page.wait_for_url(re.compile(r"/login"))
+    expect(page.get_by_role("status")).to_contain_text("signed out on every device")
+    other.close()
