@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -91,12 +92,14 @@ def _parse_size(text: str) -> int | None:
     unit = next((name for name in units if cleaned.endswith(name)), "")
     number, factor = cleaned[: len(cleaned) - len(unit)], units.get(unit, 1)
     try:
-        value = float(number)
+        value = float(number) * factor
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size (e.g. 500GB, 2TB or none).") from None
-    if value < 0:
-        raise click.BadParameter("A quota cannot be negative.")
-    return int(value * factor)
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value < 2**63:
+        raise click.BadParameter(
+            f"{text!r} is not a size from 0 bytes to 9 EB (e.g. 500GB, 2TB or none)."
+        )
+    return int(value)
 
 
 @click.command("set-quota")
