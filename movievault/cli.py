@@ -9,16 +9,23 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from movievault import db, migrate, uploads, users
+from movievault.config import ConfigError
 from movievault.errors import InvalidInput, MovieVaultError
 from movievault.storage import build_storage, get_storage, part_size_for, storage_kind
 from movievault.storage.local import LocalStorage
 
 
 def _create_app() -> Flask:
-    """Build the app for the CLI (imported lazily to keep `--help` fast)."""
+    """Build the app for the CLI (imported lazily to keep `--help` fast).
+
+    A setting it cannot start with is one line saying what to do, not a traceback.
+    """
     from movievault import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
