@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench browser clean
+.PHONY: run test test-fast lint bench browser nginx clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -25,7 +25,10 @@ run: $(VENV)/.installed-run
 browser:
 	@scripts/install-chromium
 
-test: $(VENV)/.installed-test browser
+nginx:
+	@scripts/install-nginx
+
+test: $(VENV)/.installed-test browser nginx
 	$(PY) -m ruff check movievault tests bench wsgi.py
 	$(PY) -m pytest
 

@@ -237,7 +237,7 @@ def app_server(
     env = base_env()
     env.update(
         MOVIEVAULT_INSTANCE_PATH=str(instance),
-        MOVIEVAULT_SECRET_KEY="bench-secret-key",
+        MOVIEVAULT_SECRET_KEY="bench-secret-key-at-least-32-bytes-long",
         MOVIEVAULT_PORT=str(port),
         MOVIEVAULT_HOST="127.0.0.1",
         MOVIEVAULT_STORAGE=storage,

@@ -141,18 +141,15 @@ class CountingMiddleware:
 
 
 def main() -> None:
-    """Build the app from MOVIEVAULT_* like the CLI does and serve it with waitress."""
-    from waitress import serve
-
+    """Build the app from MOVIEVAULT_* like the CLI does and serve it with the same options."""
     from movievault import create_app
+    from movievault.serving import serve, serve_options
     from movievault.storage import get_storage
 
     app = create_app()
     get_storage(app)  # as `movievault serve` does: start the store before the first request
-    config = app.config
     app.wsgi_app = CountingMiddleware(app)  # type: ignore[method-assign]
-    serve(app, host=config["HOST"], port=config["PORT"], threads=config["THREADS"],
-          ident="MovieVault", channel_timeout=600)
+    serve(app, serve_options(app.config))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def build_app(work: Path, endpoint: str) -> Any:
     from movievault import create_app
 
     return create_app({
-        "SECRET_KEY": "bench-secret-key",
+        "SECRET_KEY": "bench-secret-key-at-least-32-bytes-long",
         "DATABASE_URL": f"sqlite:///{work / 'movievault.db'}",
         "STORAGE": "s3",
         "S3_ENDPOINT_URL": endpoint,

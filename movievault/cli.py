@@ -10,17 +10,26 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from movievault import db, migrate, migrations, quotas, uploads, users
+from movievault.config import ConfigError
 from movievault.errors import InvalidInput, MovieVaultError
-from movievault.storage import build_storage, get_storage, part_size_for, storage_kind
+from movievault.storage import build_storage, get_storage, storage_kind
 from movievault.storage.local import LocalStorage
 from movievault.units import human_size
 
 
 def _create_app() -> Flask:
-    """Build the app for the CLI (imported lazily to keep `--help` fast)."""
+    """Build the app for the CLI (imported lazily to keep `--help` fast).
+
+    A setting it cannot start with is one line saying what to do, not a traceback.
+    """
     from movievault import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    except migrations.MigrationRefused as error:
+        raise click.ClickException(error.message) from error
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
@@ -184,13 +193,11 @@ def gc_command() -> None:
 @with_appcontext
 def serve_command(host: str | None, port: int | None, threads: int | None) -> None:
     """Serve MovieVault with waitress, a production WSGI server."""
-    from waitress import serve
+    from movievault.serving import serve, serve_options
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
-    host = host or config["HOST"]
-    port = port or config["PORT"]
-    threads = threads or config["THREADS"]
+    options = serve_options(config, host=host, port=port, threads=threads)
     storage = get_storage(app)  # start the embedded store now, not on the first request
     kind = storage_kind(config)
     where = {
@@ -210,20 +217,13 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     with db.session_scope(app) as session:
         if users.count_users(session=session) == 0:
             click.echo("No account yet: the first page you open creates the owner account.")
+    host, port = options.adjustments["host"], options.adjustments["port"]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    click.echo(f"Open http://{shown_host}:{port}/ in your browser ({threads} threads).")
-    # waitress refuses bodies over 1 GiB by default; a form upload may be as large as
-    # MULTIPART_THRESHOLD, a part as large as the part size of the largest allowed file.
-    largest = max(
-        config["MULTIPART_THRESHOLD"], part_size_for(config["MAX_FILE_SIZE"], config["PART_SIZE"])
+    click.echo(
+        f"Open http://{shown_host}:{port}/ in your browser "
+        f"({options.adjustments['threads']} threads)."
     )
-    serve(
-        app, host=host, port=port, threads=threads, ident="MovieVault", channel_timeout=600,
-        max_request_body_size=max(2**30, largest + 2**20),
-        # waitress reads sockets 8 KiB at a time by default; bodies of many MiB arrive
-        # about twice as fast in 256 KiB reads (docs/STORAGE.md has the figures).
-        recv_bytes=256 * 1024,
-    )
+    serve(app, options)
 
 
 @click.command("migrate-storage")

@@ -1,13 +1,19 @@
-"""Default settings, environment overrides and the generated secret key."""
+"""Default settings, environment overrides, the generated secret key and private files."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -58,15 +64,132 @@ _INTS = (
 )
 
 
+#: Shorter keys are refused: they sign sessions and the local store's upload URLs.
+MIN_SECRET_KEY_BYTES = 32
+
+
+class ConfigError(ValueError):
+    """A setting or an instance file that MovieVault cannot start with; says what to do."""
+
+
+def _keep_private(path: Path, mode: int) -> None:
+    """Take group and other permissions off `path` (created by someone else, or by an older
+    release under a loose umask); warn when that is not allowed."""
+    current = stat.S_IMODE(path.stat().st_mode)
+    if not current & 0o077:
+        return
+    try:
+        os.chmod(path, current & mode)
+    except OSError as error:
+        log.warning("%s is readable by other users (mode %o) and could not be made private: "
+                    "%s", path, current, error)
+    else:
+        log.warning("Made %s private (mode %o, was %o).", path, current & mode, current)
+
+
+def _private_folder(path: Path) -> None:
+    """Create `path` readable by the owner only (0700), or tighten the folder that is there."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        _keep_private(path, 0o700)
+    else:
+        os.chmod(path, 0o700)  # mkdir's mode passes through the umask
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file with mode 0600, or tighten the one that is there.
+
+    SQLite creates the -wal and -shm files with the database file's mode, so they follow.
+    """
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for existing in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if existing.exists():
+                _keep_private(existing, 0o600)
+        return
+    try:
+        os.fchmod(fd, 0o600)  # os.open's mode passes through the umask
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or link in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_secret_key(path: Path, key: str) -> str:
+    """Write `key` to `path` whole or not at all, and return the key the file holds.
+
+    The key goes to a temporary file in the same folder, is flushed to disk, and only then
+    linked under its name: a crash or a full disk leaves no empty or partial key behind.
+    Linking fails when the name exists, so workers starting together all end up with the
+    key of the first one to finish.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            data = key.encode("ascii")
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return path.read_text().strip()
+        _fsync_folder(path.parent)
+        return key
+    finally:
+        os.unlink(temporary)
+
+
 def _secret_key(instance: Path) -> str:
     """Read the instance's secret key, creating it (readable by the owner only) on first run."""
     path = instance / "secret_key"
     if path.exists():
-        return path.read_text().strip()
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+        _keep_private(path, 0o600)
+        key = path.read_text().strip()
+    else:
+        try:
+            key = _write_secret_key(path, secrets.token_hex(32))
+        except OSError as error:
+            raise ConfigError(
+                f"Could not write a new secret key to {path} ({error.strerror or error}): "
+                "make room on that disk or fix the folder's permissions, then start again."
+            ) from error
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"The secret key in {path} is empty or shorter than {MIN_SECRET_KEY_BYTES} bytes: "
+            "delete that file and start MovieVault again to generate a new one (everyone will "
+            "have to sign in again)."
+        )
+    return key
+
+
+def _checked_secret_key(key: Any) -> str | bytes:
+    """The configured key as text (or bytes), refused when too short to keep sessions and
+    upload URLs unforgeable."""
+    if not isinstance(key, bytes):
+        key = str(key)  # a MOVIEVAULT_ variable that looks like JSON arrives as a number
+    if len(key if isinstance(key, bytes) else key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"MOVIEVAULT_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long: set it "
+            "to a random string (such as the output of `openssl rand -hex 32`), or unset it "
+            "to use the key MovieVault generates in its instance folder."
+        )
     return key
 
 
@@ -78,18 +201,21 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     config = app.config
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    _private_folder(instance)
     for name in _STRINGS:
         config[name] = "" if config[name] is None else str(config[name])
     for name in _INTS:
         try:
             config[name] = int(config[name])
         except (TypeError, ValueError) as error:
-            raise ValueError(f"MOVIEVAULT_{name} must be an integer") from error
-    if not config["SECRET_KEY"]:
+            raise ConfigError(f"MOVIEVAULT_{name} must be an integer") from error
+    if config["SECRET_KEY"] is None:
         config["SECRET_KEY"] = _secret_key(instance)
+    else:
+        config["SECRET_KEY"] = _checked_secret_key(config["SECRET_KEY"])
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{instance / 'movievault.db'}"
+    private_sqlite_file(config["DATABASE_URL"])
     if not config["DATA_DIR"]:
         config["DATA_DIR"] = str(instance / "objects")
     if not config["PUBLIC_URL"]:

@@ -85,7 +85,7 @@ def app_config(
     """Settings for a fresh app: its own SQLite file and its own bucket or data folder."""
     config: dict[str, Any] = {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": "test-secret-key-at-least-32-bytes-long",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'movievault.db'}",
         "MULTIPART_THRESHOLD": 6 * MIB,
         "PART_SIZE": 5 * MIB,

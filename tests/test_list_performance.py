@@ -78,7 +78,7 @@ def test_indexes_added_to_an_existing_database(
     """A catalogue created before an index existed gets it when the app starts."""
     path = tmp_path / "old.db"
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
-    config = {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{path}",
+    config = {"TESTING": True, "SECRET_KEY": "x" * 32, "DATABASE_URL": f"sqlite:///{path}",
               "STORAGE": "s3", "S3_ENDPOINT_URL": "http://127.0.0.1:9"}
     # A catalogue from before migrations, made by code that did not have the index yet.
     make_catalogue_0_1_0(path, without=("ix_file_owner_created",))

@@ -1,0 +1,181 @@
+"""How waitress serves MovieVault: its options, and body limits per route.
+
+waitress reads a request's whole body (into a temporary file past 512 KiB) before the app
+sees it, and it has one body limit per server. Only the local store's upload routes need
+large bodies, so the parser here picks the limit once the request line is parsed and
+answers 413 before reading a body that would pass it. `movievault serve` and the
+benchmarks both start waitress through `serve_options` and `create_server`, so what is
+measured is what is deployed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from flask import Flask
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer
+from waitress.server import create_server as waitress_server
+from waitress.utilities import RequestEntityTooLarge
+
+from movievault.api import MAX_JSON_BYTES
+from movievault.storage import part_size_for, storage_kind
+
+KIB = 1024
+MIB = 1024 * KIB
+
+#: Seconds a connection may stay silent (neither bytes in nor out) before it is closed.
+#: Every read refreshes it, so a slow phone sending a 16 MiB part keeps its connection
+#: as long as bytes keep coming; a request being handled by the app is never cut.
+CHANNEL_TIMEOUT = 60
+#: Connections open at once. Idle ones go after CHANNEL_TIMEOUT, so holding them all takes
+#: a client that keeps 500 sockets trickling; a reverse proxy in front is the real answer.
+CONNECTION_LIMIT = 500
+#: Request line and headers; a session cookie and a signed URL need a few KiB.
+MAX_HEADER_BYTES = 64 * KIB
+#: Every route but the local store's uploads: the largest body is a 1,000-file duplicate
+#: check, which the API itself caps at MAX_JSON_BYTES; the rest is room for chunk framing.
+SMALL_BODY_BYTES = MAX_JSON_BYTES + 64 * KIB
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """The largest request body waitress reads, per route (a body this size is refused)."""
+
+    default: int
+    upload: int
+
+    def for_request(self, method: str, path: str) -> int:
+        """The limit for `method path`: large only for the local store's uploads."""
+        if (method == "POST" and path == "/storage/upload") or (
+            method == "PUT" and path.startswith("/storage/parts/")
+        ):
+            return self.upload
+        return self.default
+
+
+def body_limits(config: Mapping[str, Any]) -> BodyLimits:
+    """Limits for these settings: a form upload carries up to MULTIPART_THRESHOLD bytes, a
+    part up to the part size of the largest allowed file, each with fields or framing."""
+    if storage_kind(config) != "local":
+        # With S3 the bytes go to the bucket: the app has no upload route at all.
+        return BodyLimits(default=SMALL_BODY_BYTES, upload=SMALL_BODY_BYTES)
+    largest = max(
+        config["MULTIPART_THRESHOLD"], part_size_for(config["MAX_FILE_SIZE"], config["PART_SIZE"])
+    )
+    return BodyLimits(default=SMALL_BODY_BYTES, upload=largest + MIB)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """waitress's own settings plus the per-route body limits."""
+
+    adjustments: dict[str, Any]
+    limits: BodyLimits
+
+
+def serve_options(
+    config: Mapping[str, Any],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    threads: int | None = None,
+    channel_timeout: int = CHANNEL_TIMEOUT,
+) -> ServeOptions:
+    """How to serve an app with these settings (host, port and threads default to them)."""
+    limits = body_limits(config)
+    return ServeOptions(
+        adjustments={
+            "host": host or config["HOST"],
+            "port": port or config["PORT"],
+            "threads": threads or config["THREADS"],
+            "ident": "MovieVault",
+            "channel_timeout": channel_timeout,
+            # Idle connections are looked for this often, so they go within 1.25 timeouts.
+            "cleanup_interval": max(1, channel_timeout // 4),
+            "connection_limit": CONNECTION_LIMIT,
+            # select() fails on descriptors past 1024; poll() has no such ceiling.
+            "asyncore_use_poll": True,
+            "max_request_header_size": MAX_HEADER_BYTES,
+            # The server-wide limit is the small one; the parser raises it per route.
+            "max_request_body_size": limits.default,
+            # waitress reads sockets 8 KiB at a time by default; bodies of many MiB arrive
+            # about twice as fast in 256 KiB reads (docs/STORAGE.md has the figures).
+            "recv_bytes": 256 * KIB,
+            # waitress drops X-Forwarded-* unless told to trust a proxy; the app's ProxyFix
+            # trusts exactly PROXY_COUNT of them, so leave the headers to it.
+            "clear_untrusted_proxy_headers": not config["PROXY_COUNT"],
+        },
+        limits=limits,
+    )
+
+
+class RouteLimitedParser(HTTPRequestParser):
+    """waitress's request parser, with the body limit chosen by method and path.
+
+    waitress checks `self.adj.max_request_body_size` against Content-Length as soon as the
+    headers are parsed, and against the bytes read for a chunked body; an upload route gets
+    its own copy of the adjustments with the larger limit, so both checks use it.
+    """
+
+    def __init__(self, adj: Any, *, limits: BodyLimits) -> None:
+        super().__init__(adj)
+        self.limits = limits
+
+    def parse_header(self, header_plus: bytes) -> None:
+        """Parse the request line and headers, then set this request's body limit."""
+        super().parse_header(header_plus)
+        limit = self.limits.for_request(self.command, self.path)
+        if limit != self.adj.max_request_body_size:
+            self.adj = copy.copy(self.adj)
+            self.adj.max_request_body_size = limit
+
+    def received(self, data: bytes) -> int:
+        """Take what the socket gave; refuse a body past the limit without reading it."""
+        consumed = super().received(data)
+        receiver = self.body_rcv
+        if not self.completed and self.chunked and receiver is not None:
+            # The chunk being read counts in full: its size line said how long it is.
+            declared = self.body_bytes_received + receiver.chunk_remainder
+            if declared >= self.adj.max_request_body_size:
+                self.error = RequestEntityTooLarge(
+                    f"exceeds max_body of {self.adj.max_request_body_size}"
+                )
+                self.completed = True
+        if isinstance(self.error, RequestEntityTooLarge):
+            # Answer now: no "100 Continue" inviting the body (waitress would send one and
+            # read up to the limit), and the rest of this read is not parsed as a request.
+            self.expect_continue = False
+            return len(data)
+        return consumed
+
+
+class RouteLimitedChannel(HTTPChannel):
+    """A waitress connection whose requests are parsed by RouteLimitedParser."""
+
+    def __init__(self, *args: Any, limits: BodyLimits, **kwargs: Any) -> None:
+        self.parser_class = partial(RouteLimitedParser, limits=limits)  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+
+
+def create_server(app: Flask, options: ServeOptions) -> Any:
+    """A waitress server for `app` with these options (call `.run()` to serve)."""
+    sockets: dict[int, Any] = {}
+    server = waitress_server(app, map=sockets, **options.adjustments)
+    channel = partial(RouteLimitedChannel, limits=options.limits)
+    for listener in sockets.values():  # one per address `host` resolves to
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = channel  # type: ignore[assignment]
+    return server
+
+
+def serve(app: Flask, options: ServeOptions) -> None:
+    """Serve `app` until interrupted, as `waitress.serve` does."""
+    server = create_server(app, options)
+    server.print_listen("Serving on http://{}:{}")
+    server.run()

@@ -1,0 +1,257 @@
+"""waitress as `movievault serve` runs it: body limits per route, idle connections closed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from waitress.buffers import TempfileBasedBuffer
+
+from movievault import create_app
+from movievault.client import sha256_of
+from movievault.serving import (
+    SMALL_BODY_BYTES,
+    body_limits,
+    create_server,
+    serve_options,
+)
+from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def backend() -> str:
+    """The local store: the only one with upload routes in the app."""
+    return "local"
+
+
+@contextmanager
+def served(app: Flask, **overrides: Any) -> Iterator[LiveServer]:
+    """Serve `app` with the options `movievault serve` uses, on a free loopback port."""
+    options = serve_options(app.config, host="127.0.0.1", port=free_port(), threads=4,
+                            **overrides)
+    server = create_server(app, options)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{options.adjustments['port']}")
+    finally:
+        stop_waitress(server)
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "waitress did not stop"
+
+
+@pytest.fixture
+def temp_files(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the temporary files waitress creates to hold request bodies."""
+    created: list[int] = []
+    newfile = TempfileBasedBuffer.newfile
+
+    def counting(self: TempfileBasedBuffer) -> Any:
+        created.append(1)
+        return newfile(self)
+
+    monkeypatch.setattr(TempfileBasedBuffer, "newfile", counting)
+    return created
+
+
+def connect(url: str) -> socket.socket:
+    """A raw connection to the server at `url`."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def read_answer(sock: socket.socket, timeout: float = 5) -> bytes:
+    """Everything the server sends until it closes the connection (or `timeout` passes)."""
+    sock.settimeout(timeout)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except TimeoutError:
+        pass
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    """The status code of a raw HTTP answer."""
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_serve_options_follow_the_settings(app: Flask) -> None:
+    config = dict(app.config)
+    limits = body_limits(config)
+    assert limits.default == SMALL_BODY_BYTES < 2 * MIB
+    # conftest: forms up to 6 MiB; parts of a 100 GiB file are 11 MiB.
+    assert limits.upload == 12 * MIB
+    assert limits.for_request("POST", "/storage/upload") == limits.upload
+    assert limits.for_request("PUT", "/storage/parts/abc/3") == limits.upload
+    for method, path in [("GET", "/storage/upload"), ("POST", "/storage/parts/abc/3"),
+                         ("POST", "/api/files/check"), ("POST", "/login"),
+                         ("PUT", "/api/storage/parts/x")]:
+        assert limits.for_request(method, path) == limits.default
+    options = serve_options(config)
+    assert options.adjustments["max_request_body_size"] == limits.default
+    assert options.adjustments["channel_timeout"] == 60
+    assert options.adjustments["clear_untrusted_proxy_headers"] is True
+    proxied = serve_options({**config, "PROXY_COUNT": 1})
+    assert proxied.adjustments["clear_untrusted_proxy_headers"] is False
+    s3 = body_limits({**config, "STORAGE": "s3"})
+    assert s3.upload == s3.default == SMALL_BODY_BYTES
+
+
+@pytest.mark.parametrize("expect", [False, True], ids=["plain", "expect-100-continue"])
+@pytest.mark.parametrize("declared", [2 * MIB, 200 * MIB], ids=["2MiB", "200MiB"])
+@pytest.mark.parametrize("path", ["/api/files/check", "/login"])
+def test_a_body_too_large_for_the_route_is_refused_before_it_is_sent(
+    app: Flask, temp_files: list[int], path: str, declared: int, expect: bool
+) -> None:
+    with served(app) as live:
+        sock = connect(live.url)
+        with sock:
+            head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {declared}\r\n")
+            if expect:
+                head += "Expect: 100-continue\r\n"
+            sock.sendall(head.encode() + b"\r\n" + b"x" * 65536)
+            started = time.monotonic()
+            answer = read_answer(sock)
+    assert status_of(answer) == 413, answer[:300]
+    assert time.monotonic() - started < 4  # at once, then the connection is closed
+    assert b"100 Continue" not in answer
+    assert temp_files == []
+
+
+def test_a_chunked_body_too_large_for_the_route_is_refused(
+    app: Flask, temp_files: list[int]
+) -> None:
+    head = (b"POST /api/files/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/json\r\n\r\n")
+    with served(app) as live:
+        # One chunk that says it is 200 MiB long: refused on its size line.
+        with connect(live.url) as sock:
+            sock.sendall(head + b"%x\r\n" % (200 * MIB) + b"x" * 65536)
+            answer = read_answer(sock)
+        assert status_of(answer) == 413
+        assert temp_files == []
+        # Honest 64 KiB chunks: refused once they pass the limit, long before 4 MiB.
+        with connect(live.url) as sock:
+            sock.sendall(head)
+            sent = 0
+            sock.settimeout(0.05)
+            answer = b""
+            while sent < 4 * MIB and not answer:
+                try:
+                    sock.sendall(b"10000\r\n" + b"x" * 65536 + b"\r\n")
+                    sent += 65536
+                    answer = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            answer += read_answer(sock)
+        assert status_of(answer) == 413
+        assert sent <= SMALL_BODY_BYTES + MIB
+
+
+def test_the_local_store_still_takes_large_forms_and_parts(
+    app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app({**app_config, "MULTIPART_THRESHOLD": 24 * MIB})
+    make_user(app, "alice")
+    with served(app) as live:
+        alice = live.client_for("alice")
+        form = os.urandom(20 * MIB)
+        parted = os.urandom(26 * MIB)
+        assert alice.upload(name="form.mp4", data=form)["file"]["sha256"] == sha256_of(form)
+        assert alice.upload(name="parts.mp4", data=parted)["file"]["sha256"] == sha256_of(parted)
+        # The same server still refuses a body of that size anywhere else, and a part
+        # larger than any part can be.
+        for line in ("POST /api/uploads", f"PUT /storage/parts/{'a' * 32}/1?token=x"):
+            declared = 20 * MIB if line.startswith("POST") else 26 * MIB
+            with connect(live.url) as sock:
+                sock.sendall(f"{line} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n"
+                             .encode() + b"x" * 1024)
+                assert status_of(read_answer(sock)) == 413
+
+
+def test_a_1000_file_check_fits_the_limit(app: Flask) -> None:
+    make_user(app, "alice")
+    with served(app) as live:
+        alice = live.client_for("alice")
+        items = [(f"{n:064x}", 10 * MIB + n) for n in range(1000)]
+        assert len(alice.check(items)) == 1000
+
+
+def test_an_idle_half_sent_request_is_closed_after_the_channel_timeout(app: Flask) -> None:
+    with served(app, channel_timeout=2) as live, connect(live.url) as idle:
+        idle.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        started = time.monotonic()
+        idle.settimeout(10)
+        assert idle.recv(1024) == b""  # closed without an answer
+        waited = time.monotonic() - started
+    # Looked for every second (cleanup_interval), and the loop wakes at least every second.
+    assert 2 <= waited < 5, waited
+
+
+def test_a_slow_but_steady_sender_is_not_cut(app: Flask) -> None:
+    with served(app, channel_timeout=2) as live, connect(live.url) as slow:
+        slow.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+        for byte in b"a=bcde":  # one byte a second: 6 s, three times the timeout
+            time.sleep(1)
+            slow.sendall(bytes([byte]))
+        answer = read_answer(slow, timeout=5)
+    assert status_of(answer) == 400  # the app's answer (no CSRF token), not a cut
+
+
+def test_movievault_serve_refuses_a_large_body_to_the_api_at_once(tmp_path: Path) -> None:
+    """The command itself, as deployed: `movievault serve` in its own process."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("MOVIEVAULT_")}
+    env.update(
+        MOVIEVAULT_INSTANCE_PATH=str(tmp_path / "instance"),
+        MOVIEVAULT_STORAGE="local",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from movievault.cli import cli; cli()", "serve",
+             "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        with sock:
+            sock.sendall(b"POST /api/files/check HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: %d\r\n\r\n" % (200 * MIB) + b"x" * 65536)
+            answer = read_answer(sock)
+        assert status_of(answer) == 413, log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
