@@ -12,23 +12,29 @@ from flask import Flask, current_app
 from movievault.storage.base import (
     MAX_PARTS,
     MIN_PART_SIZE,
+    OBJECT_POLICY,
     PostForm,
+    Presentation,
     Storage,
     StoredPart,
     content_disposition,
     part_size_for,
+    present,
 )
 
 __all__ = [
     "MAX_PARTS",
     "MIN_PART_SIZE",
+    "OBJECT_POLICY",
     "PostForm",
+    "Presentation",
     "Storage",
     "StoredPart",
     "build_storage",
     "content_disposition",
     "get_storage",
     "part_size_for",
+    "present",
     "storage_kind",
 ]
 

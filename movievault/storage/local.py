@@ -47,9 +47,10 @@ from movievault.errors import (
 from movievault.storage.base import (
     MIN_PART_SIZE,
     PostForm,
+    Presentation,
     Storage,
     StoredPart,
-    content_disposition,
+    present,
 )
 
 T = TypeVar("T")
@@ -92,8 +93,7 @@ class Download:
     size: int
     mtime: float
     etag: str
-    content_type: str
-    disposition: str
+    presentation: Presentation
 
 
 def check_key(key: str) -> str:
@@ -691,10 +691,14 @@ class LocalStorage(Storage):
         stat = os.fstat(handle.fileno())
         sha256 = self._read_meta(path, stat)
         etag = f'"{sha256}"' if sha256 else f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        # Decided now rather than when signing, so URLs signed by older releases obey too.
+        presentation = present(
+            filename=str(claims["name"]), content_type=str(claims["type"]),
+            inline=bool(claims["inline"]),
+        )
         return Download(
             file=handle, size=stat.st_size, mtime=stat.st_mtime, etag=etag,
-            content_type=str(claims["type"]),
-            disposition=content_disposition(str(claims["name"]), inline=bool(claims["inline"])),
+            presentation=presentation,
         )
 
     # --- housekeeping ---------------------------------------------------------------------

@@ -132,11 +132,14 @@ def _last_modified(download: Download) -> datetime:
 
 @bp.get("/objects/<path:key>")
 def get_object(key: str) -> Response:
-    """Send the object (or the requested range) with the signed name and type."""
+    """Send the object (or a range) under its signed name, as `present` decided to show it."""
     download = _store().resolve_download(key=key, token=request.args.get("token"))
+    shown = download.presentation
     headers: dict[str, Any] = {
         "Accept-Ranges": "bytes",
-        "Content-Disposition": download.disposition,
+        "Content-Disposition": shown.disposition,
+        "Content-Security-Policy": shown.policy,
+        "X-Content-Type-Options": "nosniff",
         "ETag": download.etag,
         "Cache-Control": "private, max-age=0",
     }
@@ -156,7 +159,7 @@ def get_object(key: str) -> Response:
         status=206 if span is not None else 200,
         headers=headers,
         mimetype=None,
-        content_type=download.content_type,
+        content_type=shown.content_type,
         direct_passthrough=True,
     )
     response.content_length = stop - start
