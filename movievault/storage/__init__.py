@@ -70,10 +70,13 @@ def build_storage(app: Flask, kind: str | None = None) -> Storage:
     if kind == "local":
         from movievault.storage.local import LocalStorage
 
+        # On STORAGE_ORIGIN when set (the same app behind another host name), else relative.
         local = LocalStorage(
             root=config["DATA_DIR"],
             secret=config["SECRET_KEY"],
-            url_base=urlsplit(config["PUBLIC_URL"]).path.rstrip("/") + "/storage",
+            url_base=config["STORAGE_ORIGIN"]
+            + urlsplit(config["PUBLIC_URL"]).path.rstrip("/")
+            + "/storage",
         )
         # Create the folders on a first run only: with files in the catalogue, a missing
         # store is an unmounted or lost disk, and recreating it empty would hide that.

@@ -31,7 +31,7 @@ from functools import wraps
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -211,7 +211,12 @@ class _Incoming:
 
 
 class LocalStorage(Storage):
-    """Objects as files under one folder; browsers get URLs signed with the app's secret."""
+    """Objects as files under one folder; browsers get URLs signed with the app's secret.
+
+    `url_base` is a path (`/storage`: the URLs work on whatever address the page was
+    opened at) or an absolute URL on a separate origin (STORAGE_ORIGIN), which isolates
+    the objects from the app's pages.
+    """
 
     kind = "local"
 
@@ -507,8 +512,9 @@ class LocalStorage(Storage):
         return f"{self.url_base}/objects/{quote(key)}?{urlencode({'token': token})}"
 
     def origins(self) -> list[str]:
-        """None: the URLs are the app's own, which the page's CSP allows as 'self'."""
-        return []
+        """The separate origin the URLs are on, else none (they are the app's own, 'self')."""
+        parts = urlsplit(self.url_base)
+        return [f"{parts.scheme}://{parts.netloc}"] if parts.netloc else []
 
     @_disk("prepare its folders")
     def setup(self, *, public_url: str = "", abort_after_days: int = 7) -> list[str]:
