@@ -9,6 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 from sqlalchemy.engine import make_url
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "PART_SIZE": 16 * MIB,
     "MAX_FILE_SIZE": 100 * GIB,
     "PUBLIC_URL": "",  # default: http://HOST:PORT
+    "STORAGE_ORIGIN": "",  # local store: serve objects from this origin instead of PUBLIC_URL's
     "HOST": "127.0.0.1",
     "PORT": 8000,
     "THREADS": 16,
@@ -46,7 +48,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Settings that must stay strings even when the environment value looks like JSON.
-_STRINGS = ("S3_BUCKET", "S3_ENDPOINT_URL", "S3_PUBLIC_ENDPOINT_URL", "S3_REGION", "STORAGE")
+_STRINGS = (
+    "S3_BUCKET", "S3_ENDPOINT_URL", "S3_PUBLIC_ENDPOINT_URL", "S3_REGION", "STORAGE",
+    "STORAGE_ORIGIN",
+)
 _INTS = (
     "URL_EXPIRES",
     "UPLOAD_TTL",
@@ -193,6 +198,34 @@ def _checked_secret_key(key: Any) -> str | bytes:
     return key
 
 
+def _storage_origin(value: str, public_url: str) -> str:
+    """Return STORAGE_ORIGIN as `scheme://host[:port]`, "" when unset; refuse anything else."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            "MOVIEVAULT_STORAGE_ORIGIN must be an origin such as https://media.example.org "
+            f"(scheme, host name and optional port, no path), not {value!r}"
+        )
+    origin = f"{parts.scheme}://{parts.netloc.lower()}"
+    public = urlsplit(public_url)
+    if origin == f"{public.scheme}://{public.netloc.lower()}":
+        raise ValueError(
+            "MOVIEVAULT_STORAGE_ORIGIN must be another origin than PUBLIC_URL's "
+            "(another host name or port); leave it empty to serve objects from PUBLIC_URL"
+        )
+    return origin
+
+
 def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Layer defaults, then MOVIEVAULT_* variables, then `test_config`; derive the rest."""
     app.config.from_mapping(DEFAULTS)
@@ -221,6 +254,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     if not config["PUBLIC_URL"]:
         config["PUBLIC_URL"] = f"http://{config['HOST']}:{config['PORT']}"
     config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
+    config["STORAGE_ORIGIN"] = _storage_origin(config["STORAGE_ORIGIN"], config["PUBLIC_URL"])
     # Sessions: HttpOnly always, Lax against cross-site posts, Secure when served over https.
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"

@@ -2,36 +2,63 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from movievault.storage import get_storage
+from movievault.storage import OBJECT_POLICY, get_storage
 
 csrf = CSRFProtect()
 
 #: Static scripts that compile WebAssembly (hash-wasm). A worker is governed by the policy
 #: served with its own script, so only it gets 'wasm-unsafe-eval'; pages stay without it.
 WASM_WORKERS = frozenset({"js/hash-worker.js"})
+#: An address fit to name in a policy: scheme, host, optional port and a plain path.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(?::\d+)?(?:/[A-Za-z0-9._~\-/]*)?")
 
 
-def content_security_policy(store_origins: list[str]) -> str:
-    """Allow scripts, styles and fetches from the app only, plus the store for transfers."""
+def content_security_policy(
+    *, static_sources: list[str], store_origins: list[str], wasm: bool = False
+) -> str:
+    """Code and styles from the app's /static/ only; fetches and media also from the store.
+
+    Not 'self' for code: it would also trust /storage/, where the local store serves what
+    people upload. `wasm` adds 'wasm-unsafe-eval' (WebAssembly only, never JS eval).
+    """
+    static = " ".join(static_sources)
     stores = " ".join(store_origins)
     directives = {
         "default-src": "'self'",
-        "script-src": "'self'",
-        "style-src": "'self'",
-        "img-src": "'self' data:",
-        "worker-src": "'self'",
+        "script-src": f"{static} 'wasm-unsafe-eval'" if wasm else static,
+        "style-src": static,
+        "worker-src": static,
+        "img-src": f"'self' data: {stores}".strip(),
         "connect-src": f"'self' {stores}".strip(),
         "media-src": f"'self' {stores}".strip(),
         "form-action": f"'self' {stores}".strip(),
+        "frame-src": "'none'",
         "frame-ancestors": "'none'",
         "base-uri": "'none'",
         "object-src": "'none'",
     }
     return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def _static_sources() -> list[str]:
+    """The app's /static/ folder at PUBLIC_URL and at the address this request came to.
+
+    The second keeps the pages working when people use another name for the same server
+    (a LAN address); it is only named when it is a plain address, so a forged Host header
+    cannot write into the policy.
+    """
+    path = f"{current_app.static_url_path}/"
+    sources = [current_app.config["PUBLIC_URL"] + path]
+    here = request.root_url.rstrip("/") + path
+    if here.lower() != sources[0].lower() and _PLAIN_URL.fullmatch(here):
+        sources.append(here)
+    return sources
 
 
 def _store_origins() -> list[str]:
@@ -46,10 +73,17 @@ def _store_origins() -> list[str]:
 def _set_headers(response: Response) -> Response:
     """Add the headers every response carries."""
     headers = response.headers
-    policy = content_security_policy(_store_origins())
-    if request.endpoint == "static" and (request.view_args or {}).get("filename") in WASM_WORKERS:
-        policy = policy.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'")
-    headers.setdefault("Content-Security-Policy", policy)
+    if request.blueprint == "local_storage":
+        # What the local store serves is never a page of the app (its objects carry their
+        # own policy, see storage.present).
+        headers.setdefault("Content-Security-Policy", OBJECT_POLICY)
+    else:
+        wasm = request.endpoint == "static" and (
+            (request.view_args or {}).get("filename") in WASM_WORKERS
+        )
+        headers.setdefault("Content-Security-Policy", content_security_policy(
+            static_sources=_static_sources(), store_origins=_store_origins(), wasm=wasm,
+        ))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")

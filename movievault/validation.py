@@ -13,6 +13,21 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # RFC 6838 type/subtype tokens; anything else becomes application/octet-stream.
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: Content types a movie library keeps. Anything else a client declares is stored as
+#: application/octet-stream: the type travels with the object (the S3 upload's metadata, the
+#: download's Content-Type), and a declared text/html or image/svg+xml is how an upload
+#: would become a page or a script on the store's origin. Media and posters by family,
+#: subtitles and the containers browsers report by name. Never SVG or another XML type
+#: (`*/*+xml`): browsers open those as documents, which can run script.
+ALLOWED_TYPE_FAMILIES = ("video/", "audio/", "image/")
+ALLOWED_TYPES = frozenset({
+    "text/vtt",  # WebVTT subtitles
+    "application/x-subrip",  # .srt
+    "text/x-ssa",  # .ssa and .ass
+    "application/x-matroska",  # .mkv and .mka, as some systems report them
+    "application/mp4",
+    "application/ogg",
+})
 
 
 def require_object(data: Any, what: str = "request body") -> dict[str, Any]:
@@ -73,11 +88,15 @@ def shorten(name: str, limit: int = MAX_NAME_LENGTH) -> str:
 
 
 def content_type(value: Any) -> str:
-    """Return a valid `type/subtype` (lower-cased), or application/octet-stream."""
+    """Return an allowed `type/subtype` (lower-cased), or application/octet-stream."""
     if not isinstance(value, str):
         return DEFAULT_CONTENT_TYPE
     candidate = value.split(";", 1)[0].strip().lower()
-    return candidate if _CONTENT_TYPE.fullmatch(candidate) else DEFAULT_CONTENT_TYPE
+    if not _CONTENT_TYPE.fullmatch(candidate) or candidate.endswith("+xml"):  # SVG included
+        return DEFAULT_CONTENT_TYPE
+    if candidate.startswith(ALLOWED_TYPE_FAMILIES) or candidate in ALLOWED_TYPES:
+        return candidate
+    return DEFAULT_CONTENT_TYPE
 
 
 def positive_int(value: Any, *, name: str, maximum: int) -> int:

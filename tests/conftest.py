@@ -179,9 +179,9 @@ def live_server(app: Flask, server_port: int) -> Iterator[LiveServer]:
 
 
 @contextmanager
-def serving(app: Flask, *, threads: int = 8) -> Iterator[LiveServer]:
-    """Serve `app` with waitress on a free loopback port until the block ends (restarts)."""
-    port = free_port()
+def serving(app: Flask, *, threads: int = 8, port: int | None = None) -> Iterator[LiveServer]:
+    """Serve `app` with waitress on a (free) loopback port until the block ends (restarts)."""
+    port = port or free_port()
     server = create_server(app, host="127.0.0.1", port=port, threads=threads)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -615,12 +615,22 @@ def store_origin(app: Flask) -> set[str]:
     return {f"{parts.scheme}://{parts.netloc}"}
 
 
-def assert_security_headers(answer: TestResponse, stores: set[str], what: str) -> None:
-    """CSP (scripts from the app only, transfers to the app and the store), nosniff, no frames."""
+def static_sources(app: Flask) -> set[str]:
+    """Where pages may take code from: /static/ at PUBLIC_URL and at the test client's host."""
+    return {f"{app.config['PUBLIC_URL']}/static/", "http://localhost/static/"}
+
+
+def assert_security_headers(
+    answer: TestResponse, stores: set[str], what: str, static: set[str]
+) -> None:
+    """CSP (code from the app's /static/ only, transfers to the app and the store), nosniff,
+    no frames."""
     policy = csp(answer)
-    assert policy["script-src"] == {"'self'"}, what
+    assert policy["script-src"] == static, what
+    assert policy["style-src"] == static, what
     assert policy["connect-src"] == {"'self'"} | stores, what
     assert policy["media-src"] == {"'self'"} | stores, what
+    assert policy["frame-src"] == {"'none'"}, what
     assert policy["frame-ancestors"] == {"'none'"}, what
     assert policy["default-src"] == {"'self'"}, what
     assert policy["object-src"] == {"'none'"}, what
@@ -671,7 +681,7 @@ def test_security_headers_on_every_page_and_api_response(app: Flask) -> None:
     for what, answer in responses.items():
         answer.close()  # the static file's handle
         assert answer.status_code < 500, what
-        assert_security_headers(answer, stores, what)
+        assert_security_headers(answer, stores, what, static_sources(app))
     # Signed URLs are credentials: not cached, not leaked through Referer.
     for what in ("download redirect", "stream redirect"):
         assert responses[what].headers["Cache-Control"] == "private, no-store"
@@ -692,11 +702,11 @@ def test_only_the_hash_worker_may_compile_webassembly(app: Flask) -> None:
     worker = client.get("/static/js/hash-worker.js")
     worker.close()
     assert worker.status_code == 200
-    assert csp(worker)["script-src"] == {"'self'", "'wasm-unsafe-eval'"}
+    assert csp(worker)["script-src"] == static_sources(app) | {"'wasm-unsafe-eval'"}
     for path in ("/static/js/app.js", "/static/js/read-worker.js", "/setup"):
         other = client.get(path)
         other.close()
-        assert csp(other)["script-src"] == {"'self'"}, path
+        assert csp(other)["script-src"] == static_sources(app), path
 
 
 @pytest.mark.parametrize("backend", ["s3"])
@@ -706,6 +716,8 @@ def test_csp_names_the_public_s3_endpoint_browsers_use(
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app({**app_config, "S3_PUBLIC_ENDPOINT_URL": "https://files.example.org:9000"})
     answer = app.test_client().get("/setup")
-    assert_security_headers(answer, {"https://files.example.org:9000"}, "setup page")
+    assert_security_headers(
+        answer, {"https://files.example.org:9000"}, "setup page", static_sources(app)
+    )
     assert app_config["S3_ENDPOINT_URL"] not in answer.headers["Content-Security-Policy"]
 

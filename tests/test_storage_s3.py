@@ -49,6 +49,33 @@ def test_presigned_urls_use_sigv4_and_expiry(storage: S3Storage) -> None:
     assert query["partNumber"] == ["3"]
 
 
+@pytest.mark.parametrize(
+    ("declared", "inline", "served", "disposition"),
+    [
+        ("video/mp4", True, "video/mp4", "inline"),
+        ("video/mp4", False, "video/mp4", "attachment"),
+        ("audio/ogg", True, "audio/ogg", "inline"),
+        ("text/vtt", True, "text/vtt", "inline"),
+        ("image/webp", True, "image/webp", "inline"),
+        ("text/html", True, "application/octet-stream", "attachment"),
+        ("text/javascript", True, "application/octet-stream", "attachment"),
+        ("image/svg+xml", True, "application/octet-stream", "attachment"),
+        ("application/xhtml+xml", True, "application/octet-stream", "attachment"),
+        ("image/gif", True, "application/octet-stream", "attachment"),
+    ],
+)
+def test_download_url_shows_only_media_in_place(
+    storage: S3Storage, declared: str, inline: bool, served: str, disposition: str
+) -> None:
+    # S3 answers with the type and disposition the presigned GET asks for.
+    url = storage.download_url(
+        key="movies/1/x", filename="trailer", content_type=declared, inline=inline, expires=60
+    )
+    query = parse_qs(urlsplit(url).query)
+    assert query["response-content-type"] == [served]
+    assert query["response-content-disposition"][0].split(";")[0] == disposition
+
+
 def test_download_url_names_the_file_for_attachment_and_inline(storage: S3Storage) -> None:
     for inline, disposition in ((False, "attachment"), (True, "inline")):
         url = storage.download_url(

@@ -74,3 +74,38 @@ def test_long_names_keep_their_extension() -> None:
 )
 def test_content_type_is_type_slash_subtype_or_octet_stream(raw: object, clean: str) -> None:
     assert validation.content_type(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("declared", "stored"),
+    [
+        ("video/mp4", "video/mp4"),
+        ("video/webm", "video/webm"),
+        ("audio/ogg", "audio/ogg"),
+        ("image/webp", "image/webp"),
+        ("image/jpeg", "image/jpeg"),
+        ("text/vtt", "text/vtt"),
+        ("application/x-subrip", "application/x-subrip"),
+        ("text/x-ssa", "text/x-ssa"),
+        ("application/x-matroska", "application/x-matroska"),
+        ("application/mp4", "application/mp4"),
+        ("application/ogg", "application/ogg"),
+        # What would turn an upload into a page, a script or a style sheet:
+        ("text/html", "application/octet-stream"),
+        ("application/xhtml+xml", "application/octet-stream"),
+        ("image/svg+xml", "application/octet-stream"),
+        ("IMAGE/SVG+XML; charset=utf-8", "application/octet-stream"),
+        ("video/x+xml", "application/octet-stream"),
+        ("text/javascript", "application/octet-stream"),
+        ("application/javascript", "application/octet-stream"),
+        ("text/css", "application/octet-stream"),
+        ("text/xml", "application/octet-stream"),
+        ("application/pdf", "application/octet-stream"),
+        ("text/plain", "application/octet-stream"),
+        ("multipart/x-mixed-replace", "application/octet-stream"),
+    ],
+)
+def test_only_what_a_movie_library_keeps_is_accepted_as_a_content_type(
+    declared: str, stored: str
+) -> None:
+    assert validation.content_type(declared) == stored

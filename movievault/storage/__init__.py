@@ -12,18 +12,23 @@ from flask import Flask, current_app
 from movievault.storage.base import (
     MAX_PARTS,
     MIN_PART_SIZE,
+    OBJECT_POLICY,
     PostForm,
+    Presentation,
     Storage,
     StoredObject,
     StoredPart,
     content_disposition,
     part_size_for,
+    present,
 )
 
 __all__ = [
     "MAX_PARTS",
     "MIN_PART_SIZE",
+    "OBJECT_POLICY",
     "PostForm",
+    "Presentation",
     "Storage",
     "StoredObject",
     "StoredPart",
@@ -31,6 +36,7 @@ __all__ = [
     "content_disposition",
     "get_storage",
     "part_size_for",
+    "present",
     "storage_kind",
 ]
 
@@ -86,10 +92,13 @@ def build_storage(app: Flask, kind: str | None = None) -> Storage:
     if kind == "local":
         from movievault.storage.local import LocalStorage
 
+        # On STORAGE_ORIGIN when set (the same app behind another host name), else relative.
         local = LocalStorage(
             root=config["DATA_DIR"],
             secret=config["SECRET_KEY"],
-            url_base=urlsplit(config["PUBLIC_URL"]).path.rstrip("/") + "/storage",
+            url_base=config["STORAGE_ORIGIN"]
+            + urlsplit(config["PUBLIC_URL"]).path.rstrip("/")
+            + "/storage",
             accepts_key=_pending_key_check(app),
             free_space_reserve=config["FREE_SPACE_RESERVE"],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,21 @@ from urllib.parse import quote
 # S3's limits for multipart uploads; the local backend keeps them so plans are the same.
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
+
+#: Besides video/* and audio/*, the types a browser may show in place: the subtitle and
+#: poster formats the app itself writes. None of them can carry script.
+INLINE_TYPES = frozenset({"text/vtt", "image/webp", "image/jpeg", "image/png"})
+#: What every other object is served as: bytes to save, never a page, script or style.
+INERT_TYPE = "application/octet-stream"
+#: The policy of an object opened on its own: no script, no plugin, no form, no fetch.
+OBJECT_POLICY = "sandbox; default-src 'none'"
+#: The same for audio and video shown in place. Chromium plays a media URL opened on its
+#: own in a document holding `<video crossorigin=anonymous src=URL>`, which fetches the URL
+#: again: from the opaque origin of a plain sandbox that is a CORS request the store does
+#: not answer, so the document keeps its origin (allow-same-origin) and may load itself
+#: (media-src 'self'). Scripts stay off: the sandbox has no allow-scripts.
+MEDIA_POLICY = "sandbox allow-same-origin; default-src 'none'; media-src 'self'"
+_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,11 @@ class Storage(ABC):
     def download_url(
         self, *, key: str, filename: str, content_type: str, inline: bool, expires: int
     ) -> str:
-        """Return a time-limited GET URL that honours Range and names the file."""
+        """Return a time-limited GET URL that honours Range and names the file.
+
+        The object is served as `present` decides: `content_type` and `inline` are what
+        the catalogue asks for, not necessarily what the browser gets.
+        """
 
     @abstractmethod
     def origins(self) -> list[str]:
@@ -138,6 +158,40 @@ class Storage(ABC):
     @abstractmethod
     def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
         """Store `size` bytes read from `stream` at `key` (server-side copies only)."""
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How the store serves an object: its Content-Type, Content-Disposition and CSP."""
+
+    content_type: str
+    disposition: str
+    policy: str
+
+
+def present(*, filename: str, content_type: str, inline: bool) -> Presentation:
+    """Decide how an object is served; both backends ask this, whoever signed the URL.
+
+    Only media and the app's own subtitle and poster types are shown in place (and only
+    when `inline` is asked for). Everything else is an attachment of type
+    application/octet-stream, so an upload can never become a page, a script or a style
+    sheet, whatever type its uploader declared. The local store also sends the policy (and
+    `X-Content-Type-Options: nosniff`); S3 cannot send them, and serves from its own origin.
+    """
+    kind = content_type.split(";", 1)[0].strip().lower()
+    # A `+xml` type is a document to browsers whatever its family ("video/x+xml" too).
+    media = kind.startswith(("video/", "audio/")) and not kind.endswith("+xml")
+    if not (media or kind in INLINE_TYPES) or not _TYPE.fullmatch(kind):
+        return Presentation(
+            content_type=INERT_TYPE,
+            disposition=content_disposition(filename, inline=False),
+            policy=OBJECT_POLICY,
+        )
+    return Presentation(
+        content_type=kind,
+        disposition=content_disposition(filename, inline=inline),
+        policy=MEDIA_POLICY if media and inline else OBJECT_POLICY,
+    )
 
 
 def content_disposition(filename: str, *, inline: bool) -> str:

@@ -33,7 +33,7 @@ from functools import wraps
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -50,10 +50,11 @@ from movievault.errors import (
 from movievault.storage.base import (
     MIN_PART_SIZE,
     PostForm,
+    Presentation,
     Storage,
     StoredObject,
     StoredPart,
-    content_disposition,
+    present,
 )
 
 T = TypeVar("T")
@@ -108,8 +109,7 @@ class Download:
     size: int
     mtime: float
     etag: str
-    content_type: str
-    disposition: str
+    presentation: Presentation
 
 
 def check_key(key: str) -> str:
@@ -255,7 +255,12 @@ class _Incoming:
 
 
 class LocalStorage(Storage):
-    """Objects as files under one folder; browsers get URLs signed with the app's secret."""
+    """Objects as files under one folder; browsers get URLs signed with the app's secret.
+
+    `url_base` is a path (`/storage`: the URLs work on whatever address the page was
+    opened at) or an absolute URL on a separate origin (STORAGE_ORIGIN), which isolates
+    the objects from the app's pages.
+    """
 
     kind = "local"
 
@@ -576,8 +581,9 @@ class LocalStorage(Storage):
         return f"{self.url_base}/objects/{quote(key)}?{urlencode({'token': token})}"
 
     def origins(self) -> list[str]:
-        """None: the URLs are the app's own, which the page's CSP allows as 'self'."""
-        return []
+        """The separate origin the URLs are on, else none (they are the app's own, 'self')."""
+        parts = urlsplit(self.url_base)
+        return [f"{parts.scheme}://{parts.netloc}"] if parts.netloc else []
 
     @_disk("prepare its folders")
     def setup(self, *, public_url: str = "", abort_after_days: int = 7) -> list[str]:
@@ -804,10 +810,14 @@ class LocalStorage(Storage):
         stat = os.fstat(handle.fileno())
         sha256 = self._read_meta(path, stat)
         etag = f'"{sha256}"' if sha256 else f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        # Decided now rather than when signing, so URLs signed by older releases obey too.
+        presentation = present(
+            filename=str(claims["name"]), content_type=str(claims["type"]),
+            inline=bool(claims["inline"]),
+        )
         return Download(
             file=handle, size=stat.st_size, mtime=stat.st_mtime, etag=etag,
-            content_type=str(claims["type"]),
-            disposition=content_disposition(str(claims["name"]), inline=bool(claims["inline"])),
+            presentation=presentation,
         )
 
     # --- housekeeping ---------------------------------------------------------------------

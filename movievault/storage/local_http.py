@@ -2,12 +2,17 @@
 
 Like presigned S3 URLs they need no session cookie (and set none) and are exempt from
 CSRF: the signature in each URL is the credential. The work happens in `local.py`.
+
+With STORAGE_ORIGIN they are reached on another host name or port (a reverse proxy maps
+it to this app): that host serves nothing but them, and they answer CORS for PUBLIC_URL,
+as a bucket does, so the page can send parts and forms there.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import NotFound
@@ -33,6 +38,48 @@ def _only_for_the_local_store() -> None:
     """These URLs exist only when the app keeps objects on its own disk."""
     if storage_kind(current_app.config) != "local":
         raise NotFound()
+
+
+def _origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _host_of(origin: str) -> str:
+    """The Host header requests to `origin` carry (default ports are left out)."""
+    parts = urlsplit(origin)
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+def _only_the_store_on_its_origin() -> None:
+    """On STORAGE_ORIGIN's host, serve the store's URLs and nothing else (404)."""
+    origin = current_app.config["STORAGE_ORIGIN"]
+    if origin and request.blueprint != bp.name and request.host.lower() == _host_of(origin):
+        raise NotFound()
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    """Let pages of PUBLIC_URL (only) send parts and forms here and read the answers.
+
+    The requests carry no cookie (the signature is the credential), so no credentials are
+    allowed; the ETag of a part must be exposed, or the page could not read it.
+    """
+    response.vary.add("Origin")
+    if request.headers.get("Origin", "").lower() != _origin_of(current_app.config["PUBLIC_URL"]):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
+    response.headers["Access-Control-Expose-Headers"] = "ETag"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, PUT, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "3600"
+    return response
 
 
 @bp.post("/upload")
@@ -132,11 +179,14 @@ def _last_modified(download: Download) -> datetime:
 
 @bp.get("/objects/<path:key>")
 def get_object(key: str) -> Response:
-    """Send the object (or the requested range) with the signed name and type."""
+    """Send the object (or a range) under its signed name, as `present` decided to show it."""
     download = _store().resolve_download(key=key, token=request.args.get("token"))
+    shown = download.presentation
     headers: dict[str, Any] = {
         "Accept-Ranges": "bytes",
-        "Content-Disposition": download.disposition,
+        "Content-Disposition": shown.disposition,
+        "Content-Security-Policy": shown.policy,
+        "X-Content-Type-Options": "nosniff",
         "ETag": download.etag,
         "Cache-Control": "private, max-age=0",
     }
@@ -156,7 +206,7 @@ def get_object(key: str) -> Response:
         status=206 if span is not None else 200,
         headers=headers,
         mimetype=None,
-        content_type=download.content_type,
+        content_type=shown.content_type,
         direct_passthrough=True,
     )
     response.content_length = stop - start
@@ -168,3 +218,4 @@ def init_app(app: Flask) -> None:
     """Serve the local store's URLs, with no CSRF check (the signature is the credential)."""
     csrf.exempt(bp)
     app.register_blueprint(bp)
+    app.before_request(_only_the_store_on_its_origin)

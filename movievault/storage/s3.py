@@ -16,13 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from movievault.errors import StorageRejected, StorageUnavailable
-from movievault.storage.base import (
-    PostForm,
-    Storage,
-    StoredObject,
-    StoredPart,
-    content_disposition,
-)
+from movievault.storage.base import PostForm, Storage, StoredObject, StoredPart, present
 
 T = TypeVar("T")
 
@@ -302,14 +296,19 @@ class S3Storage(Storage):
     def download_url(
         self, *, key: str, filename: str, content_type: str, inline: bool, expires: int
     ) -> str:
-        """Presign a GET that names the file (attachment) or plays it in place (inline)."""
+        """Presign a GET that names the file (attachment) or plays it in place (inline).
+
+        S3 answers with the type and disposition the URL asks for, whatever the object was
+        stored with, so the rule of `present` holds for objects of older releases too.
+        """
+        presentation = present(filename=filename, content_type=content_type, inline=inline)
         return self.presigner.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,
                 "Key": key,
-                "ResponseContentDisposition": content_disposition(filename, inline=inline),
-                "ResponseContentType": content_type,
+                "ResponseContentDisposition": presentation.disposition,
+                "ResponseContentType": presentation.content_type,
             },
             ExpiresIn=expires,
         )
