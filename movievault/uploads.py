@@ -164,10 +164,38 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
     return True
 
 
+#: How often create starts over when the upload it lost a race to vanished meanwhile.
+CREATE_ATTEMPTS = 3
+
+
+class _RaceLost(Exception):
+    """Another create of this content won the insert, then was cancelled: start over."""
+
+
 def start_upload(
     *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
 ) -> StartResult:
     """Plan an upload, or resume the pending one for this content, or report a duplicate.
+
+    A create that loses the insert to another create of the same content resumes that
+    one; if that one is cancelled in between, it starts over (a few times) rather than
+    failing a request that did nothing wrong.
+    """
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            return _start_upload_once(
+                session=session, storage=storage, settings=settings, owner_id=owner_id,
+                data=data,
+            )
+        except _RaceLost:
+            continue
+    raise Conflict("Another upload of this file keeps changing; try again.")
+
+
+def _start_upload_once(
+    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
+) -> StartResult:
+    """One attempt of `start_upload`.
 
     With a `sha256` the client has hashed the whole file. With only a `fingerprint` it
     wants to hash while uploading; that is allowed only when no file of the owner's could
@@ -273,7 +301,7 @@ def start_upload(
                 return StartResult(status="duplicate", file=existing)
         winner = _find_pending(session=session, owner_id=owner_id, **found)
         if winner is None:
-            raise Conflict("Another upload of this file just changed; try again.") from None
+            raise _RaceLost() from None
         return StartResult(status="resumed", upload=winner)
     return StartResult(status="created", upload=upload)
 

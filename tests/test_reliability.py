@@ -818,3 +818,37 @@ def test_setup_bucket_applies_the_lifecycle_rule_and_cors_with_etag(
     )
     assert "Access-Control-Allow-Origin" not in evil.headers
     storage.abort_multipart(key="movies/cors", upload_id=upload_id)
+
+
+def test_create_that_loses_to_an_upload_cancelled_meanwhile_starts_over(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create whose insert loses to another create of the same content resumes that
+    upload; when that one is cancelled in between, the create starts over, never 409.
+
+    Replays an interleaving seen with several workers: the look-up misses the other
+    upload, the insert clashes with it, and it is cancelled before the create resumes it.
+    """
+    data = os.urandom(SMALL)
+    other = alice.create(name="other-tab.mkv", data=data).json()["upload"]
+    real_find = uploads._find_pending
+    calls: list[int] = []
+
+    def racing_find(**query: Any) -> PendingUpload | None:
+        """Miss the other upload at first; cancel it just before it would be resumed."""
+        calls.append(1)
+        if len(calls) == 1:
+            return None  # as if the other tab's create committed just after this look
+        if len(calls) == 2:
+            cancelled = alice.http.delete(f"{alice.base}/api/uploads/{other['id']}", timeout=30)
+            assert cancelled.status_code == 204, cancelled.text
+        return real_find(**query)
+
+    monkeypatch.setattr(uploads, "_find_pending", racing_find)
+    answer = alice.create(name="this-tab.mkv", data=data)
+    monkeypatch.undo()
+    assert len(calls) >= 3, calls
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["upload"]["id"] != other["id"]
+    done = alice.upload(name="this-tab.mkv", data=data)
+    assert done["file"]["sha256"] == sha256_of(data)
