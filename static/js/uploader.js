@@ -21,7 +21,8 @@
 // an htmx list with hx-trigger="files-changed from:body" refreshes itself.
 
 import { ApiError, createApi } from "./api.js";
-import { HashCancelled, HashPool } from "./hash-pool.js";
+import { Cancelled } from "./cancel.js";
+import { HashPool } from "./hash-pool.js";
 import { TransferError, sendXhr, storageErrorMessage } from "./transfer.js";
 
 /** Stages in order of a normal life; the last four are final. */
@@ -56,9 +57,6 @@ const VIDEO_TYPES = {
   ts: "video/mp2t",
   ogv: "video/ogg",
 };
-
-/** The run was cancelled; never shown as an error. */
-class Cancelled extends Error {}
 
 /** A failure to show on the file's row. */
 class UploadFailure extends Error {}
@@ -432,7 +430,7 @@ export class Uploader extends EventTarget {
       this.setStage(entry, "queued");
       return true;
     } catch (error) {
-      if (!signal.aborted && !(error instanceof HashCancelled)) this.fail(entry, error);
+      if (!signal.aborted && !(error instanceof Cancelled)) this.fail(entry, error);
       return false;
     }
   }
@@ -682,8 +680,8 @@ export class Uploader extends EventTarget {
       return sha256;
     } catch (error) {
       both.abort();
-      if (hashError && !(hashError instanceof HashCancelled)) throw hashError;
-      if (error instanceof HashCancelled) throw new Cancelled();
+      if (hashError && !(hashError instanceof Cancelled)) throw hashError;
+      if (error instanceof Cancelled) throw new Cancelled();
       throw error;
     } finally {
       signal.removeEventListener("abort", onAbort);
@@ -756,7 +754,6 @@ export class Uploader extends EventTarget {
         xhr = await send();
       } catch (error) {
         reset();
-        if (error instanceof TransferError && error.kind === "abort") throw new Cancelled();
         if (!(error instanceof TransferError)) throw error;
         if (!navigator.onLine) {
           await waitForOnline(signal);
