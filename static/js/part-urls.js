@@ -2,6 +2,7 @@
 // call signs up to 100 parts: a 10 GiB file in 5 MiB parts would otherwise cost 2,000
 // round trips to the app before its bytes could flow.
 
+// The most the server signs in one call (MAX_PART_URLS in uploads.py).
 const PART_URL_BATCH = 100;
 
 export class PartUrls {
