@@ -116,7 +116,7 @@ export class UploadQueue extends EventTarget {
   /**
    * Forget a file in a final stage.
    * @param {string} id
-   * @returns {boolean}
+   * @returns {boolean} whether it was removed
    */
   remove(id) {
     const entry = this.entries.get(id);
@@ -127,13 +127,11 @@ export class UploadQueue extends EventTarget {
   }
 
   /**
-   * The state of one file.
    * @param {string} id
-   * @returns {object|undefined} see QueuedFile#snapshot
+   * @returns {object|undefined} the state of one file (QueuedFile#snapshot)
    */
   get(id) {
-    const entry = this.entries.get(id);
-    return entry?.snapshot();
+    return this.entries.get(id)?.snapshot();
   }
 
   /** @returns {boolean} whether any file is still being worked on */
@@ -206,6 +204,7 @@ export class UploadQueue extends EventTarget {
     await this.upload(entry, signal);
   }
 
+  /** The file's upload session; singlePass: created without its SHA-256 (see top). */
   createSession(entry, { singlePass }) {
     const { api, hashPool, partsInFlight } = this;
     const { file, contentType } = entry;
