@@ -9,7 +9,7 @@ const MEASURED = new Set(["hashing", "uploading"]);
 /**
  * Bytes sent of a file going out in pieces: confirmed pieces plus the in-flight progress of
  * the others. What it reports never goes down: a retried piece restarts at 0, and a bar
- * running backwards is what users of other uploaders complain about most.
+ * that runs backwards is a common complaint about other uploaders.
  */
 export class ByteProgress {
   /**

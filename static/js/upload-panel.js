@@ -42,7 +42,7 @@
 // Events: the queue dispatches `files-changed` on <body> when a file is done, so the
 // catalogue can use hx-trigger="files-changed from:body". The queue's per-file events
 // (file-added, file-stage, file-progress, file-removed; detail = the file's state, see
-// UploadQueue#snapshot) are repeated on the [data-upload-panel] element.
+// QueuedFile#snapshot) are repeated on the [data-upload-panel] element.
 
 import { appendNew } from "./dom.js";
 import { bindDropAnywhere } from "./drop-zone.js";

@@ -26,8 +26,8 @@ import { checkFiles, fingerprintOf } from "./duplicate-check.js";
 import { HashPool } from "./hash-pool.js";
 import { Limiter } from "./limiter.js";
 import { QueuedFile } from "./queued-file.js";
-import { canCancel, canRetry } from "./upload-stages.js";
 import { UploadFailure, UploadSession } from "./upload-session.js";
+import { canCancel, canRetry } from "./upload-stages.js";
 
 export class UploadQueue extends EventTarget {
   /**

@@ -45,7 +45,10 @@ class FoundDuplicate extends Error {
  * @property {(sha256: string) => void} hashed the SHA-256 computed while the parts went out
  */
 
-/** @typedef {{stage: "done", file: object} | {stage: "duplicate", match: object|null}} SessionResult */
+/**
+ * @typedef {{stage: "done", file: object} | {stage: "duplicate", match: object|null}}
+ *   SessionResult how a run ended: the library's new file, or the one it duplicates
+ */
 
 export class UploadSession {
   /**
@@ -133,11 +136,12 @@ export class UploadSession {
       return this.singlePass ? { sha256 } : {};
     }
     if (upload.method === "multipart") {
-      const plan = await planParts({ api: this.api, upload, size: this.file.size, resumed, signal });
+      const { api, file } = this;
+      const plan = await planParts({ api, upload, size: file.size, resumed, signal });
       hooks.stage("uploading", plan.progress.value());
       const parts = {
-        api: this.api,
-        file: this.file,
+        api,
+        file,
         upload,
         plan,
         partsInFlight: this.partsInFlight,
