@@ -88,23 +88,30 @@ export class FileProgress {
   }
 
   /**
-   * The file moved to `stage`. Speed is measured afresh in each stage where bytes move.
+   * The file moved to `stage`; speed and time left mean nothing outside hashing and
+   * uploading.
    * @param {string} stage
-   * @param {number} [uploadedBytes] bytes already stored when uploading starts (a resume)
+   * @param {number} [uploadedBytes] already stored when uploading starts (a resume)
    */
   setStage(stage, uploadedBytes) {
     this.stage = stage;
     this.cancelReport();
-    if (!MEASURED.has(stage)) {
-      this.speed = 0;
-      this.eta = null;
-      return;
-    }
-    this.meter = new SpeedMeter();
     if (uploadedBytes !== undefined) {
       this.uploadedBytes = uploadedBytes;
       this.meter.add(uploadedBytes);
     }
+    if (!MEASURED.has(stage)) {
+      this.speed = 0;
+      this.eta = null;
+    }
+  }
+
+  /**
+   * Measure speed afresh: the queue calls this when a hash is done and when the upload
+   * has been created, so neither is averaged with the bytes of what came before.
+   */
+  restartSpeed() {
+    this.meter = new SpeedMeter();
   }
 
   /**

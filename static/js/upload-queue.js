@@ -228,6 +228,7 @@ export class UploadQueue extends EventTarget {
     throwIfCancelled(signal);
     entry[kind] = sha256;
     if (full) entry.progress.update({ hashedBytes: file.size });
+    entry.progress.restartSpeed();
     entry.moveTo("queued");
     return sha256;
   }
@@ -286,6 +287,7 @@ export class UploadQueue extends EventTarget {
       stage: (stage, uploadedBytes) => {
         if (!signal.aborted) entry.moveTo(stage, uploadedBytes);
       },
+      created: () => entry.progress.restartSpeed(),
       progress: (counts) => entry.progress.update(counts),
       hash: () => this.hash(entry, signal, "sha256"),
       hashed: (sha256) => {

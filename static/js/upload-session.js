@@ -40,6 +40,7 @@ class FoundDuplicate extends Error {
  * @property {AbortSignal} signal the file's Cancel
  * @property {(stage: string, uploadedBytes?: number) => void} stage the file moved on
  *   (uploadedBytes: already stored when uploading starts)
+ * @property {() => void} created the server created (or handed back) the upload
  * @property {(counts: {hashedBytes?: number, uploadedBytes?: number}) => void} progress
  * @property {() => Promise<string>} hash hash the whole file now, shown as such; its SHA-256
  * @property {(sha256: string) => void} hashed the SHA-256 computed while the parts went out
@@ -125,6 +126,7 @@ export class UploadSession {
     const { upload, resumed } = created;
     this.upload = upload;
     this.method = upload.method;
+    hooks.created();
 
     if (upload.method === "post") {
       // Not expected (the page hashes while uploading only multipart-sized files), but a
