@@ -24,7 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_path=_instance_path(),
         instance_relative_config=True,
     )
-    from movievault import api, auth, cli, config, db, errors, pages, security, templating
+    from movievault import api, auth, cli, config, db, handlers, pages, security, templating
     from movievault.storage import local_http
 
     config.configure(app, test_config)
@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         for noisy in ("botocore", "boto3", "werkzeug"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     db.init_app(app)
-    errors.init_app(app)
+    handlers.init_app(app)
     security.init_app(app)
     auth.init_app(app)
     templating.init_app(app)

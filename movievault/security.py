@@ -8,6 +8,7 @@ from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from movievault.config import settings
 from movievault.storage import OBJECT_POLICY, get_storage
 
 csrf = CSRFProtect()
@@ -54,7 +55,7 @@ def _static_sources() -> list[str]:
     cannot write into the policy.
     """
     path = f"{current_app.static_url_path}/"
-    sources = [current_app.config["PUBLIC_URL"] + path]
+    sources = [settings().public_url + path]
     here = request.root_url.rstrip("/") + path
     if here.lower() != sources[0].lower() and _PLAIN_URL.fullmatch(here):
         sources.append(here)
@@ -95,8 +96,8 @@ def _set_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Trust the configured proxies, enable CSRF and add the headers."""
-    if app.config["PROXY_COUNT"]:
-        count = app.config["PROXY_COUNT"]
+    if settings(app).proxy_count:
+        count = settings(app).proxy_count
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_prefix=count
         )

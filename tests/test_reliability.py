@@ -32,6 +32,7 @@ from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage, get_storage
 from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
+from tests.overrides import override_settings
 
 SMALL = 200_000  # one form POST
 BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
@@ -646,7 +647,7 @@ def _query(url: str) -> dict[str, list[str]]:
 def test_expired_part_urls_are_replaced_by_fresh_ones(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
-    live_server.app.config["URL_EXPIRES"] = 2
+    override_settings(live_server.app, url_expires=2)
     storage = get_storage(live_server.app)
     data = os.urandom(BIG)
     upload = alice.create(name="slow.mkv", data=data).json()["upload"]
@@ -677,7 +678,7 @@ def _post_expiry(upload: dict[str, Any]) -> str:
 def test_expired_form_upload_gets_fresh_fields_for_the_same_upload(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
-    live_server.app.config["URL_EXPIRES"] = 2
+    override_settings(live_server.app, url_expires=2)
     storage = get_storage(live_server.app)
     data = os.urandom(SMALL)
     stale = alice.create(name="form.mp4", data=data).json()["upload"]
@@ -698,7 +699,7 @@ def test_expired_form_upload_gets_fresh_fields_for_the_same_upload(
 
 
 def test_download_urls_expire_after_url_expires(alice: ApiClient, live_server: LiveServer) -> None:
-    live_server.app.config["URL_EXPIRES"] = 2
+    override_settings(live_server.app, url_expires=2)
     storage = get_storage(live_server.app)
     data = os.urandom(1000)
     file_id = alice.upload(name="short.mp4", data=data)["file"]["id"]
