@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from urllib.parse import urljoin
 
 import pytest
 import requests
-from sqlmodel import select
 
-from movievault import db
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from tests.conftest import MIB, LiveServer
-
-
-def download(client: ApiClient, file_id: int) -> requests.Response:
-    """Follow the app's download redirect to the store and return the store's answer."""
-    redirect = client.http.get(f"{client.base}/files/{file_id}/download", allow_redirects=False)
-    assert redirect.status_code == 302
-    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
-
-
-def count_rows(live_server: LiveServer, model: type) -> int:
-    """Rows of `model` in the app's database."""
-    with db.session_scope(live_server.app) as session:
-        return len(session.exec(select(model)).all())
+from tests.support import MIB, LiveServer, download, free_port, rows
 
 
 def test_small_file_uploads_by_form_post_and_downloads_identical(alice: ApiClient) -> None:
@@ -118,8 +102,8 @@ def test_size_lie_is_refused_and_leaves_nothing(alice: ApiClient, live_server: L
         assert answer.json()["error"] == "No object was uploaded for this upload."
     else:
         assert "20000 bytes" in answer.json()["error"]
-    assert count_rows(live_server, StoredFile) == 0
-    assert count_rows(live_server, PendingUpload) == 0
+    assert rows(live_server.app, StoredFile) == []
+    assert rows(live_server.app, PendingUpload) == []
     assert list(get_storage(live_server.app).iter_keys()) == []
 
 
@@ -128,7 +112,7 @@ def test_complete_without_an_object_is_refused(alice: ApiClient, live_server: Li
     answer = alice.complete(upload["id"])
     assert answer.status_code == 422
     assert answer.json()["error"] == "No object was uploaded for this upload."
-    assert count_rows(live_server, StoredFile) == 0
+    assert rows(live_server.app, StoredFile) == []
 
 
 def test_wrong_part_etag_is_refused_and_the_multipart_upload_aborted(
@@ -141,8 +125,8 @@ def test_wrong_part_etag_is_refused_and_the_multipart_upload_aborted(
     answer = alice.complete(upload["id"], etags)
     assert answer.status_code == 422
     assert "Part 2" in answer.json()["error"]
-    assert count_rows(live_server, StoredFile) == 0
-    assert count_rows(live_server, PendingUpload) == 0
+    assert rows(live_server.app, StoredFile) == []
+    assert rows(live_server.app, PendingUpload) == []
     # The upload is gone: asking for it is a 404 now.
     assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
 
@@ -162,7 +146,7 @@ def test_cancel_aborts_and_forgets(alice: ApiClient, live_server: LiveServer) ->
     alice.put_parts(upload, data, [1])
     assert alice.api("DELETE", f"/uploads/{upload['id']}").status_code == 204
     assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
-    assert count_rows(live_server, PendingUpload) == 0
+    assert rows(live_server.app, PendingUpload) == []
     # Starting again creates a fresh upload.
     assert alice.create(name="cancel.mkv", data=data).status_code == 201
 
@@ -241,8 +225,6 @@ def test_storage_down_answers_503_and_writes_nothing(
         import boto3
         from botocore.config import Config
 
-        from tests.conftest import free_port
-
         dead = boto3.client(
             "s3", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1",
             config=Config(retries={"max_attempts": 1}, connect_timeout=1),
@@ -257,9 +239,9 @@ def test_storage_down_answers_503_and_writes_nothing(
     assert "unreachable" in answer.json()["error"] or "unavailable" in answer.json()["error"]
     other = alice.create(name="new.mp4", data=os.urandom(7 * MIB))
     assert other.status_code == 503
-    assert count_rows(live_server, StoredFile) == 0
+    assert rows(live_server.app, StoredFile) == []
     # The first upload is still pending and, once the store is back, completes.
-    assert count_rows(live_server, PendingUpload) == 1
+    assert len(rows(live_server.app, PendingUpload)) == 1
     monkeypatch.undo()
     if storage.kind == "local":
         unplugged.rename(storage.root)
@@ -321,7 +303,7 @@ def test_unhashed_upload_that_turns_out_a_duplicate_keeps_one_copy(
     assert answer.status_code == 200 and answer.json()["duplicate"] is True
     assert answer.json()["file"]["name"] == "a.mp4"
     assert set(get_storage(live_server.app).iter_keys()) == keys
-    assert count_rows(live_server, StoredFile) == 1
+    assert len(rows(live_server.app, StoredFile)) == 1
 
 
 def test_files_without_a_fingerprint_always_need_a_full_hash(alice: ApiClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions, csrf_from, make_user
+from tests.support import PASSWORD, AuthActions, csrf_from, make_user
 
 
 def test_first_run_redirects_to_setup_and_creates_the_owner(client: FlaskClient) -> None:

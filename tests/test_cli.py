@@ -14,7 +14,7 @@ from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, User, utcnow
 from movievault.storage import get_storage
 from movievault.uploads import UploadSettings
-from tests.conftest import MIB, make_user
+from tests.support import MIB, make_user
 
 
 def test_create_user_reads_the_password_from_stdin(app: Flask, runner: FlaskCliRunner) -> None:

@@ -19,7 +19,6 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlmodel import select
 
 from movievault import create_app, db
 from movievault.client import ApiClient, sha256_of
@@ -27,7 +26,7 @@ from movievault.errors import InvalidInput, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import get_storage
 from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
-from tests.conftest import MIB, LiveServer, make_user, serving
+from tests.support import MIB, LiveServer, make_user, rows, serving
 
 
 @pytest.fixture
@@ -52,12 +51,6 @@ def stream_url(client: ApiClient, file_id: int, *, inline: bool = True) -> str:
     location = answer.headers["Location"]
     assert location.startswith("/storage/objects/"), location  # relative: any host works
     return urljoin(client.base, location)
-
-
-def rows(app: Flask, model: type) -> list[Any]:
-    """Every row of `model`."""
-    with db.session_scope(app) as session:
-        return list(session.exec(select(model)).all())
 
 
 def files_under(folder: Path) -> list[Path]:

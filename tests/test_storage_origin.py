@@ -17,20 +17,23 @@ from flask import Flask
 
 from movievault import create_app
 from movievault.client import ApiClient
-from tests.conftest import MIB, PASSWORD, LiveServer, free_port, make_user, serving
-from tests.test_security import _cookie_attributes, attempt, csp, sign_in
+from tests.support import (
+    MIB,
+    PASSWORD,
+    LiveServer,
+    attempt,
+    cookie_attributes,
+    csp,
+    make_user,
+    serving,
+    sign_in,
+)
 
 
 @pytest.fixture
 def backend() -> str:
     """STORAGE_ORIGIN is a setting of the local store."""
     return "local"
-
-
-@pytest.fixture
-def storage_port() -> int:
-    """The port the store's origin is served on."""
-    return free_port()
 
 
 @pytest.fixture
@@ -162,4 +165,4 @@ def test_the_session_cookie_stays_on_the_pages_host(app: Flask) -> None:
     make_user(app, "alice")
     answer = attempt(app, "alice", PASSWORD, "127.0.0.1")
     assert answer.status_code == 302
-    assert "domain" not in _cookie_attributes(answer, "session")
+    assert "domain" not in cookie_attributes(answer, "session")
