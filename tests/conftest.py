@@ -25,7 +25,15 @@ from movievault.client import ApiClient
 
 # Failed asserts inside the helpers report their values, as in the tests themselves.
 pytest.register_assert_rewrite("tests.support")
-from tests.support import MIB, AuthActions, LiveServer, free_port, make_user, serving  # noqa: E402
+from tests.support import (  # noqa: E402
+    MIB,
+    SECRET_KEY,
+    AuthActions,
+    LiveServer,
+    free_port,
+    make_user,
+    serving,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,7 +89,7 @@ def app_config(
     """Settings for a fresh app: its own SQLite file and its own bucket or data folder."""
     config: dict[str, Any] = {
         "TESTING": True,
-        "SECRET_KEY": "test-secret-key-at-least-32-bytes-long",
+        "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'movievault.db'}",
         "MULTIPART_THRESHOLD": 6 * MIB,
         "PART_SIZE": 5 * MIB,

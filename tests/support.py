@@ -41,6 +41,8 @@ from movievault.storage import Storage, get_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
+#: A secret key long enough for the app to start with (it refuses shorter ones).
+SECRET_KEY = "test-secret-key-at-least-32-bytes-long"
 MIB = 1024 * 1024
 #: How `movievault` runs in a process of its own: exactly what the console script runs.
 MOVIEVAULT = [sys.executable, "-c", "from movievault.cli import cli; cli()"]

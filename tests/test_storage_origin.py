@@ -20,6 +20,7 @@ from movievault.client import ApiClient
 from tests.support import (
     MIB,
     PASSWORD,
+    SECRET_KEY,
     LiveServer,
     attempt,
     cookie_attributes,
@@ -63,7 +64,7 @@ def test_storage_origin_is_read_as_an_origin(
 ) -> None:
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setenv("MOVIEVAULT_STORAGE_ORIGIN", value)
-    app = create_app({"SECRET_KEY": "k", "PUBLIC_URL": "http://127.0.0.1:8000"})
+    app = create_app({"SECRET_KEY": SECRET_KEY, "PUBLIC_URL": "http://127.0.0.1:8000"})
     assert app.config["STORAGE_ORIGIN"] == origin
 
 
@@ -83,7 +84,7 @@ def test_storage_origin_must_be_another_origin(
 ) -> None:
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     with pytest.raises(ValueError, match="STORAGE_ORIGIN"):
-        create_app({"SECRET_KEY": "k", "PUBLIC_URL": "http://127.0.0.1:8000",
+        create_app({"SECRET_KEY": SECRET_KEY, "PUBLIC_URL": "http://127.0.0.1:8000",
                     "STORAGE_ORIGIN": value})
 
 
