@@ -380,19 +380,6 @@ def test_get_honours_ranges_like_s3(alice: ApiClient) -> None:
     assert download.headers["Content-Disposition"].startswith("attachment; ")
 
 
-def test_expired_urls_are_403(alice: ApiClient, live_server: LiveServer) -> None:
-    data = os.urandom(2000)
-    file = alice.upload(name="a.mp4", data=data)["file"]
-    live_server.app.config["URL_EXPIRES"] = 1
-    url = stream_url(alice, file["id"])
-    form = alice.create(name="b.mp4", data=os.urandom(3000)).json()["upload"]
-    time.sleep(2.1)
-    answer = requests.get(url, timeout=30)
-    assert answer.status_code == 403
-    assert "expired" in answer.json()["error"]
-    assert alice.post_form(form, os.urandom(3000)).status_code == 403
-
-
 def test_tampered_urls_are_403(alice: ApiClient, store: LocalStorage) -> None:
     mine = alice.upload(name="a.mp4", data=os.urandom(2000))["file"]
     other = alice.upload(name="b.mp4", data=os.urandom(3000))["file"]
