@@ -343,6 +343,17 @@ def send_bytes(client: ApiClient, upload: dict[str, Any], data: bytes) -> dict[i
     return client.put_parts(upload, data, list(range(1, upload["part_count"] + 1)))
 
 
+def post_form_of_another_size(
+    client: ApiClient, extra: int, declared: int = 20_000
+) -> tuple[dict[str, Any], int, requests.Response]:
+    """Start a form upload of `declared` bytes, then post `extra` bytes more (fewer when
+    negative): the upload, the size sent, and the store's answer to the form."""
+    data = os.urandom(declared)
+    sent = data[:extra] if extra < 0 else data + os.urandom(extra)
+    upload = client.create(name="liar.mp4", data=data).json()["upload"]
+    return upload, len(sent), client.post_form(upload, sent)
+
+
 def download(client: ApiClient, file_id: int, route: str = "download") -> requests.Response:
     """Follow the app's redirect (`download` or `stream`) to the store, as a browser
     would, and return the store's answer."""

@@ -26,7 +26,7 @@ from movievault.errors import InvalidInput, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import get_storage
 from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
-from tests.support import MIB, LiveServer, make_user, rows, serving
+from tests.support import MIB, LiveServer, make_user, post_form_of_another_size, rows, serving
 
 
 @pytest.fixture
@@ -183,10 +183,7 @@ def test_a_stale_hash_record_is_recomputed_not_trusted(
 def test_form_post_of_another_size_than_signed_is_refused(
     alice: ApiClient, store: LocalStorage, extra: int
 ) -> None:
-    declared = os.urandom(20_000)
-    sent = declared[:extra] if extra < 0 else declared + os.urandom(extra)
-    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
-    answer = alice.post_form(upload, sent)
+    _, _, answer = post_form_of_another_size(alice, extra)
     assert answer.status_code == 400
     assert "20000 bytes" in answer.json()["error"]
     assert "Set-Cookie" not in answer.headers

@@ -39,6 +39,7 @@ from tests.support import (
     multipart_gone,
     open_multipart_uploads,
     pending,
+    post_form_of_another_size,
     rows,
     send_bytes,
     serving,
@@ -422,10 +423,7 @@ def test_complete_without_an_object_forgets_the_upload(
 def test_form_upload_of_another_size_is_refused_and_deleted(
     alice: ApiClient, live_server: LiveServer, extra: int
 ) -> None:
-    declared = os.urandom(20_000)
-    sent = declared[:extra] if extra < 0 else declared + os.urandom(extra)
-    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
-    posted = alice.post_form(upload, sent)
+    upload, sent, posted = post_form_of_another_size(alice, extra)
     answer = alice.complete(upload["id"])
     assert answer.status_code == 422
     if get_storage(live_server.app).kind == "local":
@@ -433,7 +431,7 @@ def test_form_upload_of_another_size_is_refused_and_deleted(
         assert posted.status_code == 400, posted.text
         assert answer.json()["error"] == "No object was uploaded for this upload."
     else:
-        assert f"{len(sent)} bytes" in answer.json()["error"]
+        assert f"{sent} bytes" in answer.json()["error"]
     assert rows(live_server.app, StoredFile) == []
     assert rows(live_server.app, PendingUpload) == []
     assert keys(get_storage(live_server.app)) == set()
