@@ -51,11 +51,33 @@ MOVIEVAULT = [sys.executable, "-c", "from movievault.cli import cli; cli()"]
 # --- ports and processes --------------------------------------------------------------------
 
 
+def _first_ephemeral_port() -> int:
+    """Where the range the kernel takes outgoing connections' source ports from starts."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    """Ask the OS for a free port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port on 127.0.0.1 that nothing uses now, below the ephemeral range.
+
+    Servers here are told their port before they bind it (the live server's is in the
+    app's settings, so that CORS can name the origin). A port from binding to port 0 lies
+    in the ephemeral range, where any outgoing connection of this machine (this test's
+    own to the S3 endpoint, another suite's) may take it as its source port meanwhile;
+    ports below that range are never handed out that way.
+    """
+    below = _first_ephemeral_port()
+    for _ in range(200):
+        port = 10_000 + secrets.randbelow(below - 10_000)  # not `random`: tests may seed it
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: try another
+            return port
+    raise RuntimeError(f"no free port found between 10000 and {below}")
 
 
 def environment(**settings: Any) -> dict[str, str]:
