@@ -1,4 +1,9 @@
-"""The whole protocol over real HTTP: the app under waitress, the store over its own URLs."""
+"""The whole protocol over real HTTP: the app under waitress, the store over its own URLs.
+
+Clients that lie, stores that fail and restarts are in tests/test_reliability.py; other
+users' ids in tests/test_security.py; the protocol's rules one by one in
+tests/test_uploads.py and tests/test_library.py.
+"""
 
 from __future__ import annotations
 
