@@ -12,14 +12,11 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +30,15 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401  (the one launch recipe)
+# The tests' own recipes: how Chromium starts, free ports, processes, signing in.
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401
+from tests.support import (  # noqa: E402,F401
+    AuthActions,
+    free_port,
+    sign_in_over_http,
+    stop_process,
+    wait_for_port,
+)
 
 BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
@@ -67,39 +72,6 @@ def fmt_bytes(count: float) -> str:
 
 
 # ---------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """Ask the OS for a free port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(
-    port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
-) -> None:
-    """Wait until something accepts connections on 127.0.0.1:`port`, or fail with its log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited early:\n{log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Stop one process this benchmark started (by its own handle, never by name)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -273,27 +245,10 @@ def app_server(
 # ---------------------------------------------------------------------------- clients
 
 
-def csrf_from(html: str) -> str:
-    """The CSRF token in a page's <meta name="csrf-token">."""
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
-    if not match:
-        raise RuntimeError("the page has no csrf-token meta tag")
-    return match.group(1)
-
-
 def sign_in(url: str) -> requests.Session:
-    """Sign in through the real form; the session then sends the CSRF header."""
-    http = requests.Session()
-    token = csrf_from(http.get(f"{url}/login", timeout=30).text)
-    answer = http.post(
-        f"{url}/login",
-        data={"username": USERNAME, "password": PASSWORD, "csrf_token": token},
-        allow_redirects=False, timeout=30,
-    )
-    if answer.status_code != 302:
-        raise RuntimeError(f"sign-in failed: {answer.status_code} {answer.text[:200]}")
-    http.headers["X-CSRFToken"] = csrf_from(http.get(f"{url}/", timeout=30).text)
-    return http
+    """Sign in as the bench's account through the real form; the session then sends the
+    CSRF header."""
+    return sign_in_over_http(url, USERNAME, PASSWORD)
 
 
 def s3_client(endpoint: str) -> Any:

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (  # noqa: E402
     PASSWORD,
     USERNAME,
+    AuthActions,
     Result,
     base_env,
-    csrf_from,
     main_for,
     median,
     moto_server,
@@ -92,9 +92,7 @@ def run(*, quick: bool = False) -> Result:
         get_storage(app).setup(public_url="http://127.0.0.1:8000", abort_after_days=7)
         fill(app, files)
         client = app.test_client()
-        token = csrf_from(client.get("/login").get_data(as_text=True))
-        client.post("/login", data={"username": USERNAME, "password": PASSWORD,
-                                    "csrf_token": token})
+        AuthActions(client).login(USERNAME, PASSWORD)
         times: dict[str, list[float]] = {name: [] for name in views}
         for path, htmx in views.values():  # warm caches (templates, statements)
             client.get(path, headers={"HX-Request": "true"} if htmx else {})

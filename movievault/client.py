@@ -1,7 +1,8 @@
 """A small Python client for the JSON API, doing what the browser does.
 
-Tests and benchmarks use it; scripts can too (`requests` is needed). It follows the
-protocol exactly: bulk duplicate check, create, form POST or part PUTs, complete.
+Tests and benchmarks use it, and so can scripts: `requests` is one of the package's
+dependencies. It follows the protocol exactly: bulk duplicate check, create, form POST or
+part PUTs, complete.
 """
 
 from __future__ import annotations

@@ -1,33 +1,19 @@
-"""The whole protocol over real HTTP: the app under waitress, the store over its own URLs."""
+"""The whole protocol over real HTTP: the app under waitress, the store over its own URLs.
+
+Clients that lie, stores that fail and restarts are in tests/test_reliability.py; other
+users' ids in tests/test_security.py; the protocol's rules one by one in
+tests/test_uploads.py and tests/test_library.py.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from urllib.parse import urljoin
 
-import pytest
-import requests
-from sqlmodel import select
-
-from movievault import db
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from tests.conftest import MIB, LiveServer
-
-
-def download(client: ApiClient, file_id: int) -> requests.Response:
-    """Follow the app's download redirect to the store and return the store's answer."""
-    redirect = client.http.get(f"{client.base}/files/{file_id}/download", allow_redirects=False)
-    assert redirect.status_code == 302
-    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
-
-
-def count_rows(live_server: LiveServer, model: type) -> int:
-    """Rows of `model` in the app's database."""
-    with db.session_scope(live_server.app) as session:
-        return len(session.exec(select(model)).all())
+from tests.support import MIB, LiveServer, download, rows
 
 
 def test_small_file_uploads_by_form_post_and_downloads_identical(alice: ApiClient) -> None:
@@ -105,64 +91,13 @@ def test_multipart_resume_sends_only_missing_parts(alice: ApiClient) -> None:
     )
 
 
-def test_size_lie_is_refused_and_leaves_nothing(alice: ApiClient, live_server: LiveServer) -> None:
-    real = os.urandom(20_000)
-    declared = real + b"x"  # the client declares one more byte than it sends
-    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
-    sent = alice.post_form(upload, real)
-    answer = alice.complete(upload["id"])
-    assert answer.status_code == 422
-    if get_storage(live_server.app).kind == "local":
-        # The local store holds the form to its signed size, as S3 does (moto does not).
-        assert sent.status_code == 400 and "20000 bytes" in sent.json()["error"]
-        assert answer.json()["error"] == "No object was uploaded for this upload."
-    else:
-        assert "20000 bytes" in answer.json()["error"]
-    assert count_rows(live_server, StoredFile) == 0
-    assert count_rows(live_server, PendingUpload) == 0
-    assert list(get_storage(live_server.app).iter_keys()) == []
-
-
-def test_complete_without_an_object_is_refused(alice: ApiClient, live_server: LiveServer) -> None:
-    upload = alice.create(name="ghost.mp4", data=b"never sent").json()["upload"]
-    answer = alice.complete(upload["id"])
-    assert answer.status_code == 422
-    assert answer.json()["error"] == "No object was uploaded for this upload."
-    assert count_rows(live_server, StoredFile) == 0
-
-
-def test_wrong_part_etag_is_refused_and_the_multipart_upload_aborted(
-    alice: ApiClient, live_server: LiveServer
-) -> None:
-    data = os.urandom(11 * MIB)
-    upload = alice.create(name="etag.mkv", data=data).json()["upload"]
-    etags = alice.put_parts(upload, data, [1, 2, 3])
-    etags[2] = '"0123456789abcdef0123456789abcdef"'
-    answer = alice.complete(upload["id"], etags)
-    assert answer.status_code == 422
-    assert "Part 2" in answer.json()["error"]
-    assert count_rows(live_server, StoredFile) == 0
-    assert count_rows(live_server, PendingUpload) == 0
-    # The upload is gone: asking for it is a 404 now.
-    assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
-
-
-def test_missing_part_is_refused(alice: ApiClient) -> None:
-    data = os.urandom(11 * MIB)
-    upload = alice.create(name="gap.mkv", data=data).json()["upload"]
-    etags = alice.put_parts(upload, data, [1, 3])
-    answer = alice.complete(upload["id"], etags)
-    assert answer.status_code == 422
-    assert "all 3 parts" in answer.json()["error"]
-
-
 def test_cancel_aborts_and_forgets(alice: ApiClient, live_server: LiveServer) -> None:
     data = os.urandom(11 * MIB)
     upload = alice.create(name="cancel.mkv", data=data).json()["upload"]
     alice.put_parts(upload, data, [1])
     assert alice.api("DELETE", f"/uploads/{upload['id']}").status_code == 204
     assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
-    assert count_rows(live_server, PendingUpload) == 0
+    assert rows(live_server.app, PendingUpload) == []
     # Starting again creates a fresh upload.
     assert alice.create(name="cancel.mkv", data=data).status_code == 201
 
@@ -192,78 +127,6 @@ def test_list_search_sort_rename_and_delete(alice: ApiClient, live_server: LiveS
     assert alice.api("DELETE", f"/files/{ids['Alien.mkv']}").status_code == 204
     assert alice.api("GET", f"/files/{ids['Alien.mkv']}").status_code == 404
     assert len(list(get_storage(live_server.app).iter_keys())) == key_count - 1
-
-
-def test_another_users_ids_are_not_found_everywhere(alice: ApiClient, bob: ApiClient) -> None:
-    small = alice.upload(name="mine.mp4", data=os.urandom(1000))["file"]
-    data = os.urandom(11 * MIB)
-    pending = alice.create(name="pending.mkv", data=data).json()["upload"]
-    fid, uid = small["id"], pending["id"]
-    attempts = [
-        ("GET", f"/api/files/{fid}", None),
-        ("PATCH", f"/api/files/{fid}", {"name": "stolen"}),
-        ("DELETE", f"/api/files/{fid}", None),
-        ("GET", f"/api/uploads/{uid}", None),
-        ("POST", f"/api/uploads/{uid}/parts", {"part_numbers": [1]}),
-        ("POST", f"/api/uploads/{uid}/complete", {"parts": []}),
-        ("DELETE", f"/api/uploads/{uid}", None),
-        ("GET", f"/files/{fid}", None),
-        ("GET", f"/files/{fid}/download", None),
-        ("GET", f"/files/{fid}/stream", None),
-    ]
-    for method, path, body in attempts:
-        answer = bob.http.request(method, f"{bob.base}{path}", json=body, allow_redirects=False)
-        assert answer.status_code == 404, (method, path, answer.status_code)
-        assert "Location" not in answer.headers
-        assert "X-Amz-Signature" not in answer.text and "/storage/" not in answer.text
-    # Bob's check does not reveal Alice's file either.
-    assert bob.check([(small["sha256"], small["size"])])[0]["duplicate"] is False
-    # And Alice still has everything.
-    assert alice.api("GET", f"/files/{fid}").status_code == 200
-    assert alice.api("GET", f"/uploads/{uid}").status_code == 200
-
-
-def test_api_without_session_is_401_json(live_server: LiveServer) -> None:
-    answer = requests.get(f"{live_server.url}/api/files", allow_redirects=False)
-    assert answer.status_code == 401
-    assert answer.json()["error"].startswith("Sign in")
-
-
-def test_storage_down_answers_503_and_writes_nothing(
-    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = os.urandom(11 * MIB)
-    upload = alice.create(name="down.mkv", data=data).json()["upload"]
-    etags = alice.put_parts(upload, data, [1, 2, 3])
-    storage = get_storage(live_server.app)
-    if storage.kind == "s3":
-        # Point the store's client at a port where nothing listens: S3 is "stopped".
-        import boto3
-        from botocore.config import Config
-
-        from tests.conftest import free_port
-
-        dead = boto3.client(
-            "s3", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1",
-            config=Config(retries={"max_attempts": 1}, connect_timeout=1),
-        )
-        monkeypatch.setattr(storage, "client", dead)
-    else:
-        # Unplug the disk: the store's folder vanishes from under the running app.
-        unplugged = storage.root.with_name(storage.root.name + "-unplugged")
-        storage.root.rename(unplugged)
-    answer = alice.complete(upload["id"], etags)
-    assert answer.status_code == 503
-    assert "unreachable" in answer.json()["error"] or "unavailable" in answer.json()["error"]
-    other = alice.create(name="new.mp4", data=os.urandom(7 * MIB))
-    assert other.status_code == 503
-    assert count_rows(live_server, StoredFile) == 0
-    # The first upload is still pending and, once the store is back, completes.
-    assert count_rows(live_server, PendingUpload) == 1
-    monkeypatch.undo()
-    if storage.kind == "local":
-        unplugged.rename(storage.root)
-    assert alice.complete(upload["id"], etags).status_code == 201
 
 
 def test_new_file_can_be_hashed_while_uploading(alice: ApiClient, live_server: LiveServer) -> None:
@@ -321,7 +184,7 @@ def test_unhashed_upload_that_turns_out_a_duplicate_keeps_one_copy(
     assert answer.status_code == 200 and answer.json()["duplicate"] is True
     assert answer.json()["file"]["name"] == "a.mp4"
     assert set(get_storage(live_server.app).iter_keys()) == keys
-    assert count_rows(live_server, StoredFile) == 1
+    assert len(rows(live_server.app, StoredFile)) == 1
 
 
 def test_files_without_a_fingerprint_always_need_a_full_hash(alice: ApiClient) -> None:

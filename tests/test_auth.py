@@ -1,11 +1,14 @@
-"""First-run setup, sign-in, sign-out and the throttle, through the pages."""
+"""First-run setup, sign-in and sign-out, through the pages.
+
+The sign-in throttle is tested in tests/test_security.py and tests/test_throttle.py.
+"""
 
 from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions, csrf_from, make_user
+from tests.support import PASSWORD, AuthActions, csrf_from, make_user
 
 
 def test_first_run_redirects_to_setup_and_creates_the_owner(client: FlaskClient) -> None:
@@ -56,14 +59,3 @@ def test_wrong_password_is_refused_with_a_message(app: Flask, auth: AuthActions)
     answer = auth.login(password="wrong-password")
     assert answer.status_code == 401
     assert "do not match" in answer.get_data(as_text=True)
-
-
-def test_throttle_blocks_even_the_right_password_after_five_failures(
-    app: Flask, auth: AuthActions
-) -> None:
-    make_user(app, "alice")
-    for _ in range(5):
-        assert auth.login(password="wrong-password").status_code == 401
-    blocked = auth.login()
-    assert blocked.status_code == 429
-    assert "Too many failed sign-in attempts" in blocked.get_data(as_text=True)

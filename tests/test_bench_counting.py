@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import socket
 import sys
-import threading
 from pathlib import Path
 
 import requests
 from flask import Flask
-from waitress.server import create_server
 
-from tests.conftest import free_port, stop_waitress
+from tests.support import free_port, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -21,10 +19,7 @@ from counted_app import CountingMiddleware  # noqa: E402
 def test_counts_request_line_headers_and_body_as_sent(app: Flask) -> None:
     app.wsgi_app = CountingMiddleware(app)  # type: ignore[method-assign]
     port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
+    with serving(app, threads=2, port=port):
         body = b'{"files": [{"sha256": "' + b"a" * 64 + b'", "size": 1048576}]}'
         raw = (
             b"POST /api/files/check?x=1 HTTP/1.1\r\n"
@@ -49,6 +44,3 @@ def test_counts_request_line_headers_and_body_as_sent(app: Flask) -> None:
         assert record["body"] == len(body)
         assert record["received"] == len(raw)
         assert record["sent"] == len(answer.split(b"\r\n\r\n", 1)[1])
-    finally:
-        stop_waitress(server)
-        thread.join(timeout=5)

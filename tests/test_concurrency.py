@@ -12,7 +12,6 @@ import os
 import random
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,76 +30,52 @@ from sqlmodel import select
 from movievault import create_app, db
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, User
-from movievault.storage import Storage, get_storage
-from tests.conftest import MIB, PASSWORD, csrf_from, free_port, make_user
+from movievault.storage import get_storage
+from tests.support import (
+    MIB,
+    MOVIEVAULT,
+    ROOT,
+    environment,
+    free_port,
+    make_user,
+    open_multipart_uploads,
+    sign_in,
+    sign_in_over_http,
+    stop_process,
+    wait_for_port,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3
 USERS = ("alice", "bob")
 THREADS_PER_USER = 3
 ROUNDS = 5
-#: How a worker process starts: exactly what the `movievault` console script runs.
-LAUNCH = "from movievault.cli import cli; cli()"
 
 
 # --- worker processes -----------------------------------------------------------------------
 
 
-def worker_environment(config: dict[str, Any], instance: Path) -> dict[str, str]:
-    """The test app's settings as the MOVIEVAULT_* variables a deployment would set."""
-    env = dict(os.environ)
-    for name, value in config.items():
-        if name != "TESTING":
-            env[f"MOVIEVAULT_{name}"] = str(value)
-    env["MOVIEVAULT_INSTANCE_PATH"] = str(instance)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll the worker until it answers (or fail with its log)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"worker {url} exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            requests.get(f"{url}/login", timeout=2, allow_redirects=False)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    pytest.fail(f"worker {url} did not start:\n{log.read_text()}")
-
-
 @contextmanager
-def worker_processes(
-    env: dict[str, str], count: int, logs: Path, launch: str = LAUNCH
-) -> Iterator[list[str]]:
+def worker_processes(env: dict[str, str], count: int, logs: Path) -> Iterator[list[str]]:
     """Start `count` `movievault serve` processes at once; stop them afterwards."""
     logs.mkdir(parents=True, exist_ok=True)
-    started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    started: list[tuple[int, subprocess.Popen[bytes], Path]] = []
     try:
         for _ in range(count):
             port = free_port()
             log = logs / f"worker-{port}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-c", launch, "serve", "--host", "127.0.0.1",
-                     "--port", str(port), "--threads", "6"],
+                    [*MOVIEVAULT, "serve", "--host", "127.0.0.1", "--port", str(port),
+                     "--threads", "6"],
                     env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 )
-            started.append((f"http://127.0.0.1:{port}", process, log))
-        for url, process, log in started:
-            wait_until_serving(url, process, log)
-        yield [url for url, _, _ in started]
+            started.append((port, process, log))
+        for port, process, log in started:
+            wait_for_port(port, process, log)
+        yield [f"http://127.0.0.1:{port}" for port, _, _ in started]
     finally:
         for _, process, _ in started:
-            process.terminate()
-        for _, process, _ in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process)
 
 
 # --- the load -------------------------------------------------------------------------------
@@ -137,19 +112,6 @@ class Ledger:
             (files.add if present else files.discard)(sha256)
 
 
-def signed_in(url: str, user: str, ledger: Ledger) -> requests.Session:
-    """A session signed in through one worker; the cookie is valid on all of them."""
-    http = requests.Session()
-    token = csrf_from(http.get(f"{url}/login", timeout=30).text)
-    answer = http.post(f"{url}/login", data={"username": user, "password": PASSWORD,
-                                             "csrf_token": token},
-                       allow_redirects=False, timeout=30)
-    assert answer.status_code == 302, answer.text
-    http.headers["X-CSRFToken"] = csrf_from(http.get(f"{url}/", timeout=30).text)
-    http.hooks["response"].append(ledger.record)
-    return http
-
-
 def ok(answer: requests.Response) -> dict[str, Any]:
     """The JSON of a successful answer (the ledger keeps the unsuccessful ones)."""
     answer.raise_for_status()
@@ -170,7 +132,9 @@ def user_thread(
 ) -> None:
     """One client's session: every kind of request, each to a randomly chosen worker."""
     rng = random.Random(f"{user}-{index}")
-    http = signed_in(rng.choice(urls), user, ledger)
+    # Signed in through one worker; the cookie is valid on all of them.
+    http = sign_in_over_http(rng.choice(urls), user)
+    http.hooks["response"].append(ledger.record)
     clients = [ApiClient(http=http, base=url) for url in urls]
 
     def pick() -> ApiClient:
@@ -250,17 +214,6 @@ def run_load(urls: list[str]) -> Ledger:
 # --- checks ---------------------------------------------------------------------------------
 
 
-def open_multipart_uploads(storage: Storage) -> list[str]:
-    """Multipart uploads the store still holds open."""
-    if storage.kind == "s3":
-        listing = storage.client.list_multipart_uploads(  # type: ignore[attr-defined]
-            Bucket=storage.bucket  # type: ignore[attr-defined]
-        )
-        return [u["Key"] for u in listing.get("Uploads", [])]
-    uploads = storage.uploads  # type: ignore[attr-defined]
-    return [p.name for p in uploads.iterdir()] if uploads.exists() else []
-
-
 def assert_consistent(app: Flask, ledger: Ledger) -> None:
     """The catalogue and the store agree, and hold exactly what the clients uploaded."""
     storage = get_storage(app)
@@ -280,7 +233,8 @@ def assert_consistent(app: Flask, ledger: Ledger) -> None:
 @pytest.fixture
 def cluster(app_config: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask, list[str]]]:
     """Worker processes started together on a fresh database, and an app to inspect it."""
-    env = worker_environment(app_config, tmp_path / "instance")
+    settings = {name: value for name, value in app_config.items() if name != "TESTING"}
+    env = environment(**settings, INSTANCE_PATH=tmp_path / "instance")
     with worker_processes(env, WORKERS, tmp_path / "logs") as urls:
         inspector = create_app(app_config)
         get_storage(inspector).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
@@ -340,22 +294,14 @@ def another_process_writing(app: Flask, seconds: float) -> Iterator[None]:
         holder.close()
 
 
-def signed_in_client(app: Flask) -> tuple[Any, dict[str, str]]:
-    """A test client signed in as a new user alice, and its CSRF header."""
-    make_user(app, "alice")
-    client = app.test_client()
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
-    return client, {"X-CSRFToken": csrf_from(client.get("/").get_data(as_text=True))}
-
-
 def test_a_write_waits_for_another_writer_instead_of_failing(app: Flask) -> None:
     # Without the busy timeout this request fails at once with "database is locked" (500).
-    client, csrf = signed_in_client(app)
+    make_user(app, "alice")
+    alice = sign_in(app, "alice")
     body = {"name": "n.mp4", "size": 10, "sha256": "ab" * 32}
     with another_process_writing(app, seconds=1.0):
         started = time.monotonic()
-        answer = client.post("/api/uploads", json=body, headers=csrf)
+        answer = alice.client.post("/api/uploads", json=body, headers=alice.headers())
         waited = time.monotonic() - started
     assert answer.status_code == 201, answer.get_data(as_text=True)
     assert waited >= 0.8  # it queued behind the other writer
@@ -364,10 +310,11 @@ def test_a_write_waits_for_another_writer_instead_of_failing(app: Flask) -> None
 def test_reads_go_on_while_another_writer_holds_the_lock(app: Flask) -> None:
     # In WAL mode readers never wait for writers; with a rollback journal this read would
     # wait for the whole write (here 3 s).
-    client, _ = signed_in_client(app)
+    make_user(app, "alice")
+    alice = sign_in(app, "alice")
     with another_process_writing(app, seconds=3.0):
         started = time.monotonic()
-        answer = client.get("/api/files")
+        answer = alice.client.get("/api/files")
         took = time.monotonic() - started
     assert answer.status_code == 200
     assert took < 1.0, took

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,7 @@ from movievault import create_app
 from movievault.cli import cli
 from movievault.config import ConfigError
 from movievault.storage import storage_kind
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import MOVIEVAULT, environment
 
 
 @pytest.fixture
@@ -140,15 +138,9 @@ def test_movievault_serve_refuses_an_empty_key_file_and_exits_non_zero(
 ) -> None:
     instance.mkdir()
     (instance / "secret_key").write_text("")
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("MOVIEVAULT_")}
-    env.update(
-        MOVIEVAULT_INSTANCE_PATH=str(instance),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-    )
     done = subprocess.run(
-        [sys.executable, "-c", "from movievault.cli import cli; cli()", "serve", "--port", "9"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [*MOVIEVAULT, "serve", "--port", "9"], env=environment(INSTANCE_PATH=instance),
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout

@@ -25,7 +25,7 @@ from werkzeug.test import TestResponse
 from movievault import db
 from movievault.client import sha256_of
 from movievault.models import PendingUpload, StoredFile
-from tests.conftest import MIB, PASSWORD, csrf_from, make_user
+from tests.support import MIB, make_user, sign_in
 
 settings.register_profile(
     "movievault-ci",
@@ -184,10 +184,8 @@ def _create(client: FlaskClient, token: str, size: int, sha256: str) -> str:
 def target(app: Flask) -> Iterator[Target]:
     """Alice, signed in, with a file, a pending multipart upload and a pending form upload."""
     make_user(app, "alice")
-    client = app.test_client()
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
-    token = csrf_from(client.get("/").get_data(as_text=True))
+    alice = sign_in(app, "alice")
+    client, token = alice.client, alice.token
     data = b"a movie"
     form_id = _create(client, token, len(data), sha256_of(data))
     # Turn the form upload into a file directly; the protocol is tested elsewhere.

@@ -6,10 +6,9 @@ The same attack in a real browser is in tests/e2e/test_hostile_uploads.py.
 
 from __future__ import annotations
 
-import io
 import os
 import secrets
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -17,11 +16,9 @@ from flask import Flask
 from werkzeug.http import parse_options_header
 
 from movievault import db
-from movievault.client import ApiClient, sha256_of
-from movievault.models import PendingUpload, StoredFile
+from movievault.models import PendingUpload
 from movievault.storage import get_storage
-from tests.conftest import LiveServer, make_user
-from tests.test_security import csp, sign_in
+from tests.support import LiveServer, add_file, csp, download, make_user, sign_in
 
 OCTET = "application/octet-stream"
 
@@ -59,36 +56,6 @@ def test_content_types_at_create_outside_a_movie_library_become_octet_stream(
         assert session.get(PendingUpload, upload["id"]).content_type == stored
 
 
-def add_legacy_file(app: Flask, owner_id: int, name: str, content_type: str, data: bytes) -> int:
-    """Record a file with any content type, as releases before the allowlist could."""
-    key = f"movies/{owner_id}/{secrets.token_hex(8)}"
-    get_storage(app).put(key=key, stream=io.BytesIO(data), size=len(data),
-                         content_type=content_type)
-    with db.session_scope(app) as session:
-        stored = StoredFile(owner_id=owner_id, name=name, size=len(data),
-                            sha256=sha256_of(data), content_type=content_type, key=key)
-        session.add(stored)
-        session.commit()
-        assert stored.id is not None
-        return stored.id
-
-
-def fetch_object(client: ApiClient, file_id: int, route: str) -> requests.Response:
-    """Follow the app's redirect to the store, as a browser would, and return the answer."""
-    redirect = client.http.get(f"{client.base}/files/{file_id}/{route}", allow_redirects=False)
-    assert redirect.status_code == 302
-    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=30)
-
-
-def object_policy(answer: requests.Response) -> dict[str, set[str]]:
-    """An object answer's Content-Security-Policy as {directive: values}."""
-    directives: dict[str, set[str]] = {}
-    for part in answer.headers["Content-Security-Policy"].split(";"):
-        name, *values = part.split()
-        directives[name] = set(values)
-    return directives
-
-
 # (catalogue type, route, served type, disposition)
 SERVED = [
     ("text/html", "stream", OCTET, "attachment"),
@@ -115,15 +82,15 @@ def test_objects_are_served_as_inert_downloads_unless_media(live_server: LiveSer
     for declared, route, served, disposition in SERVED:
         what = f"{declared} via {route}"
         data = os.urandom(64) + declared.encode()
-        file_id = add_legacy_file(app, owner, f"file.{declared.split('/')[1]}", declared, data)
-        answer = fetch_object(alice, file_id, route)
+        file_id = add_file(app, owner, f"file.{declared.split('/')[1]}", data, declared)
+        answer = download(alice, file_id, route)
         assert answer.status_code == 200 and answer.content == data, what
         assert answer.headers["Content-Type"] == served, what
         assert parse_options_header(answer.headers["Content-Disposition"])[0] == disposition, what
         if not local:
             continue  # S3 sends what the URL asks for, nothing more
         assert answer.headers["X-Content-Type-Options"] == "nosniff", what
-        policy = object_policy(answer)
+        policy = csp(answer)
         assert policy["default-src"] == {"'none'"}, what
         assert "allow-scripts" not in policy["sandbox"], what
         # A player opened on its own needs its own origin to fetch itself; nothing else.

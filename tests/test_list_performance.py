@@ -13,9 +13,8 @@ from sqlalchemy import text
 from movievault import create_app, db
 from movievault.models import StoredFile
 from movievault.templating import page_window
-from tests.conftest import AuthActions, make_user
 from tests.legacy import make_catalogue_0_1_0
-from tests.overrides import override_settings
+from tests.support import AuthActions, make_user, override_settings
 
 
 @pytest.mark.parametrize(

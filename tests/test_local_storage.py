@@ -19,7 +19,6 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlmodel import select
 
 from movievault import create_app, db
 from movievault.client import ApiClient, sha256_of
@@ -27,8 +26,7 @@ from movievault.errors import InvalidInput, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import get_storage
 from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
-from tests.conftest import MIB, LiveServer, make_user, serving
-from tests.overrides import override_settings
+from tests.support import MIB, LiveServer, make_user, post_form_of_another_size, rows, serving
 
 
 @pytest.fixture
@@ -53,12 +51,6 @@ def stream_url(client: ApiClient, file_id: int, *, inline: bool = True) -> str:
     location = answer.headers["Location"]
     assert location.startswith("/storage/objects/"), location  # relative: any host works
     return urljoin(client.base, location)
-
-
-def rows(app: Flask, model: type) -> list[Any]:
-    """Every row of `model`."""
-    with db.session_scope(app) as session:
-        return list(session.exec(select(model)).all())
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -191,10 +183,7 @@ def test_a_stale_hash_record_is_recomputed_not_trusted(
 def test_form_post_of_another_size_than_signed_is_refused(
     alice: ApiClient, store: LocalStorage, extra: int
 ) -> None:
-    declared = os.urandom(20_000)
-    sent = declared[:extra] if extra < 0 else declared + os.urandom(extra)
-    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
-    answer = alice.post_form(upload, sent)
+    _, _, answer = post_form_of_another_size(alice, extra)
     assert answer.status_code == 400
     assert "20000 bytes" in answer.json()["error"]
     assert "Set-Cookie" not in answer.headers
@@ -386,19 +375,6 @@ def test_get_honours_ranges_like_s3(alice: ApiClient) -> None:
     assert head.status_code == 200 and head.headers["Content-Length"] == "1000000"
     download = requests.get(stream_url(alice, file["id"], inline=False), timeout=30)
     assert download.headers["Content-Disposition"].startswith("attachment; ")
-
-
-def test_expired_urls_are_403(alice: ApiClient, live_server: LiveServer) -> None:
-    data = os.urandom(2000)
-    file = alice.upload(name="a.mp4", data=data)["file"]
-    override_settings(live_server.app, url_expires=1)
-    url = stream_url(alice, file["id"])
-    form = alice.create(name="b.mp4", data=os.urandom(3000)).json()["upload"]
-    time.sleep(2.1)
-    answer = requests.get(url, timeout=30)
-    assert answer.status_code == 403
-    assert "expired" in answer.json()["error"]
-    assert alice.post_form(form, os.urandom(3000)).status_code == 403
 
 
 def test_tampered_urls_are_403(alice: ApiClient, store: LocalStorage) -> None:

@@ -19,8 +19,7 @@ from movievault import create_app, db, migrate
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from tests.conftest import MIB, LiveServer, make_user, serving
-from tests.overrides import override_settings
+from tests.support import MIB, LiveServer, make_user, override_settings, serving
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from movievault import create_app, db, migrations
 from movievault.cli import cli
 from movievault.migrations import MigrationRefused
 from movievault.storage import get_storage
-from tests.conftest import PASSWORD, AuthActions
 from tests.legacy import make_catalogue_0_1_0
+from tests.support import PASSWORD, AuthActions
 
 SHA = "ab" * 32
 

@@ -7,8 +7,7 @@ from flask.testing import FlaskClient
 
 from movievault import db
 from movievault.models import StoredFile
-from tests.conftest import AuthActions, make_user
-from tests.overrides import override_settings
+from tests.support import AuthActions, make_user, override_settings
 
 
 def add_file(app: Flask, owner: int, name: str, size: int = 1000, n: int = 1) -> int:

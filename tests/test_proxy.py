@@ -6,9 +6,7 @@ import datetime
 import ipaddress
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +23,17 @@ from requests.adapters import HTTPAdapter
 
 from movievault import create_app
 from movievault.client import ApiClient, sha256_of
-from tests.conftest import MIB, PASSWORD, csrf_from, free_port, make_user
-from tests.test_serving import served
+from tests.support import (
+    MIB,
+    ROOT,
+    free_port,
+    make_user,
+    served,
+    sign_in_over_http,
+    stop_process,
+    wait_for_port,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "nginx.conf"
 #: The client's own address: nginx sees it, the app only through X-Forwarded-For.
 CLIENT_ADDRESS = "127.0.0.2"
@@ -113,20 +118,6 @@ def start_nginx(prefix: Path, config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until nginx listens on `port` (or fail with its error log)."""
-    deadline = time.monotonic() + 20
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"nginx exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def proxy(
     app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -169,12 +160,11 @@ def proxy(
         )
         process = start_nginx(prefix, config)
         try:
-            wait_for(https_port, process, prefix / "error.log")
+            wait_for_port(https_port, process, prefix / "error.log", timeout=20)
             yield Proxy(url=url, plain_url=f"http://127.0.0.1:{http_port}",
                         certificate=certificate, seen=seen)
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stop_process(process)
 
 
 class FromClientAddress(HTTPAdapter):
@@ -190,18 +180,11 @@ def sign_in(url: str) -> requests.Session:
     http = requests.Session()
     http.mount("https://", FromClientAddress())
     http.headers["Referer"] = f"{url}/login"
-    page = http.get(f"{url}/login", timeout=30)
-    assert page.status_code == 200
-    answer = http.post(
-        f"{url}/login",
-        data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_from(page.text)},
-        allow_redirects=False, timeout=30,
-    )
-    assert answer.status_code == 302, answer.text
-    assert "Secure" in answer.headers["Set-Cookie"]
+    http = sign_in_over_http(url, "alice", http=http)
+    assert all(cookie.secure for cookie in http.cookies if cookie.name == "session")
+    assert "session" in http.cookies
     library = http.get(f"{url}/", timeout=30)
     assert library.status_code == 200 and "alice" in library.text
-    http.headers["X-CSRFToken"] = csrf_from(library.text)
     return http
 
 

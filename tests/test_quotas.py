@@ -3,11 +3,13 @@ the local store's free-space reserve, and the shorter expiry of form uploads."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -16,13 +18,22 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
 from movievault import db
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile, User, utcnow
 from movievault.storage import Storage, get_storage
-from tests.conftest import MIB, AuthActions, LiveServer, make_user
+from tests.support import (
+    MIB,
+    AuthActions,
+    LiveServer,
+    at_once,
+    expire_in,
+    make_user,
+    open_multipart_uploads,
+    rows,
+)
 
 SMALL = 200_000  # one form POST
 MULTIPART = 6 * MIB + 4096  # over MULTIPART_THRESHOLD (6 MiB): parts of 5 MiB and the rest
@@ -48,26 +59,6 @@ def app_config(app_config: dict[str, Any], overrides: dict[str, Any], tmp_path: 
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def rows(app: Flask, model: type[SQLModel]) -> list[Any]:
-    """Every row of `model` in the app's database."""
-    with db.session_scope(app) as session:
-        return list(session.exec(select(model)).all())
-
-
-def open_multipart_uploads(storage: Storage) -> list[str]:
-    """Keys of the multipart uploads the store still holds open."""
-    if storage.kind == "s3":
-        listing = storage.client.list_multipart_uploads(Bucket=storage.bucket)  # type: ignore[attr-defined]
-        return sorted(u["Key"] for u in listing.get("Uploads", []))
-    folder: Path = storage.uploads  # type: ignore[attr-defined]
-    if not folder.is_dir():
-        return []
-    return sorted(
-        storage._upload_key(entry.name)  # type: ignore[attr-defined]
-        for entry in folder.iterdir()
-    )
 
 
 def pending_keys(app: Flask, method: str) -> list[str]:
@@ -130,12 +121,7 @@ def test_pending_cap_refuses_one_more_upload_and_writes_nothing(
     refused(declare(alice, SMALL), 413, "unfinished uploads")
 
     # Expired uploads no longer count, even before gc removes them.
-    with db.session_scope(app) as session:
-        row = session.get(PendingUpload, started[1].json()["upload"]["id"])
-        assert row is not None
-        row.expires_at = utcnow() - timedelta(minutes=1)
-        session.add(row)
-        session.commit()
+    expire_in(app, started[1].json()["upload"]["id"], -timedelta(minutes=1))
     assert declare(alice, MULTIPART).status_code == 201
 
 
@@ -208,32 +194,21 @@ def test_parallel_creates_never_exceed_the_quota(
     fits = allowed // size  # 3 either way
 
     tabs = 8
-    barrier = threading.Barrier(tabs, timeout=30)
-    answers: list[Any] = [None] * tabs
     data = [os.urandom(size) for _ in range(tabs)]
 
-    def tab(index: int) -> None:
-        """One browser tab (same session) declaring its own file at the same moment."""
+    def tab(index: int) -> Callable[[], requests.Response]:
+        """One browser tab (same session) declaring its own file."""
         client = ApiClient(http=requests.Session(), base=alice.base)
         client.http.cookies.update(alice.http.cookies)
         client.http.headers["X-CSRFToken"] = alice.http.headers["X-CSRFToken"]
-        try:
-            barrier.wait()
-            answer = client.create(name=f"tab {index}.mkv", data=data[index])
-            answers[index] = (answer.status_code, answer.json())
-        except BaseException as error:  # reported by the assertions below
-            answers[index] = (0, repr(error))
-            barrier.abort()
+        return partial(client.create, name=f"tab {index}.mkv", data=data[index])
 
-    threads = [threading.Thread(target=tab, args=(i,)) for i in range(tabs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    # All at the same moment.
+    answers = at_once(*(tab(i) for i in range(tabs)))
 
     statuses = sorted(status for status, _ in answers)
     assert statuses == [201] * fits + [413] * (tabs - fits), answers
-    accepted = [body["upload"]["size"] for status, body in answers if status == 201]
+    accepted = [json.loads(body)["upload"]["size"] for status, body in answers if status == 201]
     assert sum(accepted) <= allowed
     held = rows(app, PendingUpload)
     assert len(held) == fits and sum(u.size for u in held) <= allowed

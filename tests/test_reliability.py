@@ -23,72 +23,34 @@ import requests
 from botocore.config import Config
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlmodel import SQLModel, select
-from waitress.server import create_server
 
 from movievault import create_app, db, uploads
 from movievault.client import ApiClient, sha256_of
-from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage, get_storage
-from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
-from tests.overrides import override_settings
+from tests.support import (
+    MIB,
+    LiveServer,
+    download,
+    expire_in,
+    free_port,
+    keys,
+    make_user,
+    multipart_gone,
+    open_multipart_uploads,
+    override_settings,
+    pending,
+    post_form_of_another_size,
+    rows,
+    send_bytes,
+    serving,
+)
 
 SMALL = 200_000  # one form POST
 BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def rows(app: Flask, model: type[SQLModel]) -> list[Any]:
-    """Every row of `model` in the app's database."""
-    with db.session_scope(app) as session:
-        return list(session.exec(select(model)).all())
-
-
-def pending(app: Flask, upload_id: str) -> PendingUpload | None:
-    """The pending upload `upload_id`, read fresh from the database."""
-    with db.session_scope(app) as session:
-        return session.get(PendingUpload, upload_id)
-
-
-def keys(storage: Storage) -> set[str]:
-    """Every object key the store holds."""
-    return set(storage.iter_keys())
-
-
-def multipart_gone(storage: Storage, *, key: str, upload_id: str) -> bool:
-    """Whether the store has really forgotten the multipart upload (not just the app)."""
-    if storage.kind == "s3":
-        listing = storage.client.list_multipart_uploads(Bucket=storage.bucket)  # type: ignore[attr-defined]
-        return upload_id not in {u["UploadId"] for u in listing.get("Uploads", [])}
-    try:
-        storage.list_parts(key=key, upload_id=upload_id)
-    except StorageRejected:
-        return True
-    return False
-
-
-def open_multipart_uploads(storage: Storage) -> list[str]:
-    """Keys of multipart uploads the S3 bucket still holds open."""
-    listing = storage.client.list_multipart_uploads(Bucket=storage.bucket)  # type: ignore[attr-defined]
-    return [u["Key"] for u in listing.get("Uploads", [])]
-
-
-def download(client: ApiClient, file_id: int) -> requests.Response:
-    """Follow the app's download redirect to the store and return the store's answer."""
-    redirect = client.http.get(f"{client.base}/files/{file_id}/download", allow_redirects=False)
-    assert redirect.status_code == 302, redirect.text
-    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
-
-
-def send_bytes(client: ApiClient, upload: dict[str, Any], data: bytes) -> dict[int, str] | None:
-    """Send all of `data` the way the upload asks; return part ETags (None for a form POST)."""
-    if upload["method"] == "post":
-        client.post_form(upload, data).raise_for_status()
-        return None
-    return client.put_parts(upload, data, list(range(1, upload["part_count"] + 1)))
 
 
 def assert_unavailable(answer: requests.Response) -> None:
@@ -273,26 +235,13 @@ def test_cancel_and_delete_with_the_store_down_forget_nothing(
 # --- the app restarts -----------------------------------------------------------------------
 
 
-@contextmanager
-def serving(app: Flask, port: int) -> Iterator[str]:
-    """Serve `app` with waitress on `port` until the block ends."""
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_waitress(server)
-        thread.join(timeout=5)
-
-
 def test_multipart_upload_resumes_after_the_app_restarts(
     app: Flask, app_config: dict[str, Any], server_port: int
 ) -> None:
     make_user(app, "alice")
     data = os.urandom(16 * MIB)  # four parts
-    with serving(app, server_port) as url:
-        alice = LiveServer(app=app, url=url).client_for("alice")
+    with serving(app, port=server_port, threads=4) as first:
+        alice = first.client_for("alice")
         upload = alice.create(name="restart.mkv", data=data).json()["upload"]
         early = alice.put_parts(upload, data, [1, 2])
     with pytest.raises(requests.ConnectionError):
@@ -300,7 +249,7 @@ def test_multipart_upload_resumes_after_the_app_restarts(
 
     # A new process: same database, same bucket, same secret key; nothing kept in memory.
     restarted = create_app(app_config)
-    with serving(restarted, server_port):
+    with serving(restarted, port=server_port, threads=4):
         # The session signed before the restart is still valid.
         again = alice.create(name="restart.mkv", data=data)
         assert again.status_code == 200, again.text
@@ -465,6 +414,7 @@ def test_complete_without_an_object_forgets_the_upload(
     upload = alice.create(name="ghost.mp4", data=b"never sent").json()["upload"]
     answer = alice.complete(upload["id"])
     assert answer.status_code == 422
+    assert answer.json()["error"] == "No object was uploaded for this upload."
     assert rows(live_server.app, StoredFile) == []
     assert rows(live_server.app, PendingUpload) == []
     assert alice.api("GET", f"/uploads/{upload['id']}").status_code == 404
@@ -474,10 +424,7 @@ def test_complete_without_an_object_forgets_the_upload(
 def test_form_upload_of_another_size_is_refused_and_deleted(
     alice: ApiClient, live_server: LiveServer, extra: int
 ) -> None:
-    declared = os.urandom(20_000)
-    sent = declared[:extra] if extra < 0 else declared + os.urandom(extra)
-    upload = alice.create(name="liar.mp4", data=declared).json()["upload"]
-    posted = alice.post_form(upload, sent)
+    upload, sent, posted = post_form_of_another_size(alice, extra)
     answer = alice.complete(upload["id"])
     assert answer.status_code == 422
     if get_storage(live_server.app).kind == "local":
@@ -485,28 +432,10 @@ def test_form_upload_of_another_size_is_refused_and_deleted(
         assert posted.status_code == 400, posted.text
         assert answer.json()["error"] == "No object was uploaded for this upload."
     else:
-        assert f"{len(sent)} bytes" in answer.json()["error"]
+        assert f"{sent} bytes" in answer.json()["error"]
     assert rows(live_server.app, StoredFile) == []
     assert rows(live_server.app, PendingUpload) == []
     assert keys(get_storage(live_server.app)) == set()
-
-
-def test_form_upload_of_other_bytes_is_refused_where_the_store_knows_the_hash(
-    alice: ApiClient, live_server: LiveServer
-) -> None:
-    storage = get_storage(live_server.app)
-    declared = os.urandom(20_000)
-    upload = alice.create(name="swap.mp4", data=declared).json()["upload"]
-    alice.post_form(upload, os.urandom(20_000))  # same size, other bytes
-    row = pending(live_server.app, upload["id"])
-    assert row is not None
-    if storage.object_sha256(row.key) is None:
-        pytest.skip(f"the {storage.kind} store keeps no whole-file SHA-256 (see docs/SECURITY.md)")
-    answer = alice.complete(upload["id"])
-    assert answer.status_code == 422
-    assert "SHA-256" in answer.json()["error"]
-    assert rows(live_server.app, StoredFile) == []
-    assert keys(storage) == set()
 
 
 def _lie_about_parts(
@@ -574,6 +503,8 @@ def test_wrong_part_etag_is_refused_and_the_multipart_upload_aborted(
 
     answer, row = _lie_about_parts(alice, live_server, declare)
     _assert_refused_and_cleaned(answer, row, live_server, "Part 2")
+    # The upload is gone: asking for it is a 404 now.
+    assert alice.api("GET", f"/uploads/{row.id}").status_code == 404
 
 
 def test_swapped_part_etags_are_refused(alice: ApiClient, live_server: LiveServer) -> None:
@@ -709,21 +640,12 @@ def test_download_urls_expire_after_url_expires(alice: ApiClient, live_server: L
         assert _query(url)["X-Amz-Expires"] == ["2"]
     else:
         time.sleep(2.5)
-        assert requests.get(url, timeout=60).status_code == 403
+        late = requests.get(url, timeout=60)
+        assert late.status_code == 403 and "expired" in late.json()["error"]
         assert download(alice, file_id).content == data
 
 
 # --- abandoned uploads ----------------------------------------------------------------------
-
-
-def _expire(app: Flask, upload_id: str) -> None:
-    """Move an upload's expiry into the past."""
-    with db.session_scope(app) as session:
-        row = session.get(PendingUpload, upload_id)
-        assert row is not None
-        row.expires_at = utcnow() - timedelta(minutes=1)
-        session.add(row)
-        session.commit()
 
 
 def test_gc_aborts_expired_uploads_in_the_store_and_forgets_them(
@@ -741,7 +663,7 @@ def test_gc_aborts_expired_uploads_in_the_store_and_forgets_them(
     live = alice.create(name="still working.mkv", data=os.urandom(BIG)).json()["upload"]
     rows_before = {u.id: u for u in rows(app, PendingUpload)}
     for upload_id in (multipart["id"], form["id"]):
-        _expire(app, upload_id)
+        expire_in(app, upload_id, -timedelta(minutes=1))
 
     result = app.test_cli_runner().invoke(args=["gc"])
     assert result.exit_code == 0, result.output
@@ -764,7 +686,7 @@ def test_gc_with_the_store_down_keeps_the_uploads_and_fails_loudly(
     data = os.urandom(BIG)
     upload = alice.create(name="abandoned.mkv", data=data).json()["upload"]
     alice.put_parts(upload, data, [1])
-    _expire(live_server.app, upload["id"])
+    expire_in(live_server.app, upload["id"], -timedelta(minutes=1))
     outage.begin()
     result = live_server.app.test_cli_runner().invoke(args=["gc"])
     assert result.exit_code == 1

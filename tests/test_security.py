@@ -3,21 +3,16 @@ throttle, session cookies, `next` redirects and the security headers."""
 
 from __future__ import annotations
 
-import io
 import os
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
-import requests
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import update
-from sqlmodel import select
 from werkzeug.http import parse_options_header
 from werkzeug.test import TestResponse
 
@@ -25,52 +20,26 @@ from movievault import create_app, db, validation
 from movievault.client import ApiClient, sha256_of
 from movievault.models import LoginAttempt, PendingUpload, StoredFile, User
 from movievault.storage import get_storage
-from tests.conftest import MIB, PASSWORD, LiveServer, csrf_from, make_user
+from tests.support import (
+    MIB,
+    PASSWORD,
+    Browser,
+    add_file,
+    attempt,
+    cookie_attributes,
+    csp,
+    csrf_from,
+    download,
+    make_user,
+    rows,
+    sign_in,
+)
 
 XSS = "<img src=x onerror=alert(1)>.mp4"
 ATTRIBUTE_BREAKER = "\"' autofocus onfocus=\"alert(1)\" x='.mp4"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-@dataclass
-class Browser:
-    """A signed-in test client and its session's CSRF token."""
-
-    client: FlaskClient
-    token: str
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        """Headers for a state-changing request: the CSRF token (and `extra`)."""
-        return {"X-CSRFToken": self.token, **extra}
-
-
-def sign_in(app: Flask, username: str) -> Browser:
-    """Sign in through the login form and read the CSRF token of the new session."""
-    client = app.test_client()
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    answer = client.post(
-        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-    )
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return Browser(client=client, token=csrf_from(client.get("/").get_data(as_text=True)))
-
-
-def add_file(app: Flask, owner_id: int, name: str, data: bytes = b"movie bytes") -> int:
-    """Store an object server-side and record it as the owner's file; return its id."""
-    key = f"movies/{owner_id}/{secrets.token_hex(8)}"
-    get_storage(app).put(key=key, stream=io.BytesIO(data), size=len(data),
-                         content_type="video/mp4")
-    with db.session_scope(app) as session:
-        stored = StoredFile(
-            owner_id=owner_id, name=name, size=len(data), sha256=sha256_of(data),
-            content_type="video/mp4", key=key,
-        )
-        session.add(stored)
-        session.commit()
-        assert stored.id is not None
-        return stored.id
 
 
 def start_upload(browser: Browser, size: int, name: str = "pending.mkv") -> dict[str, Any]:
@@ -83,12 +52,6 @@ def start_upload(browser: Browser, size: int, name: str = "pending.mkv") -> dict
     )
     assert answer.status_code == 201, answer.get_data(as_text=True)
     return answer.get_json()["upload"]
-
-
-def rows(app: Flask, model: type) -> list[Any]:
-    """Every row of `model`."""
-    with db.session_scope(app) as session:
-        return list(session.exec(select(model)).all())
 
 
 class Page(HTMLParser):
@@ -178,6 +141,7 @@ def test_another_users_ids_are_404_on_every_route_and_nothing_is_signed(
             ("POST", f"/api/uploads/{uid}/complete",
              {"json": {"parts": [{"part_number": 1, "etag": '"x"'}]}}),
             ("POST", f"/api/uploads/{uid}/complete", {"json": {}}),
+            ("POST", f"/api/uploads/{uid}/complete", {"json": {"parts": []}}),
             ("DELETE", f"/api/uploads/{uid}", {}),
         ]
     for method, path, options in attempts:
@@ -186,7 +150,7 @@ def test_another_users_ids_are_404_on_every_route_and_nothing_is_signed(
         body = answer.get_data(as_text=True)
         assert answer.status_code == 404, (method, path, answer.status_code, body[:200])
         assert "Location" not in answer.headers, (method, path)
-        for secret in ("alices secret", "X-Amz", "Signature", "movies/", "policy"):
+        for secret in ("alices secret", "X-Amz", "Signature", "movies/", "/storage/", "policy"):
             assert secret not in body, (method, path, secret)
         if path.startswith("/api/"):
             assert answer.get_json() == {"error": answer.get_json()["error"]}
@@ -230,9 +194,12 @@ def test_signed_out_requests_get_401_json_or_the_login_page(app: Flask) -> None:
         ("POST", "/api/files/check"), ("POST", "/api/uploads"),
     ]:
         answer = client.open(path, method=method, json={})
+        error = answer.get_json()["error"]
         # Refused before anything else: CSRF (400) for writes, 401 for reads.
-        assert answer.status_code in (400, 401), (path, answer.status_code)
-        assert "error" in answer.get_json()
+        if method == "GET":
+            assert answer.status_code == 401 and error.startswith("Sign in"), (path, error)
+        else:
+            assert answer.status_code == 400 and "CSRF" in error, (path, error)
     for path in ("/", f"/files/{file_id}", f"/files/{file_id}/download",
                  f"/files/{file_id}/stream", f"/files/{file_id}/edit"):
         answer = client.get(path)
@@ -383,20 +350,6 @@ NAMES = [
 ]
 
 
-@pytest.fixture
-def uploader(live_server: LiveServer) -> ApiClient:
-    """A signed-in API client over real HTTP."""
-    make_user(live_server.app, "alice")
-    return live_server.client_for("alice")
-
-
-def _disposition_on_download(client: ApiClient, file_id: int, route: str) -> requests.Response:
-    """Follow the app's redirect to the store; return the store's answer."""
-    redirect = client.http.get(f"{client.base}/files/{file_id}/{route}", allow_redirects=False)
-    assert redirect.status_code == 302
-    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
-
-
 def _check_disposition(header: str, expected_name: str, kind: str) -> None:
     """Safe (ASCII, no line breaks, quoted fallback) and correct (filename* is the name)."""
     assert header.isascii() and "\r" not in header and "\n" not in header
@@ -414,39 +367,27 @@ def _check_disposition(header: str, expected_name: str, kind: str) -> None:
 
 
 @pytest.mark.parametrize("raw", NAMES)
-def test_download_names_are_safe_and_correct(uploader: ApiClient, raw: str) -> None:
+def test_download_names_are_safe_and_correct(alice: ApiClient, raw: str) -> None:
     data = os.urandom(2000)
     expected = validation.file_name(raw)
-    result = uploader.upload(name=raw, data=data)
+    result = alice.upload(name=raw, data=data)
     assert result["file"]["name"] == expected
     assert not any(ord(c) < 0x20 or c in "/\\" for c in expected)
     for route, kind in (("download", "attachment"), ("stream", "inline")):
-        got = _disposition_on_download(uploader, result["file"]["id"], route)
+        got = download(alice, result["file"]["id"], route)
         assert got.status_code == 200 and got.content == data
         _check_disposition(got.headers["Content-Disposition"], expected, kind)
 
 
-def test_renamed_file_downloads_under_its_new_name(uploader: ApiClient) -> None:
-    file_id = uploader.upload(name="old.mp4", data=os.urandom(500))["file"]["id"]
-    renamed = uploader.api("PATCH", f"/files/{file_id}", json={"name": NAMES[1]})
+def test_renamed_file_downloads_under_its_new_name(alice: ApiClient) -> None:
+    file_id = alice.upload(name="old.mp4", data=os.urandom(500))["file"]["id"]
+    renamed = alice.api("PATCH", f"/files/{file_id}", json={"name": NAMES[1]})
     assert renamed.status_code == 200
-    got = _disposition_on_download(uploader, file_id, "download")
+    got = download(alice, file_id, "download")
     _check_disposition(got.headers["Content-Disposition"], NAMES[1], "attachment")
 
 
 # --- sign-in throttle -----------------------------------------------------------------------
-
-
-def attempt(app: Flask, username: str, password: str, address: str,
-            headers: dict[str, str] | None = None) -> TestResponse:
-    """One sign-in attempt from `address`, with a fresh browser."""
-    client = app.test_client()
-    environ = {"REMOTE_ADDR": address}
-    token = csrf_from(client.get("/login", environ_base=environ).get_data(as_text=True))
-    return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token},
-        environ_base=environ, headers=headers or {},
-    )
 
 
 def _age_attempts(app: Flask, minutes: int) -> None:
@@ -502,24 +443,11 @@ def test_forwarded_for_headers_do_not_reset_the_address_count(app: Flask) -> Non
 # --- session cookies ------------------------------------------------------------------------
 
 
-def _cookie_attributes(answer: TestResponse, name: str) -> dict[str, str]:
-    """The attributes of the Set-Cookie header for `name`, lower-cased."""
-    for header in answer.headers.getlist("Set-Cookie"):
-        first, *rest = [part.strip() for part in header.split(";")]
-        if first.startswith(f"{name}="):
-            attributes = {}
-            for part in rest:
-                key, _, value = part.partition("=")
-                attributes[key.lower()] = value.lower()
-            return attributes
-    raise AssertionError(f"no {name} cookie in {answer.headers.getlist('Set-Cookie')}")
-
-
 def test_session_cookie_is_httponly_and_samesite_lax_and_not_secure_over_http(app: Flask) -> None:
     make_user(app, "alice")
     answer = attempt(app, "alice", PASSWORD, "127.0.0.1")
     assert answer.status_code == 302
-    cookie = _cookie_attributes(answer, "session")
+    cookie = cookie_attributes(answer, "session")
     assert "httponly" in cookie and cookie["samesite"] == "lax"
     assert "secure" not in cookie
 
@@ -540,7 +468,7 @@ def test_session_cookie_is_secure_when_served_over_https(
     assert foreign.status_code == 400
     answer = client.post("/login", base_url=base, data=form, headers={"Referer": f"{base}/login"})
     assert answer.status_code == 302
-    cookie = _cookie_attributes(answer, "session")
+    cookie = cookie_attributes(answer, "session")
     assert "secure" in cookie and "httponly" in cookie and cookie["samesite"] == "lax"
 
 
@@ -584,26 +512,7 @@ def test_next_cannot_send_anyone_off_site(app: Flask, target: str) -> None:
     assert_stays_on_site(again.headers["Location"])
 
 
-def test_next_keeps_local_paths(app: Flask) -> None:
-    make_user(app, "alice")
-    client = app.test_client()
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    answer = client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                         "csrf_token": token, "next": "/files/3?x=1"})
-    assert answer.headers["Location"] == "/files/3?x=1"
-
-
 # --- security headers -----------------------------------------------------------------------
-
-
-def csp(answer: TestResponse) -> dict[str, set[str]]:
-    """The Content-Security-Policy as {directive: sources}."""
-    policy = answer.headers["Content-Security-Policy"]
-    directives = {}
-    for part in policy.split(";"):
-        name, *sources = part.split()
-        directives[name] = set(sources)
-    return directives
 
 
 def store_origin(app: Flask) -> set[str]:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,34 +20,24 @@ from movievault.config import settings
 from movievault.serving import (
     SMALL_BODY_BYTES,
     body_limits,
-    create_server,
     serve_options,
 )
-from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import (
+    MIB,
+    MOVIEVAULT,
+    environment,
+    free_port,
+    make_user,
+    served,
+    stop_process,
+    wait_for_port,
+)
 
 
 @pytest.fixture
 def backend() -> str:
     """The local store: the only one with upload routes in the app."""
     return "local"
-
-
-@contextmanager
-def served(app: Flask, **overrides: Any) -> Iterator[LiveServer]:
-    """Serve `app` with the options `movievault serve` uses, on a free loopback port."""
-    options = serve_options(settings(app), host="127.0.0.1", port=free_port(), threads=4,
-                            **overrides)
-    server = create_server(app, options)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{options.adjustments['port']}")
-    finally:
-        stop_waitress(server)
-        thread.join(timeout=5)
-        assert not thread.is_alive(), "waitress did not stop"
 
 
 @pytest.fixture
@@ -224,36 +210,19 @@ def test_a_slow_but_steady_sender_is_not_cut(app: Flask) -> None:
 def test_movievault_serve_refuses_a_large_body_to_the_api_at_once(tmp_path: Path) -> None:
     """The command itself, as deployed: `movievault serve` in its own process."""
     port = free_port()
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("MOVIEVAULT_")}
-    env.update(
-        MOVIEVAULT_INSTANCE_PATH=str(tmp_path / "instance"),
-        MOVIEVAULT_STORAGE="local",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-    )
+    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local")
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from movievault.cli import cli; cli()", "serve",
-             "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
+            [*MOVIEVAULT, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
             env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        with sock:
+        wait_for_port(port, process, log)
+        with connect(f"http://127.0.0.1:{port}") as sock:
             sock.sendall(b"POST /api/files/check HTTP/1.1\r\nHost: x\r\n"
                          b"Content-Length: %d\r\n\r\n" % (200 * MIB) + b"x" * 65536)
             answer = read_answer(sock)
         assert status_of(answer) == 413, log.read_text()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-
+        stop_process(process)

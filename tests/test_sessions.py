@@ -7,7 +7,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from tests.conftest import PASSWORD, AuthActions, LiveServer, csrf_from, make_user
+from tests.support import PASSWORD, AuthActions, LiveServer, csrf_from, make_user
 
 NEW_PASSWORD = "a much better passphrase"
 

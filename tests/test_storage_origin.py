@@ -17,20 +17,24 @@ from flask import Flask
 
 from movievault import create_app
 from movievault.client import ApiClient
-from tests.conftest import MIB, PASSWORD, LiveServer, free_port, make_user, serving
-from tests.test_security import _cookie_attributes, attempt, csp, sign_in
+from tests.support import (
+    MIB,
+    PASSWORD,
+    SECRET_KEY,
+    LiveServer,
+    attempt,
+    cookie_attributes,
+    csp,
+    make_user,
+    serving,
+    sign_in,
+)
 
 
 @pytest.fixture
 def backend() -> str:
     """STORAGE_ORIGIN is a setting of the local store."""
     return "local"
-
-
-@pytest.fixture
-def storage_port() -> int:
-    """The port the store's origin is served on."""
-    return free_port()
 
 
 @pytest.fixture
@@ -60,7 +64,7 @@ def test_storage_origin_is_read_as_an_origin(
 ) -> None:
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setenv("MOVIEVAULT_STORAGE_ORIGIN", value)
-    app = create_app({"SECRET_KEY": "k" * 32, "PUBLIC_URL": "http://127.0.0.1:8000"})
+    app = create_app({"SECRET_KEY": SECRET_KEY, "PUBLIC_URL": "http://127.0.0.1:8000"})
     assert app.config["STORAGE_ORIGIN"] == origin
 
 
@@ -80,7 +84,7 @@ def test_storage_origin_must_be_another_origin(
 ) -> None:
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     with pytest.raises(ValueError, match="STORAGE_ORIGIN"):
-        create_app({"SECRET_KEY": "k" * 32, "PUBLIC_URL": "http://127.0.0.1:8000",
+        create_app({"SECRET_KEY": SECRET_KEY, "PUBLIC_URL": "http://127.0.0.1:8000",
                     "STORAGE_ORIGIN": value})
 
 
@@ -162,4 +166,4 @@ def test_the_session_cookie_stays_on_the_pages_host(app: Flask) -> None:
     make_user(app, "alice")
     answer = attempt(app, "alice", PASSWORD, "127.0.0.1")
     assert answer.status_code == 302
-    assert "domain" not in _cookie_attributes(answer, "session")
+    assert "domain" not in cookie_attributes(answer, "session")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,8 +17,7 @@ from sqlmodel import select
 from movievault import db, throttle, users
 from movievault.errors import InvalidInput
 from movievault.models import LoginAttempt, User, utcnow
-from tests.conftest import PASSWORD, LiveServer, csrf_from, make_user
-from tests.test_security import attempt
+from tests.support import PASSWORD, LiveServer, at_once, attempt, csrf_from, make_user
 
 
 @pytest.fixture
@@ -49,24 +49,15 @@ def test_forty_parallel_guesses_get_exactly_five_password_checks(
         http = requests.Session()
         token = csrf_from(http.get(f"{live_server.url}/login", timeout=30).text)
         browsers.append((http, token))
-    start = threading.Barrier(len(browsers))
-    statuses: Counter[int] = Counter()
-    lock = threading.Lock()
 
-    def guess(http: requests.Session, token: str) -> None:
-        start.wait()
-        answer = http.post(
-            f"{live_server.url}/login", allow_redirects=False, timeout=60,
+    def guess(http: requests.Session, token: str) -> Callable[[], requests.Response]:
+        """A wrong password for alice, from this browser."""
+        return partial(
+            http.post, f"{live_server.url}/login", allow_redirects=False, timeout=60,
             data={"username": "alice", "password": "wrong-password", "csrf_token": token},
         )
-        with lock:
-            statuses[answer.status_code] += 1
 
-    threads = [threading.Thread(target=guess, args=pair) for pair in browsers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = Counter(status for status, _ in at_once(*(guess(*pair) for pair in browsers)))
     assert statuses == {401: throttle.MAX_FAILURES, 429: 40 - throttle.MAX_FAILURES}
     assert len(checks) == throttle.MAX_FAILURES
     # And the right password, guessed now, does not get in either.
@@ -83,24 +74,17 @@ def test_simultaneous_right_passwords_from_one_address_all_get_in(live_server: L
     signing in at once waits a moment instead of being refused."""
     for n in range(8):
         make_user(live_server.app, f"member{n}")
-    start = threading.Barrier(8)
-    statuses: list[int] = []
 
-    def sign_in(n: int) -> None:
+    def sign_in(n: int) -> Callable[[], requests.Response]:
+        """Member n's right password, from a browser of their own."""
         http = requests.Session()
         token = csrf_from(http.get(f"{live_server.url}/login", timeout=30).text)
-        start.wait()
-        answer = http.post(
-            f"{live_server.url}/login", allow_redirects=False, timeout=60,
+        return partial(
+            http.post, f"{live_server.url}/login", allow_redirects=False, timeout=60,
             data={"username": f"member{n}", "password": PASSWORD, "csrf_token": token},
         )
-        statuses.append(answer.status_code)
 
-    threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = [status for status, _ in at_once(*(sign_in(n) for n in range(8)))]
     assert statuses == [302] * 8
 
 

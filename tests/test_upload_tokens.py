@@ -11,25 +11,30 @@ import hashlib
 import io
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
-import requests
-from flask import Flask
-from sqlmodel import SQLModel, select
 
 from movievault import db, uploads
 from movievault.client import ApiClient, sha256_of
-from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage, get_storage
-from tests.conftest import MIB, LiveServer
+from tests.support import (
+    MIB,
+    LiveServer,
+    at_once,
+    download,
+    expire_in,
+    keys,
+    multipart_gone,
+    pending,
+    rows,
+    send_bytes,
+)
 
 SMALL = 200_000  # one form POST
 MULTIPART = 6 * MIB + 4096  # over MULTIPART_THRESHOLD (6 MiB): parts of 5 MiB and the rest
@@ -38,78 +43,6 @@ local_only = pytest.mark.parametrize("backend", ["local"])
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def rows(app: Flask, model: type[SQLModel]) -> list[Any]:
-    """Every row of `model` in the app's database."""
-    with db.session_scope(app) as session:
-        return list(session.exec(select(model)).all())
-
-
-def pending(app: Flask, upload_id: str) -> PendingUpload | None:
-    """The pending upload `upload_id`, read fresh from the database."""
-    with db.session_scope(app) as session:
-        return session.get(PendingUpload, upload_id)
-
-
-def keys(storage: Storage) -> set[str]:
-    """Every object key the store holds."""
-    return set(storage.iter_keys())
-
-
-def multipart_gone(storage: Storage, *, key: str, upload_id: str) -> bool:
-    """Whether the store has really forgotten the multipart upload (not just the app)."""
-    if storage.kind == "s3":
-        listing = storage.client.list_multipart_uploads(Bucket=storage.bucket)  # type: ignore[attr-defined]
-        return upload_id not in {u["UploadId"] for u in listing.get("Uploads", [])}
-    try:
-        storage.list_parts(key=key, upload_id=upload_id)
-    except StorageRejected:
-        return True
-    return False
-
-
-def send_bytes(client: ApiClient, upload: dict[str, Any], data: bytes) -> dict[int, str] | None:
-    """Send all of `data` the way the upload asks; return part ETags (None for a form POST)."""
-    if upload["method"] == "post":
-        client.post_form(upload, data).raise_for_status()
-        return None
-    return client.put_parts(upload, data, list(range(1, upload["part_count"] + 1)))
-
-
-def download(client: ApiClient, file_id: int) -> bytes:
-    """The bytes the store serves for a file, through the app's download redirect."""
-    redirect = client.http.get(f"{client.base}/files/{file_id}/download", allow_redirects=False)
-    assert redirect.status_code == 302, redirect.text
-    answer = requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
-    answer.raise_for_status()
-    return answer.content
-
-
-def at_once(*calls: Callable[[], requests.Response]) -> list[tuple[int, str]]:
-    """Send the requests from threads released by one barrier; each one's (status, body).
-
-    A request that raised is reported as (0, the error), never left waiting at the barrier.
-    """
-    barrier = threading.Barrier(len(calls), timeout=30)
-    answers: list[tuple[int, str]] = [(0, "not run")] * len(calls)
-
-    def run(index: int) -> None:
-        """Wait for the other threads, then send request `index`."""
-        try:
-            barrier.wait()
-            answer = calls[index]()
-            answers[index] = (answer.status_code, answer.text)
-        except BaseException as error:  # reported by the caller's assertions
-            answers[index] = (0, repr(error))
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return answers
 
 
 def tmp_leftovers(storage: Storage) -> list[str]:
@@ -124,6 +57,14 @@ def created(client: ApiClient, data: bytes, name: str) -> dict[str, Any]:
     return answer.json()["upload"]
 
 
+def sent_form(client: ApiClient, name: str) -> tuple[dict[str, Any], bytes]:
+    """A form upload of random bytes, sent but not completed: the upload and its bytes."""
+    data = os.urandom(SMALL)
+    upload = created(client, data, name)
+    assert client.post_form(upload, data).status_code == 204
+    return upload, data
+
+
 # --- the local store writes an object once, only while its upload is pending ---------------
 
 
@@ -132,9 +73,7 @@ def test_form_token_replayed_after_complete_cannot_replace_the_movie(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
     storage = get_storage(live_server.app)
-    data = os.urandom(SMALL)
-    upload = created(alice, data, "kept.mp4")
-    assert alice.post_form(upload, data).status_code == 204
+    upload, data = sent_form(alice, "kept.mp4")
     final = alice.complete(upload["id"])
     assert final.status_code == 201, final.text
     recorded = final.json()["file"]
@@ -145,10 +84,10 @@ def test_form_token_replayed_after_complete_cannot_replace_the_movie(
     assert replay.status_code == 403, replay.text
     assert "AccessDenied" in replay.json()["error"]
     assert storage.object_sha256(row.key) == recorded["sha256"] == sha256_of(data)
-    assert hashlib.sha256(download(alice, recorded["id"])).hexdigest() == sha256_of(data)
+    assert hashlib.sha256(download(alice, recorded["id"]).content).hexdigest() == sha256_of(data)
     # The very same bytes again (a client retrying after a lost answer) change nothing.
     assert alice.post_form(upload, data).status_code == 204
-    assert download(alice, recorded["id"]) == data
+    assert download(alice, recorded["id"]).content == data
     assert keys(storage) == {row.key}
     assert tmp_leftovers(storage) == []
 
@@ -178,9 +117,7 @@ def test_form_token_replayed_after_delete_writes_nothing(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
     storage = get_storage(live_server.app)
-    data = os.urandom(SMALL)
-    upload = created(alice, data, "deleted.mp4")
-    assert alice.post_form(upload, data).status_code == 204
+    upload, data = sent_form(alice, "deleted.mp4")
     file_id = alice.complete(upload["id"]).json()["file"]["id"]
     assert alice.api("DELETE", f"/files/{file_id}").status_code == 204
     assert keys(storage) == set()
@@ -198,9 +135,7 @@ def test_while_pending_the_same_bytes_are_a_retry_and_other_bytes_are_refused(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
     storage = get_storage(live_server.app)
-    data = os.urandom(SMALL)
-    upload = created(alice, data, "retry.mp4")
-    assert alice.post_form(upload, data).status_code == 204
+    upload, data = sent_form(alice, "retry.mp4")
     # The answer was lost, say: the client sends the same bytes again.
     assert alice.post_form(upload, data).status_code == 204
     # Other bytes never replace an object, even before complete.
@@ -211,7 +146,7 @@ def test_while_pending_the_same_bytes_are_a_retry_and_other_bytes_are_refused(
 
     final = alice.complete(upload["id"])
     assert final.status_code == 201, final.text
-    assert download(alice, final.json()["file"]["id"]) == data
+    assert download(alice, final.json()["file"]["id"]).content == data
     assert tmp_leftovers(storage) == []
 
 
@@ -238,12 +173,12 @@ def test_two_tabs_resuming_one_upload_send_identical_bytes_and_both_succeed(
         assert (first.status_code, second.status_code) == (201, 200), (first.text, second.text)
         recorded = first.json()["file"]
         assert second.json() == {"duplicate": True, "file": recorded}
-        assert download(alice, recorded["id"]) == data
+        assert download(alice, recorded["id"]).content == data
         # Neither tab's token writes any more: both were for an upload now finished.
         for index in (0, 1):
             late = tabs[index].post_form(forms[index], os.urandom(SMALL))
             assert late.status_code == 403, (round_, index, late.text)
-        assert download(alice, recorded["id"]) == data
+        assert download(alice, recorded["id"]).content == data
     assert len(keys(storage)) == 3
     assert tmp_leftovers(storage) == []
 
@@ -261,16 +196,6 @@ def stray_key(owner_id: int) -> str:
     return f"movies/{owner_id}/{secrets.token_hex(16)}"
 
 
-def _keep_pending(app: Flask, upload_id: str, until: timedelta) -> None:
-    """Push an upload's expiry `until` from now (a client still working on it)."""
-    with db.session_scope(app) as session:
-        row = session.get(PendingUpload, upload_id)
-        assert row is not None
-        row.expires_at = utcnow() + until
-        session.add(row)
-        session.commit()
-
-
 def test_gc_removes_unreferenced_objects_only_once_older_than_the_grace(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
@@ -280,11 +205,9 @@ def test_gc_removes_unreferenced_objects_only_once_older_than_the_grace(
     kept = alice.upload(name="kept.mp4", data=os.urandom(1000))["file"]
     (kept_row,) = rows(app, StoredFile)
     # A form upload whose bytes are sent but not completed: its object has a row.
-    data = os.urandom(SMALL)
-    form = created(alice, data, "pending.mp4")
-    assert alice.post_form(form, data).status_code == 204
+    form, _ = sent_form(alice, "pending.mp4")
     # The clock below moves past its 6 hours; the client is still on it.
-    _keep_pending(app, form["id"], until=grace * 2)
+    expire_in(app, form["id"], grace * 2)
     form_row = pending(app, form["id"])
     assert form_row is not None
     # A multipart upload with one part: parts are not objects, and must survive too.
@@ -320,7 +243,7 @@ def test_gc_removes_unreferenced_objects_only_once_older_than_the_grace(
     assert not multipart_gone(
         storage, key=multipart_row.key, upload_id=multipart_row.multipart_id
     )
-    assert download(alice, kept["id"]) and storage.object_size(kept_row.key) == 1000
+    assert download(alice, kept["id"]).content and storage.object_size(kept_row.key) == 1000
     # The pending upload is still completed as usual.
     final = alice.complete(form["id"])
     assert final.status_code == 201, final.text

@@ -109,3 +109,46 @@ def test_only_what_a_movie_library_keeps_is_accepted_as_a_content_type(
     declared: str, stored: str
 ) -> None:
     assert validation.content_type(declared) == stored
+
+
+@pytest.mark.parametrize(("value", "clean"), [(None, None), (GOOD_SHA.upper(), GOOD_SHA)])
+def test_an_optional_digest_may_be_absent_and_is_lowered(value: object, clean: str | None) -> None:
+    assert validation.optional_digest(value, "fingerprint") == clean
+
+
+@pytest.mark.parametrize("value", ["", "ab" * 31, "zz" * 32, 0, [GOOD_SHA]])
+def test_an_optional_digest_that_is_given_must_be_hex_and_is_named(value: object) -> None:
+    with pytest.raises(InvalidInput, match="^fingerprint must be 64 hexadecimal"):
+        validation.optional_digest(value, "fingerprint")
+
+
+@pytest.mark.parametrize("value", [1, 7, 10])
+def test_positive_int_accepts_one_to_the_maximum(value: int) -> None:
+    assert validation.positive_int(value, name="part number", maximum=10) == value
+
+
+@pytest.mark.parametrize("value", [0, -1, 11, True, 1.0, "1", None])
+def test_positive_int_refuses_the_rest_naming_the_field(value: object) -> None:
+    with pytest.raises(InvalidInput, match="^part number must be an integer from 1 to 10"):
+        validation.positive_int(value, name="part number", maximum=10)
+
+
+@pytest.mark.parametrize("value", [[], "{}", None, 1])
+def test_a_body_must_be_a_json_object(value: object) -> None:
+    with pytest.raises(InvalidInput, match="The request body must be a JSON object"):
+        validation.require_object(value)
+    assert validation.require_object({"a": 1}) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "short"),
+    [
+        ("x" * 20 + ".mkv", "x" * 6 + ".mkv"),
+        ("x" * 4 + " " * 5 + "y" * 9 + ".mkv", "x" * 4 + ".mkv"),  # no space before the dot
+        ("x" * 20, "x" * 10),  # no extension
+        ("x" * 3 + "." + "e" * 17, "x" * 3 + "." + "e" * 6),  # too long to be an extension
+        ("x" * 10, "x" * 10),
+    ],
+)
+def test_shorten_keeps_a_short_extension(name: str, short: str) -> None:
+    assert validation.shorten(name, limit=10) == short

@@ -1,20 +1,21 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright, headless, against a live app."""
+"""Browser fixtures: Debian's Chromium driven by Playwright, headless, against a live app.
+
+The helpers browser tests share are in tests/e2e/support.py.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from moto.s3.responses import S3Response
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import PASSWORD, LiveServer, make_user
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+from tests.e2e.support import sign_in_page
+from tests.support import LiveServer, make_user
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -94,11 +95,7 @@ def page(
         "console",
         lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
     )
-    tab.goto(f"{e2e_server.url}/login")
-    tab.fill("input[name=username]", "alice")
-    tab.fill("input[name=password]", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(f"{e2e_server.url}/")
+    sign_in_page(tab, e2e_server.url)
     yield tab
     unexpected = [
         error
@@ -106,11 +103,3 @@ def page(
         if not any(re.search(pattern, error) for pattern in expected_console_errors)
     ]
     assert not unexpected, unexpected
-
-
-def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot under test-artifacts/screenshots/ and return its path."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

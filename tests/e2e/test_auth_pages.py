@@ -6,8 +6,8 @@ import re
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import PASSWORD, LiveServer
-from tests.e2e.conftest import screenshot
+from tests.e2e.support import screenshot, sign_in_page
+from tests.support import PASSWORD, LiveServer
 
 
 def test_first_run_then_sign_out_and_in(context: BrowserContext, e2e_server: LiveServer) -> None:
@@ -53,11 +53,7 @@ def test_account_page_changes_the_password_and_signs_out_the_other_browser(
     base = e2e_server.url
     other = browser.new_context()
     phone = other.new_page()
-    phone.goto(f"{base}/login")
-    phone.fill("input[name=username]", "alice")
-    phone.fill("input[name=password]", PASSWORD)
-    phone.get_by_role("button", name=re.compile("Sign in", re.I)).click()
-    phone.wait_for_url(f"{base}/")
+    sign_in_page(phone, base)
 
     page.locator(".whoami").click()
     page.wait_for_url(f"{base}/account")

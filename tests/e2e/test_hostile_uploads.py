@@ -18,9 +18,8 @@ from playwright.sync_api import Page, Request
 
 from movievault.client import ApiClient
 from movievault.storage import get_storage
-from tests.conftest import LiveServer, make_user
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_library import write_wav
+from tests.e2e.support import media_loaded, screenshot, write_wav
+from tests.support import LiveServer, make_user
 
 MARKER = "mv-pwned"
 
@@ -161,13 +160,7 @@ def test_a_video_opened_on_its_own_still_plays(
     file = alice.upload(name=clip.name, data=clip.read_bytes(), content_type="audio/wav")["file"]
     link = signed_link(alice, file["id"])
     page.goto(link)
-    page.wait_for_function(
-        "() => document.querySelector('video')?.readyState >= 1", timeout=15_000
-    )
-    state = page.evaluate(
-        "() => { const v = document.querySelector('video');"
-        " return {error: v.error && v.error.code, duration: v.duration}; }"
-    )
+    state = media_loaded(page, "video")
     assert state["error"] is None
     assert abs(state["duration"] - 1.5) < 0.05, state
     screenshot(page, f"video-on-its-own-{get_storage(e2e_server.app).kind}")

@@ -5,24 +5,34 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import wave
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from flask import Flask
-from playwright.sync_api import Browser, Locator, Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import select
 
 from movievault import db
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import get_storage
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import MIB, PASSWORD, LiveServer, make_user
-from tests.e2e.conftest import screenshot
+from tests.e2e.support import (
+    add_files,
+    chromium_resolving,
+    expect_stage,
+    file_sha256,
+    list_row,
+    media_loaded,
+    screenshot,
+    sign_in_page,
+    store_keys,
+    stored_digests,
+    upload_row,
+    write_random,
+    write_wav,
+)
+from tests.support import MIB, LiveServer, make_user
 
 # Records, in the page, every stage and upload-bar value each row shows, and marks the
 # window: the mark still being there later proves the page was never reloaded.
@@ -42,53 +52,6 @@ WATCH_ROWS = """() => {
     }
   }).observe(rows, { subtree: true, attributes: true, attributeFilter: ["data-stage", "value"] });
 }"""
-
-
-def write_random(path: Path, size: int) -> str:
-    """Write `size` random bytes to `path` and return their SHA-256."""
-    data = os.urandom(size)
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file on disk."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def store_keys(app: Flask) -> list[str]:
-    """Every object key the store holds."""
-    return sorted(get_storage(app).iter_keys())
-
-
-def stored_sha256(app: Flask, key: str) -> str:
-    """The SHA-256 of the bytes the store holds at `key`."""
-    digest = hashlib.sha256()
-    with get_storage(app).open(key) as stream:
-        for chunk in iter(lambda: stream.read(MIB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def upload_row(page: Page, name: str) -> Locator:
-    """The upload panel's row for the file called `name`."""
-    return page.locator(".upload-row").filter(has=page.locator(f'.upload-name[title="{name}"]'))
-
-
-def list_row(page: Page, name: str) -> Locator:
-    """The catalogue's row for the movie called `name`."""
-    link = page.locator(".file-name").get_by_role("link", name=name, exact=True)
-    return page.locator("#file-list .file-row").filter(has=link)
-
-
-def add_files(page: Page, *paths: Path) -> None:
-    """Choose files with the panel's file picker, as a person would."""
-    page.set_input_files("[data-upload-input]", [str(path) for path in paths])
-
-
-def expect_stage(page: Page, name: str, stage: str, timeout: float = 30_000) -> None:
-    """Wait until the file's row shows `stage`."""
-    expect(upload_row(page, name)).to_have_attribute("data-stage", stage, timeout=timeout)
 
 
 def is_part_put(route: Route) -> bool:
@@ -243,8 +206,7 @@ def test_big_file_is_hashed_while_it_uploads(
     complete = next(body for path, body in calls if path.endswith("/complete"))
     # No part list: the app takes it from the store, so complete stays small.
     assert complete == {"sha256": digest}
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == digest
+    assert stored_digests(e2e_server.app) == [digest]
     expect(list_row(page, source.name)).to_be_visible()
     with db.session_scope(e2e_server.app) as session:
         (stored,) = session.exec(select(StoredFile)).all()
@@ -291,7 +253,7 @@ def test_big_file_that_might_be_a_duplicate_is_hashed_before_any_byte_is_sent(
     creates = [body for path, body in calls if path == "/api/uploads"]
     assert [(c["name"], c.get("sha256")) for c in creates] == [(third.name, third_digest)]
     assert len(puts) == 8
-    digests = {stored_sha256(e2e_server.app, k) for k in store_keys(e2e_server.app)}
+    digests = set(stored_digests(e2e_server.app))
     assert len(digests) == 3 and {other_digest, third_digest} <= digests
     expect(page.locator("#list-summary")).to_contain_text("3 movies")
 
@@ -307,20 +269,7 @@ def test_download_matches_source(page: Page, tmp_path: Path) -> None:
         row.get_by_role("link", name="Download").click()
     download = info.value
     assert download.suggested_filename == source.name
-    assert sha256_of(Path(download.path())) == digest
-
-
-def write_wav(path: Path, seconds: float = 1.0, rate: int = 8000) -> None:
-    """A short valid WAV (PCM, mono, 16 bit) of a rising tone, which Chromium can play."""
-    frames = bytearray()
-    for i in range(int(seconds * rate)):
-        sample = ((i * 37) % 2000) - 1000
-        frames += sample.to_bytes(2, "little", signed=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
+    assert file_sha256(Path(download.path())) == digest
 
 
 def test_movie_page_video_loads_metadata(
@@ -333,13 +282,7 @@ def test_movie_page_video_loads_metadata(
     expect_stage(page, clip.name, "done")
     list_row(page, clip.name).get_by_role("link", name="Play").click()
     expect(page.locator("h1.movie-title")).to_have_text(clip.name)
-    page.wait_for_function(
-        "() => document.querySelector('video.player').readyState >= 1", timeout=15_000
-    )
-    state = page.evaluate(
-        "() => { const v = document.querySelector('video.player');"
-        " return {error: v.error && v.error.code, duration: v.duration}; }"
-    )
+    state = media_loaded(page)
     assert state["error"] is None
     assert abs(state["duration"] - 1.5) < 0.05, state
     screenshot(page, "movie-page")
@@ -440,8 +383,7 @@ def test_interrupted_upload_resumes_with_missing_parts(
     assert len(resumed_sizes) == 2, resumed_sizes
     assert sorted(first_sizes + resumed_sizes) == [1 * MIB, 5 * MIB, 5 * MIB, 5 * MIB]
     expect(list_row(page, source.name)).to_be_visible()
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == digest
+    assert stored_digests(e2e_server.app) == [digest]
 
 
 def test_failed_part_is_retried(
@@ -469,8 +411,7 @@ def test_failed_part_is_retried(
     assert sent[0] in sent[1:], "the broken part was not sent again"
     values = page.evaluate("window.mvWatch.upload")[source.name]
     assert values == sorted(values), f"the upload bar ran backwards: {values}"
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == digest
+    assert stored_digests(e2e_server.app) == [digest]
 
 
 def test_expired_part_url_is_replaced_and_the_upload_finishes(
@@ -501,8 +442,7 @@ def test_expired_part_url_is_replaced_and_the_upload_finishes(
     signing = [body["part_numbers"] for path, body in calls if path.endswith("/parts")]
     # The first batch, then one fresh URL for the refused part alone.
     assert sorted(signing[0]) == [1, 2, 3] and len(signing) == 2 and len(signing[1]) == 1
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == digest
+    assert stored_digests(e2e_server.app) == [digest]
 
 
 def test_files_dropped_anywhere_on_the_page_are_uploaded(
@@ -525,8 +465,7 @@ def test_files_dropped_anywhere_on_the_page_are_uploaded(
     expect(page.locator(".drop-overlay")).to_be_hidden()
     expect_stage(page, "dropped clip.mp4", "done")
     expect(list_row(page, "dropped clip.mp4")).to_be_visible()
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == hashlib.sha256(bytes(dropped["bytes"])).hexdigest()
+    assert stored_digests(e2e_server.app) == [hashlib.sha256(bytes(dropped["bytes"])).hexdigest()]
 
 
 def test_storage_down_shows_error_and_retry_works(
@@ -561,8 +500,7 @@ def test_storage_down_shows_error_and_retry_works(
     retry.click()
     expect_stage(page, source.name, "done")
     expect(list_row(page, source.name)).to_be_visible()
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == digest
+    assert stored_digests(e2e_server.app) == [digest]
 
 
 def test_search_and_sort_without_reload(page: Page, tmp_path: Path) -> None:
@@ -618,8 +556,7 @@ def test_cancel_mid_upload_then_retry(page: Page, e2e_server: LiveServer, tmp_pa
     gate.drop()
     row.get_by_role("button", name=f"Retry uploading {source.name}").click()
     expect_stage(page, source.name, "done")
-    (key,) = store_keys(e2e_server.app)
-    assert stored_sha256(e2e_server.app, key) == digest
+    assert stored_digests(e2e_server.app) == [digest]
 
 
 def test_uploads_work_on_a_plain_http_lan_address(
@@ -631,17 +568,10 @@ def test_uploads_work_on_a_plain_http_lan_address(
     # The bucket's CORS rules name the origin the browser uses (setup-bucket with PUBLIC_URL).
     get_storage(e2e_server.app).setup(public_url=lan, abort_after_days=7)
     make_user(e2e_server.app, "alice")
-    other = browser.browser_type.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP movievault.lan.test 127.0.0.1"],
-    )
+    other = chromium_resolving(browser, "movievault.lan.test")
     try:
         page = other.new_page()
-        page.goto(f"{lan}/login")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{lan}/")
+        sign_in_page(page, lan)
         assert page.evaluate("[isSecureContext, typeof crypto.subtle]") == [False, "undefined"]
         small, big = tmp_path / "lan clip.mp4", tmp_path / "lan movie.mkv"
         digests = {write_random(small, 200_000), write_random(big, 11 * MIB)}
@@ -650,5 +580,4 @@ def test_uploads_work_on_a_plain_http_lan_address(
         expect_stage(page, big.name, "done")
     finally:
         other.close()
-    stored = {stored_sha256(e2e_server.app, key) for key in store_keys(e2e_server.app)}
-    assert stored == digests
+    assert set(stored_digests(e2e_server.app)) == digests

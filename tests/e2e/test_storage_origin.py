@@ -13,31 +13,26 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import MIB, PASSWORD, LiveServer, free_port, make_user, serving
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_library import (
+from tests.e2e.support import (
     add_files,
+    chromium_resolving,
     expect_stage,
+    file_sha256,
     list_row,
-    sha256_of,
-    store_keys,
-    stored_sha256,
+    media_loaded,
+    screenshot,
+    sign_in_page,
+    stored_digests,
     write_random,
     write_wav,
 )
+from tests.support import MIB, LiveServer, make_user, serving
 
 
 @pytest.fixture
 def backend() -> str:
     """STORAGE_ORIGIN is a setting of the local store."""
     return "local"
-
-
-@pytest.fixture
-def storage_port() -> int:
-    """The port of the store's origin."""
-    return free_port()
 
 
 @pytest.fixture
@@ -54,11 +49,8 @@ def test_uploads_and_playback_go_to_the_stores_own_origin(
     small, big, clip = tmp_path / "clip.mp4", tmp_path / "film.mkv", tmp_path / "tone.wav"
     digests = {write_random(small, 200_000), write_random(big, 11 * MIB)}
     write_wav(clip, seconds=1.5)
-    digests.add(sha256_of(clip))
-    other = browser.browser_type.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP media.test 127.0.0.1"],
-    )
+    digests.add(file_sha256(clip))
+    other = chromium_resolving(browser, "media.test")
     seen: list[tuple[str, str]] = []
     errors: list[str] = []
     with serving(e2e_server.app, port=storage_port):
@@ -68,21 +60,13 @@ def test_uploads_and_playback_go_to_the_stores_own_origin(
             page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
             page.on("console", lambda message: errors.append(f"console: {message.text}")
                     if message.type == "error" else None)
-            page.goto(f"{e2e_server.url}/login")
-            page.fill("input[name=username]", "alice")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{e2e_server.url}/")
+            sign_in_page(page, e2e_server.url)
             add_files(page, small, big, clip)
             for path in (small, big, clip):
                 expect_stage(page, path.name, "done")
             list_row(page, clip.name).get_by_role("link", name="Play").click()
             expect(page.locator("h1.movie-title")).to_have_text(clip.name)
-            page.wait_for_function(
-                "() => document.querySelector('video.player').readyState >= 1", timeout=15_000
-            )
-            duration = page.evaluate("() => document.querySelector('video.player').duration")
-            assert abs(duration - 1.5) < 0.05
+            assert abs(media_loaded(page)["duration"] - 1.5) < 0.05
             screenshot(page, "storage-origin-movie-page")
         finally:
             other.close()
@@ -92,6 +76,5 @@ def test_uploads_and_playback_go_to_the_stores_own_origin(
     assert sum(m == "PUT" and u.startswith(f"{media}/storage/parts/") for m, u in seen) == 3
     assert any(m == "GET" and u.startswith(f"{media}/storage/objects/") for m, u in seen), seen
     assert not any(u.startswith(f"{e2e_server.url}/storage/") for _, u in seen), seen
-    stored = {stored_sha256(e2e_server.app, key) for key in store_keys(e2e_server.app)}
-    assert stored == digests
+    assert set(stored_digests(e2e_server.app)) == digests
 
