@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, create_engine, delete
 
 from movievault import library
 from movievault.errors import InvalidInput
-from movievault.models import StoredFile, User
+from movievault.models import StoredFile, User, shown
 
 ALICE, BOB = 1, 2
 #: SQLite's historical limit on bound parameters in one statement.
@@ -118,8 +118,8 @@ def test_check_answers_each_entry_in_order(session: Session) -> None:
         {"fingerprint": digest(50), "size": 999},
         {"sha256": digest(3)},
     ])
-    assert answer == [
-        {"sha256": digest(1), "duplicate": True, "file": library.public(mine)},
+    assert [shown(result) for result in answer] == [
+        {"sha256": digest(1), "duplicate": True, "file": shown(library.public(mine))},
         {"sha256": digest(2), "duplicate": False, "file": None},
         {"fingerprint": digest(50), "size": 1000, "duplicate": False, "file": None,
          "needs_sha256": True},
@@ -139,8 +139,8 @@ def test_a_full_check_is_looked_up_in_batches_sqlite_accepts(
     statements.clear()
     items = [{"sha256": digest(n), "size": 1000} for n in range(library.MAX_CHECK)]
     answer = library.check_duplicates(session=session, owner_id=ALICE, items=items)
-    assert [n for n, result in enumerate(answer) if result["duplicate"]] == sorted(kept)
-    assert all(answer[n]["file"]["sha256"] == digest(n) for n in kept)
+    assert [n for n, result in enumerate(answer) if result.duplicate] == sorted(kept)
+    assert all(answer[n].file is not None and answer[n].file.sha256 == digest(n) for n in kept)
     assert len(statements) == 2, [sql[:80] for sql, _ in statements]
     assert all(count <= SQLITE_MAX_VARIABLES for _, count in statements), statements
 
