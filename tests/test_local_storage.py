@@ -23,10 +23,10 @@ from sqlmodel import select
 
 from movievault import create_app, db
 from movievault.client import ApiClient, sha256_of
-from movievault.errors import InvalidInput, StorageUnavailable
+from movievault.errors import InvalidInput, NoSuchUpload, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import get_storage
-from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
+from movievault.storage.local import LocalStorage, check_key
 from tests.conftest import MIB, LiveServer, make_user, serving
 
 

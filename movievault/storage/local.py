@@ -26,13 +26,12 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -40,10 +39,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
 
 from movievault.errors import (
+    AccessDenied,
     InsufficientStorage,
     InvalidInput,
     MovieVaultError,
-    NotFound,
+    NoSuchKey,
+    NoSuchUpload,
     StorageRejected,
     StorageUnavailable,
 )
@@ -55,9 +56,8 @@ from movievault.storage.base import (
     StoredObject,
     StoredPart,
     present,
+    translate_errors,
 )
-
-T = TypeVar("T")
 
 MARKER = ".movievault-store"
 #: Keys are paths of 1 to 8 segments of letters, digits, "_" and "-": no dots means no
@@ -73,20 +73,6 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FORM_PARTS = 32
 #: Temporary files older than this are leftovers of a crash or a cut connection (`sweep`).
 TMP_MAX_AGE = 24 * 3600
-
-
-class AccessDenied(MovieVaultError):
-    """A storage URL that is tampered with, expired or used for something else."""
-
-    status = 403
-
-
-class NoSuchKey(NotFound):
-    """A signed GET for an object that is not (or no longer) stored."""
-
-
-class NoSuchUpload(NotFound):
-    """A part sent to a multipart upload that was completed, aborted or never existed."""
 
 
 class _ObjectExists(Exception):
@@ -126,23 +112,18 @@ def _check_upload_id(upload_id: str) -> str:
     return upload_id
 
 
-def _disk(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Turn disk failures (full, read-only, vanished) into the 503 the API promises."""
+def _disk_meaning(error: Exception, action: str) -> MovieVaultError | None:
+    """What a disk error means: a full, read-only or vanished disk is the 503 the API promises."""
+    if not isinstance(error, OSError):
+        return None
+    return StorageUnavailable(
+        f"The storage service is unavailable: the local store could not {action} "
+        f"({error.strerror or error}). Check the disk and try again."
+    )
 
-    def decorate(func: Callable[..., T]) -> Callable[..., T]:
-        @wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
-            try:
-                return func(*args, **kwargs)
-            except OSError as error:
-                raise StorageUnavailable(
-                    f"The storage service is unavailable: the local store could not {action} "
-                    f"({error.strerror or error}). Check the disk and try again."
-                ) from error
 
-        return wrapper
-
-    return decorate
+#: Decorates what touches the disk: `@_disk("read an object")`.
+_disk = translate_errors(_disk_meaning)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -602,13 +583,9 @@ class LocalStorage(Storage):
             done.append(f"local store folder {self.root} is ready")
         return done
 
-    def iter_objects(self) -> Iterator[StoredObject]:
-        """Every object, in key order (listed in full first, so disk errors are a 503)."""
-        return iter(self._list_objects())
-
     @_disk("list objects")
-    def _list_objects(self) -> list[StoredObject]:
-        """Walk the root; sidecars, hidden folders and other files are skipped."""
+    def list_objects(self) -> list[StoredObject]:
+        """Walk the root, in key order; sidecars, hidden folders and other files are skipped."""
         self._ready()
         found: list[StoredObject] = []
         for folder, dirs, files in os.walk(self.root):
