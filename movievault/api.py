@@ -8,8 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user, login_required
 
 from movievault import db, library, uploads
+from movievault.backends import get_storage
 from movievault.errors import InvalidInput
-from movievault.storage import get_storage
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

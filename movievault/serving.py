@@ -24,7 +24,8 @@ from waitress.server import create_server as waitress_server
 from waitress.utilities import RequestEntityTooLarge
 
 from movievault.api import MAX_JSON_BYTES
-from movievault.storage import part_size_for, storage_kind
+from movievault.backends import storage_kind
+from movievault.storage import part_size_for
 
 KIB = 1024
 MIB = 1024 * KIB

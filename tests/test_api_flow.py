@@ -11,9 +11,9 @@ import requests
 from sqlmodel import select
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import get_storage
 from tests.conftest import MIB, LiveServer
 
 

@@ -10,9 +10,9 @@ from flask.testing import FlaskCliRunner
 from sqlmodel import select
 
 from movievault import db, uploads, users
+from movievault.backends import get_storage
 from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, User, utcnow
-from movievault.storage import get_storage
 from movievault.uploads import UploadSettings
 from tests.conftest import MIB, make_user
 

@@ -29,9 +29,10 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from movievault import create_app, db
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, User
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.conftest import MIB, PASSWORD, csrf_from, free_port, make_user
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,9 +17,9 @@ from flask import Flask
 from werkzeug.http import parse_options_header
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import get_storage
 from tests.conftest import LiveServer, make_user
 from tests.test_security import csp, sign_in
 

@@ -22,10 +22,10 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlmodel import select
 
 from movievault import create_app, db
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.errors import InvalidInput, NoSuchUpload, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
-from movievault.storage import get_storage
 from movievault.storage.local import LocalStorage, check_key
 from movievault.storage.local_requests import receive_part
 from tests.conftest import MIB, LiveServer, make_user, serving

@@ -19,9 +19,10 @@ from flask.testing import FlaskCliRunner
 from sqlmodel import SQLModel, select
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile, User, utcnow
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.conftest import MIB, AuthActions, LiveServer, make_user
 
 SMALL = 200_000  # one form POST

@@ -27,10 +27,11 @@ from sqlmodel import SQLModel, select
 from waitress.server import create_server
 
 from movievault import create_app, db, uploads
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, StoredFile, utcnow
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
 
 SMALL = 200_000  # one form POST

@@ -25,10 +25,11 @@ from flask import Flask
 from sqlmodel import SQLModel, select
 
 from movievault import db, uploads
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, StoredFile, utcnow
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.conftest import MIB, LiveServer
 
 SMALL = 200_000  # one form POST

@@ -67,8 +67,14 @@ class Storage(ABC):
 
     #: Short name shown in logs and on the page ("s3", "local", ...).
     kind: str = ""
-    #: True when the store forgets everything on restart (the embedded demo S3).
-    ephemeral: bool = False
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Say where the movies are kept, for people ("S3 bucket movies", ...)."""
+
+    def notice(self) -> str | None:
+        """A warning every page shows while it holds (data kept in memory, a missing disk)."""
+        return None
 
     @abstractmethod
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:

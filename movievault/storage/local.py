@@ -3,7 +3,7 @@
 It hands browsers the same kinds of instructions as S3 (a form POST with the file last,
 part PUTs answering an `ETag`, GETs honouring `Range`), but its URLs are paths under
 `/storage/` that this app serves. What those URLs do is in `local_requests.py` (their
-tokens in `tokens.py`, their Flask views in `local_http.py`); this module
+tokens in `tokens.py`, their Flask views in `movievault/storage_http.py`); this module
 keeps the store on disk: its layout, what may be written where, and its clean-up.
 
 Layout under the root (DATA_DIR); keys never start with a dot, so they cannot collide
@@ -136,6 +136,19 @@ class LocalStorage(Storage):
                 "MovieVault store (is its disk mounted?). Restore it, or run "
                 "`movievault setup-bucket` to start an empty one."
             )
+
+    def describe(self) -> str:
+        """Where the movies are: a folder."""
+        return f"files on this disk under {self.root}"
+
+    def notice(self) -> str | None:
+        """Say so while the store's folder is missing (an unmounted or lost disk)."""
+        if self.is_prepared():
+            return None
+        return (
+            f"The local store {self.root} is missing: is its disk mounted? Uploads and "
+            "downloads fail until it is back."
+        )
 
     # --- the Storage interface ------------------------------------------------------------
 

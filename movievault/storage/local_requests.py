@@ -1,8 +1,8 @@
 """What the local store's URLs do, as S3 would: the request handling, without Flask.
 
 Each call checks the URL's token (`tokens.py`) against what the request asks for, then
-lets the store (`local.py`) write or open the bytes. The views in `local_http.py` only
-read the request and send back what these return.
+lets the store (`local.py`) write or open the bytes. The views in
+`movievault/storage_http.py` only read the request and send back what these return.
 """
 
 from __future__ import annotations

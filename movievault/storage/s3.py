@@ -172,6 +172,10 @@ class S3Storage(Storage):
         # (key, upload id) -> the part URLs' address and query, as botocore resolved them.
         self._part_addresses: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
 
+    def describe(self) -> str:
+        """Where the movies are: the bucket."""
+        return f"S3 bucket {self.bucket}"
+
     @_translate("prepare a form upload")
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
         """Presign a POST whose policy pins the key, the exact size and the content type."""

@@ -18,8 +18,8 @@ from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import select
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import get_storage
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import MIB, PASSWORD, LiveServer, make_user
 from tests.e2e.conftest import screenshot

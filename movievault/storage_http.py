@@ -2,7 +2,7 @@
 
 Like presigned S3 URLs they need no session cookie (and set none) and are exempt from
 CSRF: the signature in each URL is the credential. These views only read the request and
-write the response; what the URLs do is `local_requests.py`.
+write the response; what the URLs do is `movievault.storage.local_requests`.
 
 With STORAGE_ORIGIN they are reached on another host name or port (a reverse proxy maps
 it to this app): that host serves nothing but them, and they answer CORS for PUBLIC_URL,
@@ -17,9 +17,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import NotFound
 from werkzeug.wsgi import wrap_file
 
+from movievault.backends import get_storage, storage_settings
 from movievault.errors import InvalidInput
 from movievault.security import csrf
-from movievault.storage import get_storage, local_requests, storage_kind
+from movievault.storage import local_requests
 from movievault.storage.disk import CHUNK
 from movievault.storage.local import LocalStorage
 
@@ -36,7 +37,7 @@ def _store() -> LocalStorage:
 @bp.before_request
 def _only_for_the_local_store() -> None:
     """These URLs exist only when the app keeps objects on its own disk."""
-    if storage_kind(current_app.config) != "local":
+    if storage_settings(current_app).kind != "local":
         raise NotFound()
 
 
@@ -58,7 +59,7 @@ def _host_of(origin: str) -> str:
 
 def _only_the_store_on_its_origin() -> None:
     """On STORAGE_ORIGIN's host, serve the store's URLs and nothing else (404)."""
-    origin = current_app.config["STORAGE_ORIGIN"]
+    origin = storage_settings(current_app).storage_origin
     if origin and request.blueprint != bp.name and request.host.lower() == _host_of(origin):
         raise NotFound()
 
@@ -69,7 +70,7 @@ def _cors(response: Response) -> Response:
     response.vary.add("Origin")
     response.headers.update(local_requests.cors_headers(
         origin=request.headers.get("Origin"),
-        allowed=_origin_of(current_app.config["PUBLIC_URL"]),
+        allowed=_origin_of(storage_settings(current_app).public_url),
         preflight=request.method == "OPTIONS",
     ))
     return response
