@@ -144,12 +144,13 @@ def main() -> None:
     """Build the app from MOVIEVAULT_* like the CLI does and serve it with the same options."""
     from movievault import create_app
     from movievault.backends import get_storage
+    from movievault.config import settings
     from movievault.serving import serve, serve_options
 
     app = create_app()
     get_storage(app)  # as `movievault serve` does: start the store before the first request
     app.wsgi_app = CountingMiddleware(app)  # type: ignore[method-assign]
-    serve(app, serve_options(app.config))
+    serve(app, serve_options(settings(app)))
 
 
 if __name__ == "__main__":

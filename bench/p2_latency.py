@@ -45,7 +45,7 @@ SCALE = {"parts100": 0.2}
 CLIENTS = (1, 8, 32)
 OBJECT_SIZE = 1024  # form uploads completed by the benchmark hold this many bytes
 #: Part URLs per request: a few (one per part in flight), or 100, as the page asks them
-#: (static/js/uploader.js asks for the next 100 parts at once).
+#: (static/js/part-urls.js asks for the next 100 parts at once).
 PARTS_PER_REQUEST = {"parts": 4, "parts100": 100}
 EXPECTED = {"check": 200, "create": 201, "parts": 200, "parts100": 200, "complete": 201}
 LABELS = {"parts": "parts (4 URLs)", "parts100": "parts (100 URLs)"}

@@ -30,7 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         cli,
         config,
         db,
-        errors,
+        handlers,
         pages,
         security,
         storage_http,
@@ -44,7 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         for noisy in ("botocore", "boto3", "werkzeug"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     db.init_app(app)
-    errors.init_app(app)
+    handlers.init_app(app)
     security.init_app(app)
     auth.init_app(app)
     templating.init_app(app)

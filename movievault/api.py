@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user, login_required
 
 from movievault import db, library, uploads
 from movievault.backends import get_storage
+from movievault.config import settings
 from movievault.errors import InvalidInput
+from movievault.models import StoredPartPublic, shown
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -35,18 +37,9 @@ def _json_body() -> Any:
     return data
 
 
-def settings() -> uploads.UploadSettings:
-    """Read the upload protocol's settings from the app config."""
-    config = current_app.config
-    return uploads.UploadSettings(
-        url_expires=config["URL_EXPIRES"],
-        upload_ttl=config["UPLOAD_TTL"],
-        multipart_threshold=config["MULTIPART_THRESHOLD"],
-        part_size=config["PART_SIZE"],
-        max_file_size=config["MAX_FILE_SIZE"],
-        form_upload_ttl=config["FORM_UPLOAD_TTL"],
-        max_pending_uploads=config["MAX_PENDING_UPLOADS"],
-    )
+def _upload_settings() -> uploads.UploadSettings:
+    """The upload protocol's settings."""
+    return settings().uploads
 
 
 def _owner() -> int:
@@ -72,7 +65,7 @@ def check_files() -> Response:
     results = library.check_duplicates(
         session=db.session(), owner_id=_owner(), items=data.get("files")
     )
-    return jsonify(results=results)
+    return jsonify(results=[shown(result) for result in results])
 
 
 @bp.post("/uploads")
@@ -81,15 +74,15 @@ def create_upload() -> tuple[Response, int]:
     """Start an upload, resume the pending one, or report a duplicate."""
     storage = get_storage()
     result = uploads.start_upload(
-        session=db.session(), storage=storage, settings=settings(), owner_id=_owner(),
+        session=db.session(), storage=storage, settings=_upload_settings(), owner_id=_owner(),
         data=_json_body(),
     )
     if result.status == "duplicate":
         assert result.file is not None
-        return jsonify(duplicate=True, file=library.public(result.file)), 200
+        return jsonify(duplicate=True, file=shown(library.public(result.file))), 200
     assert result.upload is not None
-    body = uploads.describe(result.upload, storage=storage, settings=settings())
-    return jsonify(upload=body), 201 if result.status == "created" else 200
+    body = uploads.describe(result.upload, storage=storage, settings=_upload_settings())
+    return jsonify(upload=shown(body)), 201 if result.status == "created" else 200
 
 
 @bp.get("/uploads/<upload_id>")
@@ -100,9 +93,10 @@ def get_upload(upload_id: str) -> Response:
     upload = uploads.get_owned_upload(session=db.session(), owner_id=_owner(), upload_id=upload_id)
     parts = uploads.uploaded_parts(storage=storage, upload=upload)
     return jsonify(
-        upload=uploads.describe(upload, storage=storage, settings=settings()),
+        upload=shown(uploads.describe(upload, storage=storage, settings=_upload_settings())),
         uploaded_parts=[
-            {"part_number": p.part_number, "etag": p.etag, "size": p.size} for p in parts
+            shown(StoredPartPublic(part_number=p.part_number, etag=p.etag, size=p.size))
+            for p in parts
         ],
     )
 
@@ -112,10 +106,10 @@ def get_upload(upload_id: str) -> Response:
 def sign_parts(upload_id: str) -> Response:
     """Sign PUT URLs for up to 100 parts."""
     parts = uploads.part_urls(
-        session=db.session(), storage=get_storage(), settings=settings(), owner_id=_owner(),
+        session=db.session(), storage=get_storage(), settings=_upload_settings(), owner_id=_owner(),
         upload_id=upload_id, data=_json_body(),
     )
-    return jsonify(parts=parts)
+    return jsonify(parts=[shown(part) for part in parts])
 
 
 @bp.post("/uploads/<upload_id>/complete")
@@ -127,8 +121,8 @@ def complete_upload(upload_id: str) -> tuple[Response, int]:
         data=_json_body(),
     )
     if result.duplicate:
-        return jsonify(duplicate=True, file=library.public(result.file)), 200
-    return jsonify(file=library.public(result.file)), 201
+        return jsonify(duplicate=True, file=shown(library.public(result.file))), 200
+    return jsonify(file=shown(library.public(result.file))), 201
 
 
 @bp.delete("/uploads/<upload_id>")
@@ -151,15 +145,9 @@ def list_files() -> Response:
         query=request.args.get("q", ""),
         sort=request.args.get("sort", ""),
         page=_int_arg("page", 1),
-        page_size=current_app.config["PAGE_SIZE"],
+        page_size=settings().page_size,
     )
-    return jsonify(
-        files=[library.public(f) for f in page.files],
-        total=page.total,
-        total_size=page.total_size,
-        page=page.page,
-        pages=page.pages,
-    )
+    return jsonify(shown(library.public_page(page)))
 
 
 @bp.get("/files/<int:file_id>")
@@ -167,7 +155,7 @@ def list_files() -> Response:
 def get_file(file_id: int) -> Response:
     """Show one file."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
-    return jsonify(file=library.public(stored))
+    return jsonify(file=shown(library.public(stored)))
 
 
 @bp.patch("/files/<int:file_id>")
@@ -180,7 +168,7 @@ def rename_file(file_id: int) -> Response:
     stored = library.rename_file(
         session=db.session(), owner_id=_owner(), file_id=file_id, name=data.get("name")
     )
-    return jsonify(file=library.public(stored))
+    return jsonify(file=shown(library.public(stored)))
 
 
 @bp.delete("/files/<int:file_id>")

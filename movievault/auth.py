@@ -25,13 +25,8 @@ from flask_login import (
 )
 
 from movievault import db, quotas, throttle, users
-from movievault.errors import (
-    CatalogueUnavailable,
-    InvalidInput,
-    TooManyAttempts,
-    json_error,
-    wants_json,
-)
+from movievault.errors import CatalogueUnavailable, InvalidInput, TooManyAttempts
+from movievault.handlers import json_error, wants_json
 from movievault.models import User
 
 bp = Blueprint("auth", __name__)

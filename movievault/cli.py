@@ -11,7 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from movievault import db, migrate, migrations, quotas, uploads, users
 from movievault.backends import build_storage, get_storage
-from movievault.config import ConfigError
+from movievault.config import ConfigError, settings
 from movievault.errors import InvalidInput, MovieVaultError
 from movievault.units import human_size
 
@@ -147,10 +147,10 @@ def db_upgrade_command() -> None:
 @with_appcontext
 def setup_bucket_command() -> None:
     """Create the bucket if missing; apply CORS and the multipart clean-up rule."""
-    config = current_app.config
+    config = settings()
     try:
         done = get_storage().setup(
-            public_url=config["PUBLIC_URL"], abort_after_days=config["ABORT_MULTIPART_DAYS"]
+            public_url=config.public_url, abort_after_days=config.abort_multipart_days
         )
     except MovieVaultError as error:
         raise click.ClickException(error.message) from error
@@ -173,7 +173,7 @@ def gc_command() -> None:
     )
     # The store's own leftovers (the local twin of the bucket's lifecycle rule).
     try:
-        swept = storage.sweep(abort_after_days=current_app.config["ABORT_MULTIPART_DAYS"])
+        swept = storage.sweep(abort_after_days=settings().abort_multipart_days)
     except MovieVaultError as error:
         failures.append(f"the store's leftovers: {error.message}")
         swept = []
@@ -195,7 +195,7 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     from movievault.serving import serve, serve_options
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    config = app.config
+    config = settings(app)
     options = serve_options(config, host=host, port=port, threads=threads)
     storage = get_storage(app)  # start the embedded store now, not on the first request
     click.echo(f"MovieVault keeps movies in {storage.describe()}.")
@@ -223,8 +223,8 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
 def migrate_storage_command(target_kind: str) -> None:
     """Copy every movie from the local disk to the configured bucket (run again to resume)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    config = app.config
-    if not (config["S3_BUCKET"] or config["S3_ENDPOINT_URL"]):
+    config = settings(app)
+    if not (config.s3_bucket or config.s3_endpoint_url):
         raise click.ClickException(
             "Set MOVIEVAULT_S3_BUCKET (and MOVIEVAULT_S3_ENDPOINT_URL for MinIO, B2, R2...) "
             "to the bucket to copy to, with its credentials, then run this again."
@@ -232,9 +232,9 @@ def migrate_storage_command(target_kind: str) -> None:
     try:
         source = build_storage(app, "local")
         target = build_storage(app, target_kind)
-        click.echo(f"Copying from {config['DATA_DIR']} to S3 bucket {config['S3_BUCKET']}.")
+        click.echo(f"Copying from {config.data_dir} to S3 bucket {config.s3_bucket}.")
         for line in target.setup(
-            public_url=config["PUBLIC_URL"], abort_after_days=config["ABORT_MULTIPART_DAYS"]
+            public_url=config.public_url, abort_after_days=config.abort_multipart_days
         ):
             click.echo(line)
         with db.session_scope(app) as session:
@@ -260,7 +260,7 @@ def migrate_storage_command(target_kind: str) -> None:
     click.echo(
         "Every file is in the bucket. Now set MOVIEVAULT_STORAGE=s3 (keeping the "
         "MOVIEVAULT_S3_* settings) and restart MovieVault. The files under "
-        f"{config['DATA_DIR']} are no longer used: remove them once you have checked the library."
+        f"{config.data_dir} are no longer used: remove them once you have checked the library."
     )
 
 

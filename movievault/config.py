@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy.engine import make_url
+
+from movievault.settings import Settings
+from movievault.storage import storage_kind
 
 log = logging.getLogger(__name__)
 
@@ -265,3 +268,11 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     config["REMEMBER_COOKIE_SECURE"] = bool(config.get("REMEMBER_COOKIE_SECURE")) or secure
     # CSRF tokens live as long as the session; a library page may stay open for hours.
     config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.extensions["movievault.settings"] = Settings.from_config(
+        config, storage=storage_kind(config)
+    )
+
+
+def settings(app: Flask | None = None) -> Settings:
+    """The settings of `app` (by default the current one), parsed once at start-up."""
+    return (app or current_app).extensions["movievault.settings"]

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from movievault import migrations
+from movievault.config import settings
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -70,7 +71,7 @@ def create_schema(eng: Engine) -> None:
 
 def init_app(app: Flask) -> None:
     """Create the engine and the tables, and close sessions after each request."""
-    eng = make_engine(app.config["DATABASE_URL"])
+    eng = make_engine(settings(app).database_url)
     if not app.config.get("SKIP_MIGRATIONS"):
         create_schema(eng)
     app.extensions["movievault.engine"] = eng

@@ -11,7 +11,13 @@ from sqlmodel import Session, col, func, or_, select
 
 from movievault import validation
 from movievault.errors import InvalidInput, NotFound
-from movievault.models import FilePublic, StoredFile, isoformat
+from movievault.models import (
+    DuplicateCheckPublic,
+    FilePagePublic,
+    FilePublic,
+    StoredFile,
+    isoformat,
+)
 from movievault.storage import Storage
 
 SORTS: dict[str, ColumnElement[Any]] = {
@@ -39,7 +45,7 @@ class Page:
     sort: str
 
 
-def public(stored: StoredFile) -> dict[str, Any]:
+def public(stored: StoredFile) -> FilePublic:
     """Return a file as the API shows it."""
     assert stored.id is not None
     return FilePublic(
@@ -49,7 +55,15 @@ def public(stored: StoredFile) -> dict[str, Any]:
         sha256=stored.sha256,
         content_type=stored.content_type,
         created_at=isoformat(stored.created_at),
-    ).model_dump()
+    )
+
+
+def public_page(page: Page) -> FilePagePublic:
+    """Return a page of files as the API shows it."""
+    return FilePagePublic(
+        files=[public(stored) for stored in page.files],
+        total=page.total, total_size=page.total_size, page=page.page, pages=page.pages,
+    )
 
 
 def get_owned_file(*, session: Session, owner_id: int, file_id: int) -> StoredFile:
@@ -84,7 +98,9 @@ def could_be_duplicate(
     return session.exec(query.limit(1)).first() is not None
 
 
-def check_duplicates(*, session: Session, owner_id: int, items: Any) -> list[dict[str, Any]]:
+def check_duplicates(
+    *, session: Session, owner_id: int, items: Any
+) -> list[DuplicateCheckPublic]:
     """Answer each entry: `{"sha256", "size"}` is it a duplicate; `{"fingerprint", "size"}`
     must the client hash the whole file first (`needs_sha256`) or may it hash while uploading."""
     if not isinstance(items, list):
@@ -104,25 +120,23 @@ def check_duplicates(*, session: Session, owner_id: int, items: Any) -> list[dic
             )
         ):
             found[stored.sha256] = stored
-    results: list[dict[str, Any]] = []
+    results: list[DuplicateCheckPublic] = []
     for entry in entries:
         if entry.get("fingerprint") is None:
             sha = validation.sha256_hex(entry.get("sha256"))
             match = found.get(sha)
-            results.append(
-                {"sha256": sha, "duplicate": match is not None,
-                 "file": public(match) if match else None}
-            )
+            results.append(DuplicateCheckPublic(
+                sha256=sha, duplicate=match is not None, file=public(match) if match else None,
+            ))
             continue
         fingerprint = validation.optional_digest(entry["fingerprint"], "fingerprint")
         size = validation.file_size(entry.get("size"), maximum=2**63 - 1)
         needs = could_be_duplicate(
             session=session, owner_id=owner_id, size=size, fingerprint=fingerprint
         )
-        results.append(
-            {"fingerprint": fingerprint, "size": size, "duplicate": False, "file": None,
-             "needs_sha256": needs}
-        )
+        results.append(DuplicateCheckPublic(
+            fingerprint=fingerprint, size=size, duplicate=False, file=None, needs_sha256=needs,
+        ))
     return results
 
 

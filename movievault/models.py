@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
@@ -73,11 +74,80 @@ class StoredFile(FileBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+# --- what the API shows: every JSON shape it answers with, declared side by side ---------
+
+
+def shown(model: SQLModel) -> dict[str, Any]:
+    """A shape as JSON: the fields that were set, so each variant shows only its own (a
+    form upload has `post` and no `part_size`; a check by hash has no `needs_sha256`)."""
+    return model.model_dump(exclude_unset=True)
+
+
 class FilePublic(FileBase):
     """A file as the API shows it."""
 
     id: int
     created_at: str
+
+
+class FilePagePublic(SQLModel):
+    """One page of the user's files, with the totals of everything that matched."""
+
+    files: list[FilePublic]
+    total: int
+    total_size: int
+    page: int
+    pages: int
+
+
+class PostFormPublic(SQLModel):
+    """A form upload: POST `fields`, then the file (last), to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
+class UploadPublic(SQLModel):
+    """A pending upload: `post` for a form upload, `part_size`/`part_count` for multipart."""
+
+    id: str
+    method: str  # "post" or "multipart"
+    name: str
+    size: int
+    sha256: str | None
+    fingerprint: str | None
+    content_type: str
+    created_at: str
+    expires_at: str
+    post: PostFormPublic | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+
+
+class PartUrlPublic(SQLModel):
+    """Where to PUT one part of a multipart upload."""
+
+    part_number: int
+    url: str
+
+
+class StoredPartPublic(SQLModel):
+    """A part the store already holds (to resume a multipart upload)."""
+
+    part_number: int
+    etag: str
+    size: int
+
+
+class DuplicateCheckPublic(SQLModel):
+    """One answer of the duplicate check: by hash, or by fingerprint (hash while uploading)."""
+
+    sha256: str | None = None
+    fingerprint: str | None = None
+    size: int | None = None
+    duplicate: bool
+    file: FilePublic | None
+    needs_sha256: bool | None = None
 
 
 class PendingUpload(SQLModel, table=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -17,6 +16,7 @@ from flask_login import current_user, login_required
 
 from movievault import db, library
 from movievault.backends import get_storage
+from movievault.config import settings
 from movievault.errors import InvalidInput
 
 bp = Blueprint("pages", __name__)
@@ -44,7 +44,7 @@ def _current_page() -> library.Page:
         query=request.values.get("q", ""),
         sort=request.values.get("sort", ""),
         page=number,
-        page_size=current_app.config["PAGE_SIZE"],
+        page_size=settings().page_size,
     )
 
 
@@ -130,7 +130,7 @@ def _signed_redirect(file_id: int, *, inline: bool) -> Response:
         filename=stored.name,
         content_type=stored.content_type,
         inline=inline,
-        expires=current_app.config["URL_EXPIRES"],
+        expires=settings().url_expires,
     )
     response = redirect(url, code=302)
     # The URL is a bearer credential until it expires: keep it out of shared caches.

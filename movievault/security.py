@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movievault.backends import get_storage
+from movievault.config import settings
 from movievault.storage import OBJECT_POLICY
 
 csrf = CSRFProtect()
@@ -55,7 +56,7 @@ def _static_sources() -> list[str]:
     cannot write into the policy.
     """
     path = f"{current_app.static_url_path}/"
-    sources = [current_app.config["PUBLIC_URL"] + path]
+    sources = [settings().public_url + path]
     here = request.root_url.rstrip("/") + path
     if here.lower() != sources[0].lower() and _PLAIN_URL.fullmatch(here):
         sources.append(here)
@@ -96,8 +97,8 @@ def _set_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Trust the configured proxies, enable CSRF and add the headers."""
-    if app.config["PROXY_COUNT"]:
-        count = app.config["PROXY_COUNT"]
+    if settings(app).proxy_count:
+        count = settings(app).proxy_count
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_prefix=count
         )

@@ -11,7 +11,6 @@ measured is what is deployed.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,7 +23,7 @@ from waitress.server import create_server as waitress_server
 from waitress.utilities import RequestEntityTooLarge
 
 from movievault.api import MAX_JSON_BYTES
-from movievault.backends import storage_kind
+from movievault.settings import Settings
 from movievault.storage import part_size_for
 
 KIB = 1024
@@ -60,14 +59,14 @@ class BodyLimits:
         return self.default
 
 
-def body_limits(config: Mapping[str, Any]) -> BodyLimits:
+def body_limits(config: Settings) -> BodyLimits:
     """Limits for these settings: a form upload carries up to MULTIPART_THRESHOLD bytes, a
     part up to the part size of the largest allowed file, each with fields or framing."""
-    if storage_kind(config) != "local":
+    if config.storage != "local":
         # With S3 the bytes go to the bucket: the app has no upload route at all.
         return BodyLimits(default=SMALL_BODY_BYTES, upload=SMALL_BODY_BYTES)
     largest = max(
-        config["MULTIPART_THRESHOLD"], part_size_for(config["MAX_FILE_SIZE"], config["PART_SIZE"])
+        config.multipart_threshold, part_size_for(config.max_file_size, config.part_size)
     )
     return BodyLimits(default=SMALL_BODY_BYTES, upload=largest + MIB)
 
@@ -81,7 +80,7 @@ class ServeOptions:
 
 
 def serve_options(
-    config: Mapping[str, Any],
+    config: Settings,
     *,
     host: str | None = None,
     port: int | None = None,
@@ -92,9 +91,9 @@ def serve_options(
     limits = body_limits(config)
     return ServeOptions(
         adjustments={
-            "host": host or config["HOST"],
-            "port": port or config["PORT"],
-            "threads": threads or config["THREADS"],
+            "host": host or config.host,
+            "port": port or config.port,
+            "threads": threads or config.threads,
             "ident": "MovieVault",
             "channel_timeout": channel_timeout,
             # Idle connections are looked for this often, so they go within 1.25 timeouts.
@@ -110,7 +109,7 @@ def serve_options(
             "recv_bytes": 256 * KIB,
             # waitress drops X-Forwarded-* unless told to trust a proxy; the app's ProxyFix
             # trusts exactly PROXY_COUNT of them, so leave the headers to it.
-            "clear_untrusted_proxy_headers": not config["PROXY_COUNT"],
+            "clear_untrusted_proxy_headers": not config.proxy_count,
         },
         limits=limits,
     )

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import NotFound
 from werkzeug.wsgi import wrap_file
 
-from movievault.backends import get_storage, storage_settings
+from movievault.backends import get_storage
+from movievault.config import settings
 from movievault.errors import InvalidInput
 from movievault.security import csrf
 from movievault.storage import local_requests
@@ -37,7 +38,7 @@ def _store() -> LocalStorage:
 @bp.before_request
 def _only_for_the_local_store() -> None:
     """These URLs exist only when the app keeps objects on its own disk."""
-    if storage_settings(current_app).kind != "local":
+    if settings().storage != "local":
         raise NotFound()
 
 
@@ -59,7 +60,7 @@ def _host_of(origin: str) -> str:
 
 def _only_the_store_on_its_origin() -> None:
     """On STORAGE_ORIGIN's host, serve the store's URLs and nothing else (404)."""
-    origin = storage_settings(current_app).storage_origin
+    origin = settings().storage_origin
     if origin and request.blueprint != bp.name and request.host.lower() == _host_of(origin):
         raise NotFound()
 
@@ -70,7 +71,7 @@ def _cors(response: Response) -> Response:
     response.vary.add("Origin")
     response.headers.update(local_requests.cors_headers(
         origin=request.headers.get("Origin"),
-        allowed=_origin_of(storage_settings(current_app).public_url),
+        allowed=_origin_of(settings().public_url),
         preflight=request.method == "OPTIONS",
     ))
     return response

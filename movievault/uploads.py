@@ -29,7 +29,15 @@ from movievault.errors import (
     UploadMismatch,
 )
 from movievault.locking import begin_write
-from movievault.models import PendingUpload, StoredFile, isoformat, utcnow
+from movievault.models import (
+    PartUrlPublic,
+    PendingUpload,
+    PostFormPublic,
+    StoredFile,
+    UploadPublic,
+    isoformat,
+    utcnow,
+)
 from movievault.storage import Storage, StoredPart, part_size_for
 
 MAX_PART_URLS = 100
@@ -45,17 +53,17 @@ COMPLETION_WAIT_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class UploadSettings:
-    """The knobs of the protocol, read from the app's configuration by the view layer."""
+    """The knobs of the protocol (`Settings.uploads` makes them from the app's settings)."""
 
-    url_expires: int = 3600
-    upload_ttl: int = 3 * 24 * 3600
-    multipart_threshold: int = 100 * 1024 * 1024
-    part_size: int = 16 * 1024 * 1024
-    max_file_size: int = 100 * 1024**3
+    url_expires: int
+    upload_ttl: int
+    multipart_threshold: int
+    part_size: int
+    max_file_size: int
     #: A form upload is sent whole or not at all, so there is nothing to resume for days:
     #: its row (and any object a client sent without completing) goes much sooner.
-    form_upload_ttl: int = 6 * 3600
-    max_pending_uploads: int = 100
+    form_upload_ttl: int
+    max_pending_uploads: int
 
     def ttl(self, method: str) -> int:
         """Seconds an unfinished upload of this kind (form or multipart) is kept."""
@@ -95,19 +103,19 @@ def expected_part_size(upload: PendingUpload, part_number: int) -> int:
 
 def describe(
     upload: PendingUpload, *, storage: Storage, settings: UploadSettings
-) -> dict[str, Any]:
+) -> UploadPublic:
     """Return the upload as the API shows it, with fresh form fields for POST uploads."""
-    body: dict[str, Any] = {
-        "id": upload.id,
-        "method": upload.method,
-        "name": upload.name,
-        "size": upload.size,
-        "sha256": upload.sha256,
-        "fingerprint": upload.fingerprint,
-        "content_type": upload.content_type,
-        "created_at": isoformat(upload.created_at),
-        "expires_at": isoformat(upload.expires_at),
-    }
+    shown = UploadPublic(
+        id=upload.id,
+        method=upload.method,
+        name=upload.name,
+        size=upload.size,
+        sha256=upload.sha256,
+        fingerprint=upload.fingerprint,
+        content_type=upload.content_type,
+        created_at=isoformat(upload.created_at),
+        expires_at=isoformat(upload.expires_at),
+    )
     if upload.method == "post":
         form = storage.post_form(
             key=upload.key,
@@ -115,11 +123,11 @@ def describe(
             content_type=upload.content_type,
             expires=settings.url_expires,
         )
-        body["post"] = {"url": form.url, "fields": form.fields}
+        shown.post = PostFormPublic(url=form.url, fields=form.fields)
     else:
-        body["part_size"] = upload.part_size
-        body["part_count"] = part_count(upload)
-    return body
+        shown.part_size = upload.part_size
+        shown.part_count = part_count(upload)
+    return shown
 
 
 def get_owned_upload(*, session: Session, owner_id: int, upload_id: str) -> PendingUpload:
@@ -164,10 +172,38 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
     return True
 
 
+#: How often create starts over when the upload it lost a race to vanished meanwhile.
+CREATE_ATTEMPTS = 3
+
+
+class _RaceLost(Exception):
+    """Another create of this content won the insert, then was cancelled: start over."""
+
+
 def start_upload(
     *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
 ) -> StartResult:
     """Plan an upload, or resume the pending one for this content, or report a duplicate.
+
+    A create that loses the insert to another create of the same content resumes that
+    one; if that one is cancelled in between, it starts over (a few times) rather than
+    failing a request that did nothing wrong.
+    """
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            return _start_upload_once(
+                session=session, storage=storage, settings=settings, owner_id=owner_id,
+                data=data,
+            )
+        except _RaceLost:
+            continue
+    raise Conflict("Another upload of this file keeps changing; try again.")
+
+
+def _start_upload_once(
+    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
+) -> StartResult:
+    """One attempt of `start_upload`.
 
     With a `sha256` the client has hashed the whole file. With only a `fingerprint` it
     wants to hash while uploading; that is allowed only when no file of the owner's could
@@ -273,7 +309,7 @@ def start_upload(
                 return StartResult(status="duplicate", file=existing)
         winner = _find_pending(session=session, owner_id=owner_id, **found)
         if winner is None:
-            raise Conflict("Another upload of this file just changed; try again.") from None
+            raise _RaceLost() from None
         return StartResult(status="resumed", upload=winner)
     return StartResult(status="created", upload=upload)
 
@@ -286,7 +322,7 @@ def part_urls(
     owner_id: int,
     upload_id: str,
     data: Any,
-) -> list[dict[str, Any]]:
+) -> list[PartUrlPublic]:
     """Sign PUT URLs for the requested parts of a multipart upload."""
     upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
     if upload.method != "multipart":
@@ -300,20 +336,19 @@ def part_urls(
     storage.ping()  # signing is offline; say now if the parts could not be sent anyway
     if not _extend(upload, session=session, settings=settings):
         raise NotFound("No such upload. It may have finished, been cancelled or expired.")
-    urls = [
-        {
-            "part_number": number,
-            "url": storage.part_url(
+    return [
+        PartUrlPublic(
+            part_number=number,
+            url=storage.part_url(
                 key=upload.key,
                 upload_id=upload.multipart_id,
                 part_number=number,
                 size=expected_part_size(upload, number),
                 expires=settings.url_expires,
             ),
-        }
+        )
         for number in dict.fromkeys(checked)
     ]
-    return urls
 
 
 def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPart]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,9 +12,9 @@ from sqlmodel import select
 
 from movievault import db, uploads, users
 from movievault.backends import get_storage
+from movievault.config import settings
 from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, User, utcnow
-from movievault.uploads import UploadSettings
 from tests.conftest import MIB, make_user
 
 
@@ -47,10 +48,12 @@ def test_gc_discards_only_expired_uploads(app: Flask, runner: FlaskCliRunner) ->
     owner = make_user(app, "frank")
     storage = get_storage(app)
     with db.session_scope(app) as session:
-        settings = UploadSettings(multipart_threshold=5 * MIB, part_size=5 * MIB)
+        upload_settings = replace(
+            settings(app).uploads, multipart_threshold=5 * MIB, part_size=5 * MIB
+        )
         started = [
             uploads.start_upload(
-                session=session, storage=storage, settings=settings, owner_id=owner,
+                session=session, storage=storage, settings=upload_settings, owner_id=owner,
                 data={"name": f"{n}.mkv", "size": 11 * MIB, "sha256": f"{n:064x}"},
             ).upload
             for n in (1, 2)

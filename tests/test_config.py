@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from movievault import create_app
-from movievault.backends import storage_kind
 from movievault.cli import cli
 from movievault.config import ConfigError
+from movievault.storage import storage_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,6 +15,7 @@ from movievault.models import StoredFile
 from movievault.templating import page_window
 from tests.conftest import AuthActions, make_user
 from tests.legacy import make_catalogue_0_1_0
+from tests.overrides import override_settings
 
 
 @pytest.mark.parametrize(
@@ -36,7 +37,7 @@ def test_many_pages_render_a_bounded_pagination(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
     owner = make_user(app, "alice")
-    app.config["PAGE_SIZE"] = 1
+    override_settings(app, page_size=1)
     with db.session_scope(app) as session:
         for n in range(1, 41):
             session.add(StoredFile(owner_id=owner, name=f"film {n:02}.mp4", size=n,

@@ -29,6 +29,7 @@ from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage.local import LocalStorage, check_key
 from movievault.storage.local_requests import receive_part
 from tests.conftest import MIB, LiveServer, make_user, serving
+from tests.overrides import override_settings
 
 
 @pytest.fixture
@@ -391,7 +392,7 @@ def test_get_honours_ranges_like_s3(alice: ApiClient) -> None:
 def test_expired_urls_are_403(alice: ApiClient, live_server: LiveServer) -> None:
     data = os.urandom(2000)
     file = alice.upload(name="a.mp4", data=data)["file"]
-    live_server.app.config["URL_EXPIRES"] = 1
+    override_settings(live_server.app, url_expires=1)
     url = stream_url(alice, file["id"])
     form = alice.create(name="b.mp4", data=os.urandom(3000)).json()["upload"]
     time.sleep(2.1)

@@ -20,6 +20,7 @@ from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile
 from tests.conftest import MIB, LiveServer, make_user, serving
+from tests.overrides import override_settings
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def bucket(app: Flask, s3_endpoint: str) -> str:
     the S3 settings and not yet switched.
     """
     name = f"mv-{uuid.uuid4().hex[:12]}"
-    app.config.update(S3_ENDPOINT_URL=s3_endpoint, S3_BUCKET=name, STORAGE="local")
+    override_settings(app, s3_endpoint_url=s3_endpoint, s3_bucket=name, storage="local")
     return name
 
 

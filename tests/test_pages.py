@@ -8,6 +8,7 @@ from flask.testing import FlaskClient
 from movievault import db
 from movievault.models import StoredFile
 from tests.conftest import AuthActions, make_user
+from tests.overrides import override_settings
 
 
 def add_file(app: Flask, owner: int, name: str, size: int = 1000, n: int = 1) -> int:
@@ -54,7 +55,7 @@ def test_search_without_results_and_empty_state(
 
 def test_pagination_links(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
     owner = make_user(app, "alice")
-    app.config["PAGE_SIZE"] = 2
+    override_settings(app, page_size=2)
     for n in range(1, 6):
         add_file(app, owner, f"film {n}.mp4", n=n)
     auth.login()

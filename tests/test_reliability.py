@@ -33,6 +33,7 @@ from movievault.errors import StorageRejected
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage
 from tests.conftest import MIB, LiveServer, free_port, make_user, stop_waitress
+from tests.overrides import override_settings
 
 SMALL = 200_000  # one form POST
 BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
@@ -647,7 +648,7 @@ def _query(url: str) -> dict[str, list[str]]:
 def test_expired_part_urls_are_replaced_by_fresh_ones(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
-    live_server.app.config["URL_EXPIRES"] = 2
+    override_settings(live_server.app, url_expires=2)
     storage = get_storage(live_server.app)
     data = os.urandom(BIG)
     upload = alice.create(name="slow.mkv", data=data).json()["upload"]
@@ -678,7 +679,7 @@ def _post_expiry(upload: dict[str, Any]) -> str:
 def test_expired_form_upload_gets_fresh_fields_for_the_same_upload(
     alice: ApiClient, live_server: LiveServer
 ) -> None:
-    live_server.app.config["URL_EXPIRES"] = 2
+    override_settings(live_server.app, url_expires=2)
     storage = get_storage(live_server.app)
     data = os.urandom(SMALL)
     stale = alice.create(name="form.mp4", data=data).json()["upload"]
@@ -699,7 +700,7 @@ def test_expired_form_upload_gets_fresh_fields_for_the_same_upload(
 
 
 def test_download_urls_expire_after_url_expires(alice: ApiClient, live_server: LiveServer) -> None:
-    live_server.app.config["URL_EXPIRES"] = 2
+    override_settings(live_server.app, url_expires=2)
     storage = get_storage(live_server.app)
     data = os.urandom(1000)
     file_id = alice.upload(name="short.mp4", data=data)["file"]["id"]
@@ -819,3 +820,37 @@ def test_setup_bucket_applies_the_lifecycle_rule_and_cors_with_etag(
     )
     assert "Access-Control-Allow-Origin" not in evil.headers
     storage.abort_multipart(key="movies/cors", upload_id=upload_id)
+
+
+def test_create_that_loses_to_an_upload_cancelled_meanwhile_starts_over(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create whose insert loses to another create of the same content resumes that
+    upload; when that one is cancelled in between, the create starts over, never 409.
+
+    Replays an interleaving seen with several workers: the look-up misses the other
+    upload, the insert clashes with it, and it is cancelled before the create resumes it.
+    """
+    data = os.urandom(SMALL)
+    other = alice.create(name="other-tab.mkv", data=data).json()["upload"]
+    real_find = uploads._find_pending
+    calls: list[int] = []
+
+    def racing_find(**query: Any) -> PendingUpload | None:
+        """Miss the other upload at first; cancel it just before it would be resumed."""
+        calls.append(1)
+        if len(calls) == 1:
+            return None  # as if the other tab's create committed just after this look
+        if len(calls) == 2:
+            cancelled = alice.http.delete(f"{alice.base}/api/uploads/{other['id']}", timeout=30)
+            assert cancelled.status_code == 204, cancelled.text
+        return real_find(**query)
+
+    monkeypatch.setattr(uploads, "_find_pending", racing_find)
+    answer = alice.create(name="this-tab.mkv", data=data)
+    monkeypatch.undo()
+    assert len(calls) >= 3, calls
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["upload"]["id"] != other["id"]
+    done = alice.upload(name="this-tab.mkv", data=data)
+    assert done["file"]["sha256"] == sha256_of(data)

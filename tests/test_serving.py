@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from waitress.buffers import TempfileBasedBuffer
 
 from movievault import create_app
 from movievault.client import sha256_of
+from movievault.config import settings
 from movievault.serving import (
     SMALL_BODY_BYTES,
     body_limits,
@@ -39,7 +41,7 @@ def backend() -> str:
 @contextmanager
 def served(app: Flask, **overrides: Any) -> Iterator[LiveServer]:
     """Serve `app` with the options `movievault serve` uses, on a free loopback port."""
-    options = serve_options(app.config, host="127.0.0.1", port=free_port(), threads=4,
+    options = serve_options(settings(app), host="127.0.0.1", port=free_port(), threads=4,
                             **overrides)
     server = create_server(app, options)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -92,7 +94,7 @@ def status_of(answer: bytes) -> int:
 
 
 def test_serve_options_follow_the_settings(app: Flask) -> None:
-    config = dict(app.config)
+    config = settings(app)
     limits = body_limits(config)
     assert limits.default == SMALL_BODY_BYTES < 2 * MIB
     # conftest: forms up to 6 MiB; parts of a 100 GiB file are 11 MiB.
@@ -107,9 +109,9 @@ def test_serve_options_follow_the_settings(app: Flask) -> None:
     assert options.adjustments["max_request_body_size"] == limits.default
     assert options.adjustments["channel_timeout"] == 60
     assert options.adjustments["clear_untrusted_proxy_headers"] is True
-    proxied = serve_options({**config, "PROXY_COUNT": 1})
+    proxied = serve_options(replace(config, proxy_count=1))
     assert proxied.adjustments["clear_untrusted_proxy_headers"] is False
-    s3 = body_limits({**config, "STORAGE": "s3"})
+    s3 = body_limits(replace(config, storage="s3"))
     assert s3.upload == s3.default == SMALL_BODY_BYTES
 
 

@@ -60,7 +60,7 @@ def test_storage_origin_is_read_as_an_origin(
 ) -> None:
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setenv("MOVIEVAULT_STORAGE_ORIGIN", value)
-    app = create_app({"SECRET_KEY": "k", "PUBLIC_URL": "http://127.0.0.1:8000"})
+    app = create_app({"SECRET_KEY": "k" * 32, "PUBLIC_URL": "http://127.0.0.1:8000"})
     assert app.config["STORAGE_ORIGIN"] == origin
 
 
@@ -80,7 +80,7 @@ def test_storage_origin_must_be_another_origin(
 ) -> None:
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     with pytest.raises(ValueError, match="STORAGE_ORIGIN"):
-        create_app({"SECRET_KEY": "k", "PUBLIC_URL": "http://127.0.0.1:8000",
+        create_app({"SECRET_KEY": "k" * 32, "PUBLIC_URL": "http://127.0.0.1:8000",
                     "STORAGE_ORIGIN": value})
 
 

@@ -21,15 +21,15 @@ import sys
 import tempfile
 from urllib.parse import parse_qs, urlsplit
 
-# movievault.errors still holds the Flask error handlers (they are moving to a module of
-# their own); it is loaded before Flask is taken away, so only storage is held to the rule.
-import movievault.errors  # noqa: F401
+# The package itself is the app factory (create_app needs Flask), and importing any of its
+# modules runs it first: it is loaded before Flask is taken away. It imports nothing else.
+import movievault  # noqa: F401
 
 for name in list(sys.modules):
     if name.split(".")[0] == "flask" or name.startswith("flask_"):
         sys.modules[name] = None
 for name in ("flask", "flask_login", "flask_wtf", "sqlalchemy", "sqlmodel", "alembic",
-             "movievault.db", "movievault.models", "movievault.backends"):
+             "movievault.config", "movievault.db", "movievault.models", "movievault.backends"):
     sys.modules[name] = None
 
 import movievault.storage

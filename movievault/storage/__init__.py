@@ -9,6 +9,7 @@ is built from the settings, is the app's wiring (`movievault.backends`).
 from __future__ import annotations
 
 from movievault.storage.base import (
+    KINDS,
     MAX_PARTS,
     MIN_PART_SIZE,
     OBJECT_POLICY,
@@ -20,10 +21,12 @@ from movievault.storage.base import (
     content_disposition,
     part_size_for,
     present,
+    storage_kind,
     translate_errors,
 )
 
 __all__ = [
+    "KINDS",
     "MAX_PARTS",
     "MIN_PART_SIZE",
     "OBJECT_POLICY",
@@ -35,5 +38,6 @@ __all__ = [
     "content_disposition",
     "part_size_for",
     "present",
+    "storage_kind",
     "translate_errors",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
@@ -15,6 +15,9 @@ from urllib.parse import quote
 from movievault.errors import MovieVaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The backends, as MOVIEVAULT_STORAGE names them.
+KINDS = ("local", "s3", "embedded-s3")
 
 # S3's limits for multipart uploads; the local backend keeps them so plans are the same.
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -34,6 +37,16 @@ OBJECT_POLICY = "sandbox; default-src 'none'"
 #: (media-src 'self'). Scripts stay off: the sandbox has no allow-scripts.
 MEDIA_POLICY = "sandbox allow-same-origin; default-src 'none'; media-src 'self'"
 _TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+def storage_kind(config: Mapping[str, Any]) -> str:
+    """Return the configured backend: explicit STORAGE, else s3 when a bucket or endpoint is set."""
+    kind = (config.get("STORAGE") or "").strip().lower()
+    if not kind:
+        kind = "s3" if config.get("S3_BUCKET") or config.get("S3_ENDPOINT_URL") else "local"
+    if kind not in KINDS:
+        raise ValueError(f"MOVIEVAULT_STORAGE must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-// The app's JSON API: same-origin fetch with the CSRF token, errors as ApiError.
+// The app's JSON API: same-origin fetch with the CSRF token, errors as ApiError, an
+// aborted call as Cancelled.
+
+import { Cancelled } from "./cancel.js";
 
 /** An API call that failed; `message` is the server's `{"error": ...}` text when it sent one. */
 export class ApiError extends Error {
@@ -29,7 +32,7 @@ export function createApi({ base = "/api", csrfToken = csrfTokenFromMeta } = {})
    * @param {string} method
    * @param {string} path starting with "/", relative to the API base
    * @param {object} [body] sent as JSON
-   * @param {{signal?: AbortSignal}} [options]
+   * @param {{signal?: AbortSignal}} [options] aborting rejects with Cancelled
    * @returns {Promise<{status: number, data: any}>}
    */
   async function request(method, path, body, { signal } = {}) {
@@ -47,10 +50,13 @@ export function createApi({ base = "/api", csrfToken = csrfTokenFromMeta } = {})
         signal,
       });
     } catch (error) {
-      if (error?.name === "AbortError") throw error;
+      if (error?.name === "AbortError") throw new Cancelled();
       throw new ApiError("The server could not be reached. Check the connection and retry.", 0);
     }
-    const data = await readJson(response);
+    // The signal also covers reading the body.
+    const data = await readJson(response).catch((error) => {
+      throw error?.name === "AbortError" ? new Cancelled() : error;
+    });
     if (!response.ok) {
       throw new ApiError(
         data?.error || `The server answered ${response.status} ${response.statusText}.`,

@@ -1,14 +1,10 @@
 // Main-thread side of hash-worker.js: a small pool of workers, one job per worker at a time.
+// A cancelled hash rejects with Cancelled (cancel.js), like the rest of the upload path.
+
+import { Cancelled, throwIfCancelled } from "./cancel.js";
+import { Limiter } from "./limiter.js";
 
 const WORKER_URL = new URL("./hash-worker.js", import.meta.url);
-
-/** Raised (as a rejection) when a hash is cancelled through its AbortSignal. */
-export class HashCancelled extends Error {
-  constructor() {
-    super("Hashing was cancelled.");
-    this.name = "HashCancelled";
-  }
-}
 
 let nextJobId = 1;
 
@@ -48,7 +44,7 @@ class PooledWorker {
       job.resolve({ sha256: msg.sha256, bytesHashed: msg.bytesHashed, ms: msg.ms });
     } else if (msg.type === "cancelled") {
       this.finish();
-      job.reject(new HashCancelled());
+      job.reject(new Cancelled());
     } else if (msg.type === "error") {
       this.finish();
       job.reject(new Error(msg.message));
@@ -80,67 +76,34 @@ export class HashPool {
    * @param {boolean} [options.inline] read on the hashing thread (slower; for comparisons)
    */
   constructor({ size = 1, sliceSize, readAhead, inline } = {}) {
-    this.size = size;
     this.defaults = { sliceSize, readAhead, inline };
+    this.limiter = new Limiter(size);
+    // Workers are kept between jobs, so each one starts (and compiles hash-wasm) once.
     this.idle = [];
-    this.count = 0;
-    this.waiting = [];
   }
 
   /**
    * SHA-256 of a file, read by slices in a worker.
    * @param {Blob} file
    * @param {object} [options]
-   * @param {AbortSignal} [options.signal] aborting rejects with HashCancelled
+   * @param {AbortSignal} [options.signal] aborting rejects with Cancelled
    * @param {() => void} [options.onStart] when a worker takes the job (it may wait its turn)
    * @param {(bytesHashed: number) => void} [options.onProgress] about every 100 ms
    * @returns {Promise<{sha256: string, bytesHashed: number, ms: number}>}
    */
   async hash(file, options = {}) {
     const { signal } = options;
-    if (signal?.aborted) throw new HashCancelled();
-    const worker = await this.acquire(signal);
+    await this.limiter.acquire(signal);
+    const worker = this.idle.pop() ?? new PooledWorker();
     try {
-      if (signal?.aborted) throw new HashCancelled();
+      throwIfCancelled(signal);
       options.onStart?.();
       return await worker.run(file, { ...this.defaults, ...options });
     } finally {
-      this.release(worker);
+      // A worker that failed to start is dropped; the next job starts a fresh one.
+      if (worker.broken) worker.worker.terminate();
+      else this.idle.push(worker);
+      this.limiter.release();
     }
-  }
-
-  async acquire(signal) {
-    const idle = this.idle.pop();
-    if (idle) return idle;
-    if (this.count < this.size) {
-      this.count += 1;
-      return new PooledWorker();
-    }
-    // Wait for a worker to be released, unless cancelled meanwhile.
-    return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      this.waiting.push(waiter);
-      signal?.addEventListener(
-        "abort",
-        () => {
-          this.waiting = this.waiting.filter((w) => w !== waiter);
-          reject(new HashCancelled());
-        },
-        { once: true },
-      );
-    });
-  }
-
-  release(worker) {
-    if (worker.broken) {
-      worker.worker.terminate();
-      this.count -= 1;
-      worker = this.count < this.size && this.waiting.length ? new PooledWorker() : null;
-      if (!worker) return;
-      this.count += 1;
-    }
-    const waiter = this.waiting.shift();
-    if (waiter) waiter.resolve(worker);
-    else this.idle.push(worker);
   }
 }

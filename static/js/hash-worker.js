@@ -21,6 +21,7 @@
 // Slice buffers circulate between the reader and this worker (see read-worker.js).
 
 import "../vendor/hash-wasm/sha256.umd.min.js";
+import { Cancelled } from "./cancel.js";
 
 const { createSHA256 } = globalThis.hashwasm;
 
@@ -33,8 +34,6 @@ const PROGRESS_INTERVAL_MS = 100;
 
 /** Jobs by id: {cancelled, wakeReader}. */
 const jobs = new Map();
-
-class Cancelled extends Error {}
 
 self.addEventListener("message", (event) => {
   const msg = event.data;

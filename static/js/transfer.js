@@ -1,11 +1,16 @@
 // Byte transfers to the storage's URLs (S3 or the app's local store) with XMLHttpRequest,
-// which, unlike fetch, reports upload progress.
+// which, unlike fetch, reports upload progress. Whether and when to try again is retry.js's.
 
-/** A transfer that got no HTTP answer: kind is "network", "stall" or "abort". */
+import { Cancelled } from "./cancel.js";
+
+/**
+ * A transfer that failed. kind "network" or "stall": no HTTP answer came; "refused": the
+ * storage answered with an error (retry.js raises it once retrying is over).
+ */
 export class TransferError extends Error {
   constructor(kind, message) {
     super(message);
-    this.name = kind === "abort" ? "AbortError" : "TransferError";
+    this.name = "TransferError";
     this.kind = kind;
   }
 }
@@ -16,7 +21,7 @@ export class TransferError extends Error {
  * @param {string} options.method
  * @param {string} options.url
  * @param {Blob|FormData} options.body streamed by the browser, never read into memory here
- * @param {AbortSignal} [options.signal]
+ * @param {AbortSignal} [options.signal] aborting stops the request and rejects with Cancelled
  * @param {(loaded: number, total: number) => void} [options.onProgress] bytes of the body sent
  * @param {number} [options.stallMs=60000] give up when no byte moved for this long
  * @returns {Promise<XMLHttpRequest>}
@@ -24,7 +29,7 @@ export class TransferError extends Error {
 export function sendXhr({ method, url, body, signal, onProgress, stallMs = 60_000 }) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
-      reject(new TransferError("abort", "Cancelled."));
+      reject(new Cancelled());
       return;
     }
     const xhr = new XMLHttpRequest();
@@ -33,7 +38,7 @@ export function sendXhr({ method, url, body, signal, onProgress, stallMs = 60_00
       clearTimeout(stallTimer);
       stallTimer = setTimeout(() => settle(() => reject(stalled(url)), true), stallMs);
     };
-    const onAbort = () => settle(() => reject(new TransferError("abort", "Cancelled.")), true);
+    const onAbort = () => settle(() => reject(new Cancelled()), true);
     const settle = (outcome, abort = false) => {
       clearTimeout(stallTimer);
       signal?.removeEventListener("abort", onAbort);

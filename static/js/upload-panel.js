@@ -1,4 +1,4 @@
-// Binds the upload engine (uploader.js) to the page: drop anywhere, a file picker, and one
+// Binds the upload queue (upload-queue.js) to the page: drop anywhere, a file picker, and one
 // row per file with its stage, a hashing bar, an uploading bar, speed, time left and buttons.
 //
 // Markup the page provides (templates/library/_uploader.html):
@@ -39,13 +39,16 @@
 //     .upload-row-foot: .upload-detail (speed · time left, the error, or which file it
 //       duplicates) and .upload-actions with [data-action=cancel|retry|remove] buttons
 //
-// Events: the engine dispatches `files-changed` on <body> when a file is done, so the
-// catalogue can use hx-trigger="files-changed from:body". The engine's per-file events
+// Events: the queue dispatches `files-changed` on <body> when a file is done, so the
+// catalogue can use hx-trigger="files-changed from:body". The queue's per-file events
 // (file-added, file-stage, file-progress, file-removed; detail = the file's state, see
-// Uploader#snapshot) are repeated on the [data-upload-panel] element.
+// QueuedFile#snapshot) are repeated on the [data-upload-panel] element.
 
+import { appendNew } from "./dom.js";
+import { bindDropAnywhere } from "./drop-zone.js";
 import { formatBytes, formatDuration, formatSpeed, percent } from "./format.js";
-import { Uploader } from "./uploader.js";
+import { UploadQueue } from "./upload-queue.js";
+import { FINAL_STAGES, canRetry } from "./upload-stages.js";
 
 const STAGE_LABELS = {
   queued: "Waiting",
@@ -58,17 +61,14 @@ const STAGE_LABELS = {
   failed: "Failed",
   cancelled: "Cancelled",
 };
-const FINAL_STAGES = new Set(["done", "duplicate", "failed", "cancelled"]);
-// dragover repeats every ~50 ms while files hover the window; silence means they left.
-const DRAG_HIDE_MS = 250;
 
 /**
  * Wire the upload panel found at `root` (a [data-upload-panel] element).
  * @param {HTMLElement} root
- * @returns {Uploader} the engine, for scripts and tests
+ * @returns {UploadQueue} the queue, for scripts and tests
  */
 export function initUploadPanel(root) {
-  const uploader = new Uploader({
+  const queue = new UploadQueue({
     api: root.dataset.api || "/api",
     concurrency: positiveInt(root.dataset.concurrency, 2),
     partsInFlight: positiveInt(root.dataset.partsInFlight, 4),
@@ -93,16 +93,16 @@ export function initUploadPanel(root) {
     updateRow(row, state, fileUrl);
     if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
   };
-  uploader.addEventListener("file-added", render);
-  uploader.addEventListener("file-stage", render);
-  uploader.addEventListener("file-progress", render);
-  // The engine's events are repeated on the panel element, for tests and other scripts.
+  queue.addEventListener("file-added", render);
+  queue.addEventListener("file-stage", render);
+  queue.addEventListener("file-progress", render);
+  // The queue's events are repeated on the panel element, for tests and other scripts.
   for (const type of ["file-added", "file-stage", "file-progress", "file-removed"]) {
-    uploader.addEventListener(type, (event) => {
+    queue.addEventListener(type, (event) => {
       root.dispatchEvent(new CustomEvent(type, { detail: event.detail }));
     });
   }
-  uploader.addEventListener("file-removed", (event) => {
+  queue.addEventListener("file-removed", (event) => {
     rows.get(event.detail.id)?.element.remove();
     rows.delete(event.detail.id);
     if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
@@ -112,26 +112,26 @@ export function initUploadPanel(root) {
     const button = event.target.closest("button[data-action]");
     const id = button?.closest("[data-upload-id]")?.dataset.uploadId;
     if (!id) return;
-    if (button.dataset.action === "cancel") uploader.cancel(id);
-    else if (button.dataset.action === "retry") uploader.retry(id);
-    else if (button.dataset.action === "remove") uploader.remove(id);
+    if (button.dataset.action === "cancel") queue.cancel(id);
+    else if (button.dataset.action === "retry") queue.retry(id);
+    else if (button.dataset.action === "remove") queue.remove(id);
   });
   clear?.addEventListener("click", () => {
-    for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) uploader.remove(id);
+    for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) queue.remove(id);
   });
 
   input.addEventListener("change", () => {
-    if (input.files.length) uploader.add(input.files);
+    if (input.files.length) queue.add(input.files);
     input.value = ""; // choosing the same file again must fire `change` again
   });
   bindDropAnywhere((files) => {
-    if (files.length) uploader.add(files);
+    if (files.length) queue.add(files);
   });
   window.addEventListener("beforeunload", (event) => {
     // Leaving stops the uploads; multipart ones can be resumed by adding the file again.
-    if (uploader.busy) event.preventDefault();
+    if (queue.busy) event.preventDefault();
   });
-  return uploader;
+  return queue;
 }
 
 // ---- rows ----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ function updateRow(row, state, fileUrl) {
   setBar(row.upload, state.uploadedBytes, state.size, state.stage === "uploading");
 
   row.cancel.hidden = !state.cancellable;
-  row.retry.hidden = !(["failed", "cancelled"].includes(state.stage) && state.retryable);
+  row.retry.hidden = !(canRetry(state.stage) && state.retryable);
   row.remove.hidden = !FINAL_STAGES.has(state.stage);
   renderDetail(row.detail, state, fileUrl);
 }
@@ -237,88 +237,7 @@ function fileLink(file, fileUrl) {
   return name;
 }
 
-// ---- drag and drop -------------------------------------------------------------------------
-
-/** Files dropped anywhere on the page, folders walked, with an overlay while dragging. */
-function bindDropAnywhere(onFiles) {
-  const overlay = document.createElement("div");
-  overlay.className = "drop-overlay";
-  overlay.hidden = true;
-  const box = appendNew(overlay, "div", "drop-overlay-box");
-  appendNew(box, "p", "drop-overlay-title", "Drop to upload");
-  appendNew(box, "p", "drop-overlay-hint", "Files and whole folders are welcome.");
-  document.body.append(overlay);
-
-  let hideTimer = null;
-  const show = () => {
-    overlay.hidden = false;
-    clearTimeout(hideTimer);
-    hideTimer = setTimeout(hide, DRAG_HIDE_MS);
-  };
-  const hide = () => {
-    clearTimeout(hideTimer);
-    overlay.hidden = true;
-  };
-  const carriesFiles = (event) => event.dataTransfer?.types?.includes("Files");
-
-  window.addEventListener("dragenter", (event) => {
-    if (!carriesFiles(event)) return;
-    event.preventDefault();
-    show();
-  });
-  window.addEventListener("dragover", (event) => {
-    if (!carriesFiles(event)) return;
-    event.preventDefault(); // without it the browser would open the file instead
-    event.dataTransfer.dropEffect = "copy";
-    show();
-  });
-  window.addEventListener("drop", (event) => {
-    if (!carriesFiles(event)) return;
-    event.preventDefault();
-    hide();
-    filesFromDrop(event.dataTransfer).then(onFiles, (error) => console.error(error));
-  });
-}
-
-/**
- * The dropped files, with dropped folders walked recursively (hidden files skipped).
- * Entries must be taken synchronously: the DataTransfer empties after the event.
- */
-function filesFromDrop(dataTransfer) {
-  const items = [...(dataTransfer.items ?? [])].filter((item) => item.kind === "file");
-  const entries = items.map((item) => item.webkitGetAsEntry?.() ?? null);
-  if (entries.length === 0 || entries.some((entry) => entry === null)) {
-    return Promise.resolve([...dataTransfer.files]);
-  }
-  return Promise.all(entries.map((entry) => walkEntry(entry, true))).then((lists) => lists.flat());
-}
-
-async function walkEntry(entry, topLevel = false) {
-  if (!topLevel && entry.name.startsWith(".")) return [];
-  if (entry.isFile) {
-    return [await new Promise((resolve, reject) => entry.file(resolve, reject))];
-  }
-  const reader = entry.createReader();
-  const children = [];
-  // readEntries answers in chunks (100 in Chromium) until it returns an empty list.
-  for (;;) {
-    const chunk = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-    if (chunk.length === 0) break;
-    children.push(...chunk);
-  }
-  const lists = await Promise.all(children.map((child) => walkEntry(child)));
-  return lists.flat();
-}
-
 // ---- small DOM helpers ---------------------------------------------------------------------
-
-function appendNew(parent, tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  parent.append(element);
-  return element;
-}
 
 function createInput(root) {
   const input = document.createElement("input");
