@@ -143,9 +143,9 @@ class CountingMiddleware:
 def main() -> None:
     """Build the app from MOVIEVAULT_* like the CLI does and serve it with the same options."""
     from movievault import create_app
+    from movievault.backends import get_storage
     from movievault.config import settings
     from movievault.serving import serve, serve_options
-    from movievault.storage import get_storage
 
     app = create_app()
     get_storage(app)  # as `movievault serve` does: start the store before the first request

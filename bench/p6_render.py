@@ -87,7 +87,7 @@ def run(*, quick: bool = False) -> Result:
     result = Result("P6", f"Library render time with {files:,} files")
     with temp_dir() as work, moto_server(work) as endpoint:
         app = build_app(work, endpoint)
-        from movievault.storage import get_storage
+        from movievault.backends import get_storage
 
         get_storage(app).setup(public_url="http://127.0.0.1:8000", abort_after_days=7)
         fill(app, files)

@@ -24,8 +24,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_path=_instance_path(),
         instance_relative_config=True,
     )
-    from movievault import api, auth, cli, config, db, handlers, pages, security, templating
-    from movievault.storage import local_http
+    from movievault import (
+        api,
+        auth,
+        cli,
+        config,
+        db,
+        handlers,
+        pages,
+        security,
+        storage_http,
+        templating,
+    )
 
     config.configure(app, test_config)
     if not app.debug:
@@ -40,6 +50,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     templating.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
-    local_http.init_app(app)
+    storage_http.init_app(app)
     cli.init_app(app)
     return app

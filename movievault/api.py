@@ -8,10 +8,10 @@ from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user, login_required
 
 from movievault import db, library, uploads
+from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput
 from movievault.models import StoredPartPublic, shown
-from movievault.storage import get_storage
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -10,10 +10,9 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from movievault import db, migrate, migrations, quotas, uploads, users
+from movievault.backends import build_storage, get_storage
 from movievault.config import ConfigError, settings
 from movievault.errors import InvalidInput, MovieVaultError
-from movievault.storage import build_storage, get_storage
-from movievault.storage.local import LocalStorage
 from movievault.units import human_size
 
 
@@ -199,21 +198,10 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     config = settings(app)
     options = serve_options(config, host=host, port=port, threads=threads)
     storage = get_storage(app)  # start the embedded store now, not on the first request
-    kind = config.storage
-    where = {
-        "local": f"files on this disk under {config.data_dir}",
-        "s3": f"S3 bucket {config.s3_bucket or 'movievault'}",
-        "embedded-s3": "the embedded S3 store, in memory only (lost when MovieVault stops)",
-    }[kind]
-    click.echo(f"MovieVault keeps movies in {where}.")
-    if storage.ephemeral:
-        click.secho("WARNING: nothing you upload survives a restart.", fg="yellow")
-    if isinstance(storage, LocalStorage) and not storage.is_prepared():
-        click.secho(
-            f"WARNING: {storage.root} is missing but the catalogue lists files: is its disk "
-            "mounted? Uploads and downloads answer 503 until it is back.",
-            fg="red",
-        )
+    click.echo(f"MovieVault keeps movies in {storage.describe()}.")
+    notice = storage.notice()
+    if notice:
+        click.secho(f"WARNING: {notice}", fg="yellow")
     with db.session_scope(app) as session:
         if users.count_users(session=session) == 0:
             click.echo("No account yet: the first page you open creates the owner account.")

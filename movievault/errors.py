@@ -48,6 +48,24 @@ class StorageRejected(MovieVaultError):
     status = 422
 
 
+class AccessDenied(StorageRejected):
+    """A storage URL that is tampered with, expired or used for something else."""
+
+    status = 403
+
+
+class NoSuchKey(StorageRejected):
+    """A signed GET for an object that is not (or no longer) stored."""
+
+    status = 404
+
+
+class NoSuchUpload(StorageRejected):
+    """A part sent to a multipart upload that was completed, aborted or never existed."""
+
+    status = 404
+
+
 class StorageUnavailable(MovieVaultError):
     """The store could not be reached or failed on its side; nothing was recorded."""
 

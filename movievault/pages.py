@@ -15,9 +15,9 @@ from flask import (
 from flask_login import current_user, login_required
 
 from movievault import db, library
+from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput
-from movievault.storage import get_storage
 
 bp = Blueprint("pages", __name__)
 

@@ -8,8 +8,9 @@ from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from movievault.backends import get_storage
 from movievault.config import settings
-from movievault.storage import OBJECT_POLICY, get_storage
+from movievault.storage import OBJECT_POLICY
 
 csrf = CSRFProtect()
 

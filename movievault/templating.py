@@ -7,8 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from movievault.storage import get_storage
-from movievault.storage.embedded import MEMORY_WARNING
+from movievault.backends import get_storage
 from movievault.units import human_size
 
 
@@ -31,9 +30,8 @@ def page_window(current: int, pages: int, around: int = 2) -> list[int | None]:
 
 
 def _page_context() -> dict[str, Any]:
-    """Values every template can use: the storage warning, when the store forgets data."""
-    storage = get_storage()
-    return {"storage_warning": MEMORY_WARNING if storage.ephemeral else None}
+    """Values every template can use: the store's warning (memory only, a missing disk)."""
+    return {"storage_warning": get_storage().notice()}
 
 
 def init_app(app: Flask) -> None:

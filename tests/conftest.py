@@ -109,7 +109,7 @@ def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """The app with its store prepared (bucket created, CORS and lifecycle applied)."""
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     application = create_app(app_config)
-    from movievault.storage import get_storage
+    from movievault.backends import get_storage
 
     get_storage(application).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
     return application

@@ -32,6 +32,7 @@ from waitress.server import create_server
 from werkzeug.test import TestResponse
 
 from movievault import db, users
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.config import DEFAULTS, settings
 from movievault.errors import StorageRejected
@@ -39,7 +40,7 @@ from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.serving import create_server as create_movievault_server
 from movievault.serving import serve_options
 from movievault.settings import Settings
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from movievault.uploads import UploadSettings
 
 ROOT = Path(__file__).resolve().parent.parent

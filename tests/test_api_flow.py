@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 
+from movievault.backends import get_storage
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import get_storage
 from tests.support import MIB, LiveServer, download, rows
 
 

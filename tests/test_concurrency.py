@@ -28,9 +28,9 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from movievault import create_app, db
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, User
-from movievault.storage import get_storage
 from tests.support import (
     MIB,
     MOVIEVAULT,

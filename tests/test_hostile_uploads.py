@@ -16,8 +16,8 @@ from flask import Flask
 from werkzeug.http import parse_options_header
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.models import PendingUpload
-from movievault.storage import get_storage
 from tests.support import LiveServer, add_file, csp, download, make_user, sign_in
 
 OCTET = "application/octet-stream"

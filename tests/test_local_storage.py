@@ -21,11 +21,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from movievault import create_app, db
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
-from movievault.errors import InvalidInput, StorageUnavailable
+from movievault.errors import InvalidInput, NoSuchUpload, StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
-from movievault.storage import get_storage
-from movievault.storage.local import LocalStorage, NoSuchUpload, check_key
+from movievault.storage.local import LocalStorage, check_key
+from movievault.storage.local_requests import receive_part
 from tests.support import MIB, LiveServer, make_user, post_form_of_another_size, rows, serving
 
 
@@ -314,7 +315,7 @@ def test_a_part_racing_an_abort_does_not_bring_the_upload_back(
 ) -> None:
     key = "movies/1/" + "e" * 32
     upload_id = store.start_multipart(key=key, content_type="video/mp4")
-    token = store.sign(
+    token = store.tokens.sign(
         {"op": "part", "key": key, "upload": upload_id, "part": 1, "size": 1000}, expires=60
     )
     checked = store._upload_key
@@ -327,8 +328,8 @@ def test_a_part_racing_an_abort_does_not_bring_the_upload_back(
 
     monkeypatch.setattr(store, "_upload_key", check_then_abort)
     with pytest.raises(NoSuchUpload):
-        store.receive_part(token=token, upload_id=upload_id, part_number=1,
-                           stream=io.BytesIO(os.urandom(1000)), length=1000)
+        receive_part(store, token=token, upload_id=upload_id, part_number=1,
+                     stream=io.BytesIO(os.urandom(1000)), length=1000)
     assert not (store.uploads / upload_id).exists()
     assert files_under(store.tmp) == []
 
@@ -400,7 +401,7 @@ def test_tampered_urls_are_403(alice: ApiClient, store: LocalStorage) -> None:
         assert answer.headers["Content-Type"].startswith("application/json"), what
     # A part signature is not a download signature, even for the same key.
     key = urlsplit(url).path.removeprefix("/storage/objects/")
-    part_token = store.sign(
+    part_token = store.tokens.sign(
         {"op": "part", "key": key, "upload": "0" * 32, "part": 1, "size": 1}, expires=60
     )
     assert requests.get(with_token(url, part_token), timeout=30).status_code == 403

@@ -16,9 +16,9 @@ from flask.testing import FlaskCliRunner
 from sqlmodel import select
 
 from movievault import create_app, db, migrate
+from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import get_storage
 from tests.support import MIB, LiveServer, make_user, override_settings, serving
 
 

@@ -15,9 +15,9 @@ from sqlmodel import SQLModel
 from werkzeug.security import generate_password_hash
 
 from movievault import create_app, db, migrations
+from movievault.backends import get_storage
 from movievault.cli import cli
 from movievault.migrations import MigrationRefused
-from movievault.storage import get_storage
 from tests.legacy import make_catalogue_0_1_0
 from tests.support import PASSWORD, AuthActions
 

@@ -21,9 +21,10 @@ from flask.testing import FlaskCliRunner
 from sqlmodel import select
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile, User, utcnow
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.support import (
     MIB,
     AuthActions,

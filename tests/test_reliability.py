@@ -25,9 +25,10 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from movievault import create_app, db, uploads
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.support import (
     MIB,
     LiveServer,

@@ -17,9 +17,9 @@ from werkzeug.http import parse_options_header
 from werkzeug.test import TestResponse
 
 from movievault import create_app, db, validation
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import LoginAttempt, PendingUpload, StoredFile, User
-from movievault.storage import get_storage
 from tests.support import (
     MIB,
     PASSWORD,

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from movievault import db, uploads
+from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
-from movievault.storage import Storage, get_storage
+from movievault.storage import Storage
 from tests.support import (
     MIB,
     LiveServer,

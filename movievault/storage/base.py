@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from functools import wraps
+from typing import Any, BinaryIO, TypeVar, cast
 from urllib.parse import quote
+
+from movievault.errors import MovieVaultError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The backends, as MOVIEVAULT_STORAGE names them.
+KINDS = ("local", "s3", "embedded-s3")
 
 # S3's limits for multipart uploads; the local backend keeps them so plans are the same.
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -28,6 +37,16 @@ OBJECT_POLICY = "sandbox; default-src 'none'"
 #: (media-src 'self'). Scripts stay off: the sandbox has no allow-scripts.
 MEDIA_POLICY = "sandbox allow-same-origin; default-src 'none'; media-src 'self'"
 _TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+def storage_kind(config: Mapping[str, Any]) -> str:
+    """Return the configured backend: explicit STORAGE, else s3 when a bucket or endpoint is set."""
+    kind = (config.get("STORAGE") or "").strip().lower()
+    if not kind:
+        kind = "s3" if config.get("S3_BUCKET") or config.get("S3_ENDPOINT_URL") else "local"
+    if kind not in KINDS:
+        raise ValueError(f"MOVIEVAULT_STORAGE must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -61,8 +80,14 @@ class Storage(ABC):
 
     #: Short name shown in logs and on the page ("s3", "local", ...).
     kind: str = ""
-    #: True when the store forgets everything on restart (the embedded demo S3).
-    ephemeral: bool = False
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Say where the movies are kept, for people ("S3 bucket movies", ...)."""
+
+    def notice(self) -> str | None:
+        """A warning every page shows while it holds (data kept in memory, a missing disk)."""
+        return None
 
     @abstractmethod
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
@@ -130,8 +155,16 @@ class Storage(ABC):
         """Prepare the store (bucket, CORS, lifecycle) and return what was done, line by line."""
 
     @abstractmethod
+    def list_objects(self) -> list[StoredObject]:
+        """Every object the store holds.
+
+        A list, not a generator: the whole listing happens inside the call, so its failures
+        are translated (`translate_errors`) instead of escaping from the caller's loop.
+        """
+
     def iter_objects(self) -> Iterator[StoredObject]:
-        """Yield every object the store holds."""
+        """Iterate over every object the store holds (listed in full first)."""
+        return iter(self.list_objects())
 
     def iter_keys(self) -> Iterator[str]:
         """Yield every object key the store holds."""
@@ -158,6 +191,42 @@ class Storage(ABC):
     @abstractmethod
     def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
         """Store `size` bytes read from `stream` at `key` (server-side copies only)."""
+
+
+#: What a backend's own exceptions mean: the typed error to raise instead of `error` while
+#: trying to `action`, or None for an exception the backend does not translate.
+Meaning = Callable[[Exception, str], MovieVaultError | None]
+
+
+def translate_errors(meaning: Meaning) -> Callable[[str], Callable[[F], F]]:
+    """Make a backend's decorator that raises the typed errors `meaning` gives for its own.
+
+    `@disk("read an object")` then turns, say, an OSError into StorageUnavailable: the
+    callers (and the error handlers) see one vocabulary whichever backend is behind. Errors
+    already typed pass through, so decorated methods may call each other.
+    """
+
+    def for_action(action: str) -> Callable[[F], F]:
+        def decorate(func: F) -> F:
+            if inspect.isgeneratorfunction(func):
+                # Its body runs while the caller iterates, after the wrapper has returned.
+                raise TypeError(f"{func.__qualname__} is a generator: return a list instead")
+
+            @wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return func(*args, **kwargs)
+                except Exception as error:
+                    translated = meaning(error, action)
+                    if translated is None:
+                        raise
+                    raise translated from error
+
+            return cast(F, wrapper)
+
+        return decorate
+
+    return for_action
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,28 @@ import atexit
 import os
 import socket
 
-from flask import Flask
-
 from movievault.storage.s3 import S3Storage
 
 MEMORY_WARNING = (
     "Demo storage: the embedded S3 store keeps movies in memory only. "
     "Everything uploaded is lost when MovieVault stops."
 )
+
+
+class EmbeddedS3Storage(S3Storage):
+    """An S3 backend on the embedded server: a real S3 API, but nothing survives a restart."""
+
+    def __init__(self, *, bucket: str, endpoint_url: str, region: str) -> None:
+        super().__init__(bucket=bucket, endpoint_url=endpoint_url, region=region)
+        self.endpoint_url = endpoint_url
+
+    def describe(self) -> str:
+        """Where the movies are: nowhere lasting."""
+        return "the embedded S3 store, in memory only (lost when MovieVault stops)"
+
+    def notice(self) -> str | None:
+        """Every page says that uploads are lost when the app stops."""
+        return MEMORY_WARNING
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -23,7 +37,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def start_embedded_s3(app: Flask) -> S3Storage:
+def start_embedded_s3(*, bucket: str, region: str, public_url: str) -> EmbeddedS3Storage:
     """Start moto's S3 server on loopback, create and configure the bucket, return the store."""
     from moto.server import ThreadedMotoServer
 
@@ -36,13 +50,8 @@ def start_embedded_s3(app: Flask) -> S3Storage:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     atexit.register(server.stop)
-    endpoint = f"http://127.0.0.1:{port}"
-    storage = S3Storage(
-        bucket=app.config.get("S3_BUCKET") or "movievault",
-        endpoint_url=endpoint,
-        region=app.config.get("S3_REGION") or "us-east-1",
+    storage = EmbeddedS3Storage(
+        bucket=bucket, endpoint_url=f"http://127.0.0.1:{port}", region=region
     )
-    storage.ephemeral = True
-    storage.setup(public_url=app.config["PUBLIC_URL"], abort_after_days=7)
-    app.logger.warning("%s (endpoint %s)", MEMORY_WARNING, endpoint)
+    storage.setup(public_url=public_url, abort_after_days=7)
     return storage

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from functools import wraps
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
@@ -15,44 +13,43 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from movievault.errors import StorageRejected, StorageUnavailable
-from movievault.storage.base import PostForm, Storage, StoredObject, StoredPart, present
-
-T = TypeVar("T")
+from movievault.errors import MovieVaultError, StorageRejected, StorageUnavailable
+from movievault.storage.base import (
+    PostForm,
+    Storage,
+    StoredObject,
+    StoredPart,
+    present,
+    translate_errors,
+)
 
 # Errors that mean "not found" rather than "refused".
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
-def _translate(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Turn boto errors into the two typed errors the API maps to 503 and 422."""
+def _boto_meaning(error: Exception, action: str) -> MovieVaultError | None:
+    """What a boto error means: the service failed or is unreachable (503), or refused (422)."""
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message", "")
+        if status >= 500 or status == 0:
+            return StorageUnavailable(
+                f"The storage service failed while trying to {action} ({code}). "
+                "Try again in a moment."
+            )
+        return StorageRejected(
+            f"The storage service refused to {action}: {code}. {message}".strip()
+        )
+    if isinstance(error, BotoCoreError):
+        return StorageUnavailable(
+            f"The storage service is unreachable (could not {action}). "
+            "Check that it is running and try again."
+        )
+    return None
 
-    def decorate(func: Callable[..., T]) -> Callable[..., T]:
-        @wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
-            try:
-                return func(*args, **kwargs)
-            except ClientError as error:
-                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                code = error.response.get("Error", {}).get("Code", "Unknown")
-                message = error.response.get("Error", {}).get("Message", "")
-                if status >= 500 or status == 0:
-                    raise StorageUnavailable(
-                        f"The storage service failed while trying to {action} ({code}). "
-                        "Try again in a moment."
-                    ) from error
-                raise StorageRejected(
-                    f"The storage service refused to {action}: {code}. {message}".strip()
-                ) from error
-            except BotoCoreError as error:
-                raise StorageUnavailable(
-                    f"The storage service is unreachable (could not {action}). "
-                    "Check that it is running and try again."
-                ) from error
 
-        return wrapper
-
-    return decorate
+_translate = translate_errors(_boto_meaning)
 
 
 # Query parameters that SigV4 presigning adds; the rest of a presigned URL's query is the
@@ -174,6 +171,10 @@ class S3Storage(Storage):
         self._signer = _QuerySigner(credentials, self.region) if credentials else None
         # (key, upload id) -> the part URLs' address and query, as botocore resolved them.
         self._part_addresses: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+
+    def describe(self) -> str:
+        """Where the movies are: the bucket."""
+        return f"S3 bucket {self.bucket}"
 
     @_translate("prepare a form upload")
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
@@ -370,12 +371,8 @@ class S3Storage(Storage):
         done.append(f"lifecycle aborts incomplete multipart uploads after {abort_after_days} days")
         return done
 
-    def iter_objects(self) -> Iterator[StoredObject]:
-        """Every object of the bucket (listed in full first, so errors are translated)."""
-        return iter(self._list_objects())
-
     @_translate("list objects")
-    def _list_objects(self) -> list[StoredObject]:
+    def list_objects(self) -> list[StoredObject]:
         """Page through ListObjectsV2."""
         found: list[StoredObject] = []
         paginator = self.client.get_paginator("list_objects_v2")

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from movievault.storage import get_storage
+from movievault.backends import get_storage
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import MIB, PASSWORD
 

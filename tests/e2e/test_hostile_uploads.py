@@ -16,8 +16,8 @@ import requests
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request
 
+from movievault.backends import get_storage
 from movievault.client import ApiClient
-from movievault.storage import get_storage
 from tests.e2e.support import media_loaded, screenshot, write_wav
 from tests.support import LiveServer, make_user
 

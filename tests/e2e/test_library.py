@@ -15,8 +15,8 @@ from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import select
 
 from movievault import db
+from movievault.backends import get_storage
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import get_storage
 from tests.e2e.support import (
     add_files,
     chromium_resolving,
