@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user, login_required
 
-from movievault import db, library, uploads
+from movievault import completion, db, library, uploads
 from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput
@@ -116,7 +116,7 @@ def sign_parts(upload_id: str) -> Response:
 @login_required
 def complete_upload(upload_id: str) -> tuple[Response, int]:
     """Verify the stored object and record the file."""
-    result = uploads.complete_upload(
+    result = completion.complete_upload(
         session=db.session(), storage=get_storage(), owner_id=_owner(), upload_id=upload_id,
         data=_json_body(),
     )

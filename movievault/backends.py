@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
-from movievault import db, uploads
+from movievault import claims, db
 from movievault.config import settings
 from movievault.errors import CatalogueUnavailable
 from movievault.models import StoredFile
@@ -38,7 +38,7 @@ def _pending_key_check(app: Flask) -> Callable[[str], bool]:
     def accepts(key: str) -> bool:
         try:
             with db.session_scope(app) as session:
-                return uploads.accepts_object_write(session=session, key=key)
+                return claims.accepts_object_write(session=session, key=key)
         except SQLAlchemyError as error:
             raise CatalogueUnavailable(
                 "The catalogue cannot be read, so uploads cannot be checked; try again later."

@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from movievault import db, migrate, migrations, quotas, uploads, users
+from movievault import db, garbage, migrate, migrations, quotas, users
 from movievault.backends import build_storage, get_storage
 from movievault.config import ConfigError, settings
 from movievault.errors import InvalidInput, MovieVaultError
@@ -164,12 +164,12 @@ def gc_command() -> None:
     """Abort and forget uploads that were never finished and are past their expiry."""
     storage = get_storage()
     with db.session_scope(current_app) as session:
-        report = uploads.collect_garbage(session=session, storage=storage)
+        report = garbage.collect_garbage(session=session, storage=storage)
     failures = report.failures
     click.echo(f"Removed {report.expired_uploads} expired upload(s).")
     click.echo(
         f"Removed {report.orphans} stray object(s) that no file or upload refers to "
-        f"(older than {uploads.ORPHAN_GRACE.total_seconds() / 3600:g} hours)."
+        f"(older than {garbage.ORPHAN_GRACE.total_seconds() / 3600:g} hours)."
     )
     # The store's own leftovers (the local twin of the bucket's lifecycle rule).
     try:

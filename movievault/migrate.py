@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from sqlmodel import Session, col, select
 
-from movievault import uploads
+from movievault import claims
 from movievault.errors import MovieVaultError, StorageRejected
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import Storage
@@ -123,6 +123,6 @@ def migrate_objects(
             say(f"{label}: already there")
     if not report.failures:
         for upload in session.exec(select(PendingUpload)).all():
-            uploads.discard(session=session, storage=source, upload=upload)
+            claims.discard(session=session, storage=source, upload=upload)
             report.forgotten_uploads += 1
     return report

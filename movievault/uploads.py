@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import math
 import secrets
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, delete, or_, select
+from sqlmodel import Session, col, select
 
-from movievault import library, quotas, validation
+from movievault import claims, library, quotas, validation
 from movievault.errors import (
     Conflict,
     InvalidInput,
-    MovieVaultError,
     NotFound,
     QuotaExceeded,
-    StorageRejected,
-    UploadMismatch,
 )
 from movievault.locking import begin_write
 from movievault.models import (
@@ -41,14 +37,9 @@ from movievault.models import (
 from movievault.storage import Storage, StoredPart, part_size_for
 
 MAX_PART_URLS = 100
+
 #: Every object of a movie lives under this prefix; `collect_garbage` looks nowhere else.
 OBJECT_PREFIX = "movies/"
-# A claim (complete or discard under way) that has not ended in this long is taken to
-# have died with its worker.
-COMPLETION_LEASE = timedelta(minutes=10)
-#: Objects no catalogue row refers to are removed by `collect_garbage` once this old.
-ORPHAN_GRACE = timedelta(hours=24)
-COMPLETION_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,14 +68,6 @@ class StartResult:
     status: str  # "created", "resumed" or "duplicate"
     upload: PendingUpload | None = None
     file: StoredFile | None = None
-
-
-@dataclass(frozen=True)
-class CompleteResult:
-    """The recorded file, and whether it already existed (a racing or repeated upload)."""
-
-    file: StoredFile
-    duplicate: bool
 
 
 def part_count(upload: PendingUpload) -> int:
@@ -171,7 +154,6 @@ def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings
     set_committed_value(upload, "expires_at", expires)
     return True
 
-
 #: How often create starts over when the upload it lost a race to vanished meanwhile.
 CREATE_ATTEMPTS = 3
 
@@ -248,7 +230,7 @@ def _start_upload_once(
                     return StartResult(status="duplicate", file=existing)
         else:
             # Expired, or declared with another size (a lie or a bug): start over cleanly.
-            if not claim_and_discard(session=session, storage=storage, upload=pending):
+            if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
                 raise Conflict("An earlier upload of this file is being completed; try again.")
     # Refuse early what the limits will refuse anyway, before the store is asked for
     # anything; the check that counts is repeated in the write transaction below.
@@ -358,351 +340,8 @@ def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPar
     return storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
 
 
-def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> None:
-    """Free what the store holds for a pending upload, then forget the upload.
-
-    The caller holds the upload's claim (see `_claim`), so no `complete` can record the
-    file while its bytes are being removed.
-    """
-    if upload.method == "multipart" and upload.multipart_id:
-        storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
-    # A form upload may already have stored its object; a failed multipart never does.
-    storage.delete(upload.key)
-    session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
-    session.commit()
-
-
-def _claim(*, session: Session, upload_id: str) -> bool:
-    """Atomically mark the upload as taken by this request; False when another holds it.
-
-    Complete, cancel, and the discards in create and gc all claim before touching the
-    store: a cancel racing a complete would otherwise delete the bytes of a file the
-    complete is recording.
-    """
-    now = utcnow()
-    result = session.exec(
-        update(PendingUpload)
-        .where(
-            col(PendingUpload.id) == upload_id,
-            or_(
-                col(PendingUpload.completing_since).is_(None),
-                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
-            ),
-        )
-        .values(completing_since=now)
-    )
-    session.commit()
-    return result.rowcount == 1
-
-
-def _release(*, session: Session, upload_id: str) -> None:
-    """Let the next `complete` try again after a failure that kept the upload."""
-    session.rollback()
-    session.exec(
-        update(PendingUpload)
-        .where(col(PendingUpload.id) == upload_id)
-        .values(completing_since=None)
-    )
-    session.commit()
-
-
-def claim_and_discard(*, session: Session, storage: Storage, upload: PendingUpload) -> bool:
-    """Claim the upload and discard it; False (nothing done) when another request holds it.
-
-    If the store fails, the claim is released and the upload kept, so nothing is orphaned.
-    """
-    if not _claim(session=session, upload_id=upload.id):
-        return False
-    try:
-        discard(session=session, storage=storage, upload=upload)
-    except BaseException:
-        _release(session=session, upload_id=upload.id)
-        raise
-    return True
-
-
-def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> StoredFile | None:
-    """Return the file an upload already became, if it did."""
-    return session.exec(
-        select(StoredFile).where(
-            StoredFile.owner_id == owner_id, StoredFile.upload_id == upload_id
-        )
-    ).first()
-
-
-def _declared_parts(
-    upload: PendingUpload, data: dict[str, Any]
-) -> list[tuple[int, str]] | None:
-    """Parse `parts` into sorted (number, etag) pairs; raise 400 for malformed input.
-
-    None when a multipart upload is completed without a list: then the parts the store
-    holds are used, each still checked for its size. (The list only echoes the ETags the
-    store answered, and grows with the file: 56 bytes per part.)
-    """
-    if upload.method != "multipart":
-        return []
-    parts = data.get("parts")
-    if parts is None:
-        return None
-    if not isinstance(parts, list):
-        raise InvalidInput("parts must be a list of {part_number, etag} objects.")
-    pairs: dict[int, str] = {}
-    for part in parts:
-        part = validation.require_object(part, "each entry of parts")
-        number = validation.positive_int(
-            part.get("part_number"), name="part_number", maximum=part_count(upload)
-        )
-        etag = part.get("etag")
-        if etag is None:
-            etag = ""  # declared without its ETag: a mismatch, refused in _verify_parts
-        if not isinstance(etag, str) or len(etag) > 256:
-            raise InvalidInput("Each part's etag must be the string the store returned.")
-        pairs[number] = etag
-    return sorted(pairs.items())
-
-
-def _verify_parts(
-    upload: PendingUpload, declared: list[tuple[int, str]], stored: list[StoredPart]
-) -> None:
-    """Raise UploadMismatch unless every part is present, with its ETag and its size."""
-    count = part_count(upload)
-    numbers = [n for n, _ in declared]
-    if numbers != list(range(1, count + 1)):
-        missing = sorted(set(range(1, count + 1)) - set(numbers))
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise UploadMismatch(
-            f"Completing needs all {count} parts" + (f"; missing: {shown}." if missing else ".")
-        )
-    held = {part.part_number: part for part in stored}
-    for number, etag in declared:
-        if not etag.strip('"'):
-            raise UploadMismatch(
-                f"Part {number} was declared without its ETag. Browsers can read ETags only "
-                "when the bucket's CORS rules expose them (movievault setup-bucket does)."
-            )
-        part = held.get(number)
-        if part is None:
-            raise UploadMismatch(f"Part {number} was never uploaded.")
-        if part.etag.strip('"') != etag.strip('"'):
-            raise UploadMismatch(f"Part {number}'s ETag does not match what the store holds.")
-        if part.size != expected_part_size(upload, number):
-            raise UploadMismatch(
-                f"Part {number} holds {part.size} bytes; {expected_part_size(upload, number)} "
-                "were expected."
-            )
-
-
-def _wait_for_other_completion(
-    *, session: Session, owner_id: int, upload_id: str, sha256: str
-) -> StoredFile | None:
-    """Wait while another request completes this upload; return its file, or None to retry."""
-    deadline = time.monotonic() + COMPLETION_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        session.expire_all()
-        done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
-        if done is not None:
-            return done
-        upload = session.get(PendingUpload, upload_id)
-        if upload is None:
-            # It ended as a duplicate of a file recorded through another upload.
-            done = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
-            if done is not None:
-                return done
-            raise UploadMismatch(
-                "The upload was cancelled, or failed while it was being completed; start again."
-            )
-        if upload.completing_since is None:
-            return None
-    raise Conflict("This upload is still being completed by another request; try again.")
-
-
-def complete_upload(
-    *, session: Session, storage: Storage, owner_id: int, upload_id: str, data: Any
-) -> CompleteResult:
-    """Verify what the store holds against the declaration, then record the file."""
-    data = validation.require_object(data)
-    while True:
-        try:
-            upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
-        except NotFound:
-            # A second tab or a retried request: the upload already became a file.
-            done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
-            if done is not None:
-                return CompleteResult(file=done, duplicate=True)
-            raise
-        declared = _declared_parts(upload, data)
-        # Uploads started with a fingerprint learn their hash only now.
-        sha256 = upload.sha256 or validation.sha256_hex(data.get("sha256"))
-        if _claim(session=session, upload_id=upload.id):
-            break
-        done = _wait_for_other_completion(
-            session=session, owner_id=owner_id, upload_id=upload_id, sha256=sha256
-        )
-        if done is not None:
-            return CompleteResult(file=done, duplicate=True)
-
-    try:
-        if upload.sha256 is None:
-            existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
-            if existing is not None:
-                # Hashing while uploading found a file the user already has: keep one.
-                discard(session=session, storage=storage, upload=upload)
-                return CompleteResult(file=existing, duplicate=True)
-        return _complete_claimed(
-            session=session, storage=storage, upload=upload, declared=declared, sha256=sha256
-        )
-    except UploadMismatch:
-        # The client's declaration was wrong: remove what it left behind, record nothing.
-        try:
-            discard(session=session, storage=storage, upload=upload)
-        except BaseException:
-            _release(session=session, upload_id=upload.id)
-            raise
-        raise
-    except BaseException:
-        # The store was down or refused one call: keep the upload so the client can retry.
-        _release(session=session, upload_id=upload.id)
-        raise
-
-
-def _complete_claimed(
-    *,
-    session: Session,
-    storage: Storage,
-    upload: PendingUpload,
-    declared: list[tuple[int, str]] | None,
-    sha256: str,
-) -> CompleteResult:
-    """Finish an upload this request holds the claim on."""
-    if upload.method == "multipart":
-        assert upload.multipart_id
-        stored = storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
-        if declared is None:
-            declared = sorted((part.part_number, part.etag) for part in stored)
-        _verify_parts(upload, declared, stored)
-        try:
-            storage.complete_multipart(
-                key=upload.key, upload_id=upload.multipart_id, parts=declared
-            )
-        except StorageRejected as error:
-            raise UploadMismatch(f"The store refused the parts: {error.message}") from error
-    size = storage.object_size(upload.key)
-    if size is None:
-        raise UploadMismatch("No object was uploaded for this upload.")
-    if size != upload.size:
-        raise UploadMismatch(f"The stored object has {size} bytes; {upload.size} were declared.")
-    actual = storage.object_sha256(upload.key)
-    if actual is not None and actual != sha256:
-        raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
-
-    stored_file = StoredFile(
-        owner_id=upload.owner_id,
-        name=upload.name,
-        size=upload.size,
-        sha256=sha256,
-        fingerprint=upload.fingerprint,
-        content_type=upload.content_type,
-        key=upload.key,
-        upload_id=upload.id,
-    )
-    session.add(stored_file)
-    try:
-        # This statement flushes the insert first, so a clash can surface here too.
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
-        session.commit()
-    except IntegrityError:
-        # The user finished the same content through another upload meanwhile.
-        session.rollback()
-        existing = library.find_by_sha256(
-            session=session, owner_id=upload.owner_id, sha256=sha256
-        )
-        if existing is None:
-            raise
-        if existing.key != upload.key:
-            storage.delete(upload.key)
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
-        session.commit()
-        return CompleteResult(file=existing, duplicate=True)
-    return CompleteResult(file=stored_file, duplicate=False)
-
-
 def cancel_upload(*, session: Session, storage: Storage, owner_id: int, upload_id: str) -> None:
     """Abort the owner's upload and forget it."""
     upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
-    if not claim_and_discard(session=session, storage=storage, upload=upload):
+    if not claims.claim_and_discard(session=session, storage=storage, upload=upload):
         raise Conflict("This upload is being completed and can no longer be cancelled.")
-
-
-def accepts_object_write(*, session: Session, key: str) -> bool:
-    """Whether a signed upload may still write `key`: its upload is pending, unclaimed, live.
-
-    A form upload's signature stays valid until it expires; without this, replaying it
-    after complete, cancel or delete would overwrite a recorded movie or leave an object
-    that no row refers to.
-    """
-    now = utcnow()
-    found = session.exec(
-        select(PendingUpload.id).where(
-            PendingUpload.key == key,
-            col(PendingUpload.expires_at) > now,
-            or_(
-                col(PendingUpload.completing_since).is_(None),
-                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
-            ),
-        )
-    ).first()
-    return found is not None
-
-
-@dataclass
-class GarbageReport:
-    """What `collect_garbage` removed, and what it could not."""
-
-    expired_uploads: int = 0
-    orphans: int = 0
-    failures: list[str] = field(default_factory=list)
-
-
-def collect_garbage(
-    *, session: Session, storage: Storage, now: datetime | None = None
-) -> GarbageReport:
-    """Discard expired uploads, then objects no file or upload refers to (after a grace).
-
-    Orphans come from a client that wrote with a signed URL and never completed, or from
-    a crash between the store and the catalogue. The store is listed before the catalogue
-    is read: an object recorded meanwhile is then found in the catalogue, never deleted.
-    """
-    now = now or utcnow()
-    report = GarbageReport()
-    expired = session.exec(select(PendingUpload).where(col(PendingUpload.expires_at) < now)).all()
-    for upload in expired:
-        try:
-            if claim_and_discard(session=session, storage=storage, upload=upload):
-                report.expired_uploads += 1
-        except Exception as error:  # one bad upload must not stop the sweep
-            session.rollback()
-            report.failures.append(f"{upload.id}: {error}")
-    try:
-        candidates = [
-            item.key for item in storage.iter_objects()
-            if item.key.startswith(OBJECT_PREFIX) and item.modified < now - ORPHAN_GRACE
-        ]
-    except MovieVaultError as error:
-        report.failures.append(f"listing the store: {error.message}")
-        return report
-    for start in range(0, len(candidates), 500):  # SQLite's bound-parameter limit
-        batch = candidates[start : start + 500]
-        known = set(session.exec(select(StoredFile.key).where(col(StoredFile.key).in_(batch))))
-        known |= set(
-            session.exec(select(PendingUpload.key).where(col(PendingUpload.key).in_(batch)))
-        )
-        for key in batch:
-            if key in known:
-                continue
-            try:
-                storage.delete(key)
-                report.orphans += 1
-            except MovieVaultError as error:
-                report.failures.append(f"{key}: {error.message}")
-    return report

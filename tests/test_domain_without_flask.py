@@ -34,7 +34,9 @@ for name in ("flask", "flask_login", "flask_wtf", "movievault.config", "movievau
 
 from sqlmodel import Session, create_engine
 
-from movievault import library, migrations, quotas, throttle, uploads, users, validation
+from movievault import (
+    completion, library, migrations, quotas, throttle, uploads, users, validation,
+)
 from movievault.storage.local import LocalStorage
 from movievault.storage.local_requests import receive_form
 
@@ -70,7 +72,7 @@ with Session(engine, expire_on_commit=False) as session:
         "Content-Type: video/x-matroska\r\n\r\n"
     ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
     receive_form(store, stream=io.BytesIO(body), boundary=boundary.encode())
-    done = uploads.complete_upload(
+    done = completion.complete_upload(
         session=session, storage=store, owner_id=owner.id, upload_id=started.upload.id, data={}
     )
     assert not done.duplicate and done.file.sha256 == sha256

@@ -24,7 +24,7 @@ from botocore.config import Config
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from movievault import create_app, db, uploads
+from movievault import claims, create_app, db, uploads
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
@@ -288,7 +288,7 @@ def test_completion_cut_short_by_a_crash_is_taken_over_after_its_lease(
     assert "being completed" in busy.json()["error"]
     assert rows(live_server.app, StoredFile) == []
     assert pending(live_server.app, upload["id"]) is not None
-    claimed(utcnow() - uploads.COMPLETION_LEASE - timedelta(seconds=1))
+    claimed(utcnow() - claims.COMPLETION_LEASE - timedelta(seconds=1))
     final = alice.complete(upload["id"])
     assert final.status_code == 201, final.text
 

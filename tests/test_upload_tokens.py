@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from movievault import db, uploads
+from movievault import db, garbage
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
@@ -202,7 +202,7 @@ def test_gc_removes_unreferenced_objects_only_once_older_than_the_grace(
 ) -> None:
     app = live_server.app
     storage = get_storage(app)
-    grace = uploads.ORPHAN_GRACE
+    grace = garbage.ORPHAN_GRACE
     kept = alice.upload(name="kept.mp4", data=os.urandom(1000))["file"]
     (kept_row,) = rows(app, StoredFile)
     # A form upload whose bytes are sent but not completed: its object has a row.
@@ -226,10 +226,10 @@ def test_gc_removes_unreferenced_objects_only_once_older_than_the_grace(
     everything = {kept_row.key, form_row.key, stray, outside}
     assert keys(storage) == everything
 
-    def collect(at: timedelta) -> uploads.GarbageReport:
+    def collect(at: timedelta) -> garbage.GarbageReport:
         """Run gc as if `at` had passed since now."""
         with db.session_scope(app) as session:
-            return uploads.collect_garbage(session=session, storage=storage, now=utcnow() + at)
+            return garbage.collect_garbage(session=session, storage=storage, now=utcnow() + at)
 
     early = collect(grace - timedelta(minutes=5))
     assert (early.expired_uploads, early.orphans, early.failures) == (0, 0, [])
@@ -267,10 +267,10 @@ def test_gc_command_removes_strays_once_older_than_the_grace_and_prints_the_coun
     assert keys(storage) == strays | {kept_row.key}
 
     # A day passes. Objects' times come from the store (moto's LastModified cannot be set),
-    # so the catalogue's clock moves instead: gc reads it through uploads.utcnow.
-    real = uploads.utcnow
+    # so the catalogue's clock moves instead: gc reads it through garbage.utcnow.
+    real = garbage.utcnow
     monkeypatch.setattr(
-        uploads, "utcnow", lambda: real() + uploads.ORPHAN_GRACE + timedelta(minutes=5)
+        garbage, "utcnow", lambda: real() + garbage.ORPHAN_GRACE + timedelta(minutes=5)
     )
     later = app.test_cli_runner().invoke(args=["gc"])
     assert later.exit_code == 0, later.output

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from movievault import uploads
+from movievault import completion, uploads
 from movievault.errors import InvalidInput, UploadMismatch
 from movievault.models import PendingUpload, utcnow
 from movievault.storage.base import MAX_PARTS, MIN_PART_SIZE, StoredPart, part_size_for
@@ -110,13 +110,13 @@ THREE_PARTS = 11 * MIB  # 5, 5 and 1 MiB
 
 def test_a_form_upload_has_no_parts_whatever_is_declared() -> None:
     upload = upload_of(1000, method="post")
-    assert uploads._declared_parts(upload, {}) == []
-    assert uploads._declared_parts(upload, {"parts": "not even a list"}) == []
+    assert completion._declared_parts(upload, {}) == []
+    assert completion._declared_parts(upload, {"parts": "not even a list"}) == []
 
 
 @pytest.mark.parametrize("data", [{}, {"parts": None}], ids=["absent", "null"])
 def test_no_part_list_means_use_what_the_store_holds(data: dict[str, Any]) -> None:
-    assert uploads._declared_parts(upload_of(THREE_PARTS), data) is None
+    assert completion._declared_parts(upload_of(THREE_PARTS), data) is None
 
 
 def test_a_part_list_is_read_sorted_with_the_last_mention_of_a_part_winning() -> None:
@@ -126,7 +126,7 @@ def test_a_part_list_is_read_sorted_with_the_last_mention_of_a_part_winning() ->
         {"part_number": 2, "etag": '"old"'},
         {"part_number": 2, "etag": '"b"', "extra": "ignored"},
     ]
-    declared = uploads._declared_parts(upload_of(THREE_PARTS), {"parts": parts})
+    declared = completion._declared_parts(upload_of(THREE_PARTS), {"parts": parts})
     assert declared == [(1, '"a"'), (2, '"b"'), (3, '"c"')]
 
 
@@ -135,7 +135,7 @@ def test_a_part_without_its_etag_is_read_as_an_empty_one(etag: str | None) -> No
     part: dict[str, Any] = {"part_number": 1}
     if etag is None:
         part["etag"] = None
-    assert uploads._declared_parts(upload_of(THREE_PARTS), {"parts": [part]}) == [(1, "")]
+    assert completion._declared_parts(upload_of(THREE_PARTS), {"parts": [part]}) == [(1, "")]
 
 
 @pytest.mark.parametrize(
@@ -159,12 +159,12 @@ def test_a_part_without_its_etag_is_read_as_an_empty_one(etag: str | None) -> No
 )
 def test_a_malformed_part_list_is_invalid_input(parts: Any) -> None:
     with pytest.raises(InvalidInput):
-        uploads._declared_parts(upload_of(THREE_PARTS), {"parts": parts})
+        completion._declared_parts(upload_of(THREE_PARTS), {"parts": parts})
 
 
 def test_an_etag_of_256_characters_is_read() -> None:
     parts = [{"part_number": 1, "etag": "x" * 256}]
-    assert uploads._declared_parts(upload_of(THREE_PARTS), {"parts": parts}) == [(1, "x" * 256)]
+    assert completion._declared_parts(upload_of(THREE_PARTS), {"parts": parts}) == [(1, "x" * 256)]
 
 
 # --- the declared parts against the store's --------------------------------------------------
@@ -173,7 +173,7 @@ def test_an_etag_of_256_characters_is_read() -> None:
 def test_parts_that_match_pass_whatever_the_quotes() -> None:
     upload = upload_of(THREE_PARTS)
     declared = [(1, '"e1"'), (2, "e2"), (3, '"e3"')]
-    uploads._verify_parts(upload, declared, held(upload, 3, 1, 2))
+    completion._verify_parts(upload, declared, held(upload, 3, 1, 2))
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_part_left_out_is_refused_naming_the_missing(
     everything = held(upload, *range(1, uploads.part_count(upload) + 1))
     declared = [(n, f'"e{n}"') for n in numbers]
     with pytest.raises(UploadMismatch) as refused:
-        uploads._verify_parts(upload, declared, everything)
+        completion._verify_parts(upload, declared, everything)
     assert str(refused.value).startswith(message)
     assert ", 12" not in str(refused.value)
 
@@ -221,7 +221,7 @@ def test_a_part_that_differs_from_the_store_is_refused(
     missing = stored.pop("missing", None)
     present = [n for n in (1, 2, 3) if n != missing]
     with pytest.raises(UploadMismatch) as refused:
-        uploads._verify_parts(upload, sorted(parts.items()), held(upload, *present, **stored))
+        completion._verify_parts(upload, sorted(parts.items()), held(upload, *present, **stored))
     assert str(refused.value).startswith(message)
 
 
@@ -231,7 +231,7 @@ def test_a_part_declared_without_its_etag_is_a_mismatch_not_a_bad_request() -> N
     upload = upload_of(THREE_PARTS)
     parts = [{"part_number": 1, "etag": '"e1"'}, {"part_number": 2, "etag": '"e2"'},
              {"part_number": 3}]
-    declared = uploads._declared_parts(upload, {"parts": parts})
+    declared = completion._declared_parts(upload, {"parts": parts})
     assert declared is not None
     with pytest.raises(UploadMismatch, match="Part 3 was declared without its ETag"):
-        uploads._verify_parts(upload, declared, held(upload, 1, 2, 3))
+        completion._verify_parts(upload, declared, held(upload, 1, 2, 3))

@@ -1,0 +1,105 @@
+"""Claims on a pending upload: one request at a time may complete or discard it.
+
+Complete, cancel, and the discards in create and gc all claim the upload in the database
+before touching the store; a cancel racing a complete would otherwise delete the bytes of
+a file the complete is recording. And the local store asks `accepts_object_write` before
+a signed URL writes, so a replayed URL cannot write once its upload is over.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, delete, or_, select
+
+from movievault.models import PendingUpload, utcnow
+from movievault.storage import Storage
+
+# A claim (complete or discard under way) that has not ended in this long is taken to
+# have died with its worker.
+COMPLETION_LEASE = timedelta(minutes=10)
+
+
+def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> None:
+    """Free what the store holds for a pending upload, then forget the upload.
+
+    The caller holds the upload's claim (see `_claim`), so no `complete` can record the
+    file while its bytes are being removed.
+    """
+    if upload.method == "multipart" and upload.multipart_id:
+        storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
+    # A form upload may already have stored its object; a failed multipart never does.
+    storage.delete(upload.key)
+    session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+    session.commit()
+
+
+def claim(*, session: Session, upload_id: str) -> bool:
+    """Atomically mark the upload as taken by this request; False when another holds it.
+
+    Complete, cancel, and the discards in create and gc all claim before touching the
+    store: a cancel racing a complete would otherwise delete the bytes of a file the
+    complete is recording.
+    """
+    now = utcnow()
+    result = session.exec(
+        update(PendingUpload)
+        .where(
+            col(PendingUpload.id) == upload_id,
+            or_(
+                col(PendingUpload.completing_since).is_(None),
+                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
+            ),
+        )
+        .values(completing_since=now)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def release(*, session: Session, upload_id: str) -> None:
+    """Let the next `complete` try again after a failure that kept the upload."""
+    session.rollback()
+    session.exec(
+        update(PendingUpload)
+        .where(col(PendingUpload.id) == upload_id)
+        .values(completing_since=None)
+    )
+    session.commit()
+
+
+def claim_and_discard(*, session: Session, storage: Storage, upload: PendingUpload) -> bool:
+    """Claim the upload and discard it; False (nothing done) when another request holds it.
+
+    If the store fails, the claim is released and the upload kept, so nothing is orphaned.
+    """
+    if not claim(session=session, upload_id=upload.id):
+        return False
+    try:
+        discard(session=session, storage=storage, upload=upload)
+    except BaseException:
+        release(session=session, upload_id=upload.id)
+        raise
+    return True
+
+
+def accepts_object_write(*, session: Session, key: str) -> bool:
+    """Whether a signed upload may still write `key`: its upload is pending, unclaimed, live.
+
+    A form upload's signature stays valid until it expires; without this, replaying it
+    after complete, cancel or delete would overwrite a recorded movie or leave an object
+    that no row refers to.
+    """
+    now = utcnow()
+    found = session.exec(
+        select(PendingUpload.id).where(
+            PendingUpload.key == key,
+            col(PendingUpload.expires_at) > now,
+            or_(
+                col(PendingUpload.completing_since).is_(None),
+                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
+            ),
+        )
+    ).first()
+    return found is not None

@@ -1,0 +1,237 @@
+"""Completing an upload: check what the store holds against the declaration, then record.
+
+A mismatch (size, parts, ETags, hash) discards the upload and records nothing; a store
+that fails keeps it, so the client can call `complete` again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+
+from movievault import claims, library, uploads, validation
+from movievault.errors import Conflict, InvalidInput, NotFound, StorageRejected, UploadMismatch
+from movievault.models import PendingUpload, StoredFile
+from movievault.storage import Storage, StoredPart
+
+COMPLETION_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class CompleteResult:
+    """The recorded file, and whether it already existed (a racing or repeated upload)."""
+
+    file: StoredFile
+    duplicate: bool
+
+
+def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> StoredFile | None:
+    """Return the file an upload already became, if it did."""
+    return session.exec(
+        select(StoredFile).where(
+            StoredFile.owner_id == owner_id, StoredFile.upload_id == upload_id
+        )
+    ).first()
+
+
+def _declared_parts(
+    upload: PendingUpload, data: dict[str, Any]
+) -> list[tuple[int, str]] | None:
+    """Parse `parts` into sorted (number, etag) pairs; raise 400 for malformed input.
+
+    None when a multipart upload is completed without a list: then the parts the store
+    holds are used, each still checked for its size. (The list only echoes the ETags the
+    store answered, and grows with the file: 56 bytes per part.)
+    """
+    if upload.method != "multipart":
+        return []
+    parts = data.get("parts")
+    if parts is None:
+        return None
+    if not isinstance(parts, list):
+        raise InvalidInput("parts must be a list of {part_number, etag} objects.")
+    pairs: dict[int, str] = {}
+    for part in parts:
+        part = validation.require_object(part, "each entry of parts")
+        number = validation.positive_int(
+            part.get("part_number"), name="part_number", maximum=uploads.part_count(upload)
+        )
+        etag = part.get("etag")
+        if etag is None:
+            etag = ""  # declared without its ETag: a mismatch, refused in _verify_parts
+        if not isinstance(etag, str) or len(etag) > 256:
+            raise InvalidInput("Each part's etag must be the string the store returned.")
+        pairs[number] = etag
+    return sorted(pairs.items())
+
+
+def _verify_parts(
+    upload: PendingUpload, declared: list[tuple[int, str]], stored: list[StoredPart]
+) -> None:
+    """Raise UploadMismatch unless every part is present, with its ETag and its size."""
+    count = uploads.part_count(upload)
+    numbers = [n for n, _ in declared]
+    if numbers != list(range(1, count + 1)):
+        missing = sorted(set(range(1, count + 1)) - set(numbers))
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise UploadMismatch(
+            f"Completing needs all {count} parts" + (f"; missing: {shown}." if missing else ".")
+        )
+    held = {part.part_number: part for part in stored}
+    for number, etag in declared:
+        if not etag.strip('"'):
+            raise UploadMismatch(
+                f"Part {number} was declared without its ETag. Browsers can read ETags only "
+                "when the bucket's CORS rules expose them (movievault setup-bucket does)."
+            )
+        part = held.get(number)
+        if part is None:
+            raise UploadMismatch(f"Part {number} was never uploaded.")
+        if part.etag.strip('"') != etag.strip('"'):
+            raise UploadMismatch(f"Part {number}'s ETag does not match what the store holds.")
+        expected = uploads.expected_part_size(upload, number)
+        if part.size != expected:
+            raise UploadMismatch(
+                f"Part {number} holds {part.size} bytes; {expected} were expected."
+            )
+
+
+def _wait_for_other_completion(
+    *, session: Session, owner_id: int, upload_id: str, sha256: str
+) -> StoredFile | None:
+    """Wait while another request completes this upload; return its file, or None to retry."""
+    deadline = time.monotonic() + COMPLETION_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        session.expire_all()
+        done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+        if done is not None:
+            return done
+        upload = session.get(PendingUpload, upload_id)
+        if upload is None:
+            # It ended as a duplicate of a file recorded through another upload.
+            done = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+            if done is not None:
+                return done
+            raise UploadMismatch(
+                "The upload was cancelled, or failed while it was being completed; start again."
+            )
+        if upload.completing_since is None:
+            return None
+    raise Conflict("This upload is still being completed by another request; try again.")
+
+
+def complete_upload(
+    *, session: Session, storage: Storage, owner_id: int, upload_id: str, data: Any
+) -> CompleteResult:
+    """Verify what the store holds against the declaration, then record the file."""
+    data = validation.require_object(data)
+    while True:
+        try:
+            upload = uploads.get_owned_upload(
+                session=session, owner_id=owner_id, upload_id=upload_id
+            )
+        except NotFound:
+            # A second tab or a retried request: the upload already became a file.
+            done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+            if done is not None:
+                return CompleteResult(file=done, duplicate=True)
+            raise
+        declared = _declared_parts(upload, data)
+        # Uploads started with a fingerprint learn their hash only now.
+        sha256 = upload.sha256 or validation.sha256_hex(data.get("sha256"))
+        if claims.claim(session=session, upload_id=upload.id):
+            break
+        done = _wait_for_other_completion(
+            session=session, owner_id=owner_id, upload_id=upload_id, sha256=sha256
+        )
+        if done is not None:
+            return CompleteResult(file=done, duplicate=True)
+
+    try:
+        if upload.sha256 is None:
+            existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
+            if existing is not None:
+                # Hashing while uploading found a file the user already has: keep one.
+                claims.discard(session=session, storage=storage, upload=upload)
+                return CompleteResult(file=existing, duplicate=True)
+        return _complete_claimed(
+            session=session, storage=storage, upload=upload, declared=declared, sha256=sha256
+        )
+    except UploadMismatch:
+        # The client's declaration was wrong: remove what it left behind, record nothing.
+        try:
+            claims.discard(session=session, storage=storage, upload=upload)
+        except BaseException:
+            claims.release(session=session, upload_id=upload.id)
+            raise
+        raise
+    except BaseException:
+        # The store was down or refused one call: keep the upload so the client can retry.
+        claims.release(session=session, upload_id=upload.id)
+        raise
+
+
+def _complete_claimed(
+    *,
+    session: Session,
+    storage: Storage,
+    upload: PendingUpload,
+    declared: list[tuple[int, str]] | None,
+    sha256: str,
+) -> CompleteResult:
+    """Finish an upload this request holds the claim on."""
+    if upload.method == "multipart":
+        assert upload.multipart_id
+        stored = storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
+        if declared is None:
+            declared = sorted((part.part_number, part.etag) for part in stored)
+        _verify_parts(upload, declared, stored)
+        try:
+            storage.complete_multipart(
+                key=upload.key, upload_id=upload.multipart_id, parts=declared
+            )
+        except StorageRejected as error:
+            raise UploadMismatch(f"The store refused the parts: {error.message}") from error
+    size = storage.object_size(upload.key)
+    if size is None:
+        raise UploadMismatch("No object was uploaded for this upload.")
+    if size != upload.size:
+        raise UploadMismatch(f"The stored object has {size} bytes; {upload.size} were declared.")
+    actual = storage.object_sha256(upload.key)
+    if actual is not None and actual != sha256:
+        raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
+
+    stored_file = StoredFile(
+        owner_id=upload.owner_id,
+        name=upload.name,
+        size=upload.size,
+        sha256=sha256,
+        fingerprint=upload.fingerprint,
+        content_type=upload.content_type,
+        key=upload.key,
+        upload_id=upload.id,
+    )
+    session.add(stored_file)
+    try:
+        # This statement flushes the insert first, so a clash can surface here too.
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        session.commit()
+    except IntegrityError:
+        # The user finished the same content through another upload meanwhile.
+        session.rollback()
+        existing = library.find_by_sha256(
+            session=session, owner_id=upload.owner_id, sha256=sha256
+        )
+        if existing is None:
+            raise
+        if existing.key != upload.key:
+            storage.delete(upload.key)
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        session.commit()
+        return CompleteResult(file=existing, duplicate=True)
+    return CompleteResult(file=stored_file, duplicate=False)

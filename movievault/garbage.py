@@ -1,0 +1,69 @@
+"""Housekeeping: expired uploads, and objects that no file or upload refers to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from movievault import claims, uploads
+from movievault.errors import MovieVaultError
+from movievault.models import PendingUpload, StoredFile, utcnow
+from movievault.storage import Storage
+
+#: Objects no catalogue row refers to are removed by `collect_garbage` once this old.
+ORPHAN_GRACE = timedelta(hours=24)
+
+
+@dataclass
+class GarbageReport:
+    """What `collect_garbage` removed, and what it could not."""
+
+    expired_uploads: int = 0
+    orphans: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def collect_garbage(
+    *, session: Session, storage: Storage, now: datetime | None = None
+) -> GarbageReport:
+    """Discard expired uploads, then objects no file or upload refers to (after a grace).
+
+    Orphans come from a client that wrote with a signed URL and never completed, or from
+    a crash between the store and the catalogue. The store is listed before the catalogue
+    is read: an object recorded meanwhile is then found in the catalogue, never deleted.
+    """
+    now = now or utcnow()
+    report = GarbageReport()
+    expired = session.exec(select(PendingUpload).where(col(PendingUpload.expires_at) < now)).all()
+    for upload in expired:
+        try:
+            if claims.claim_and_discard(session=session, storage=storage, upload=upload):
+                report.expired_uploads += 1
+        except Exception as error:  # one bad upload must not stop the sweep
+            session.rollback()
+            report.failures.append(f"{upload.id}: {error}")
+    try:
+        candidates = [
+            item.key for item in storage.iter_objects()
+            if item.key.startswith(uploads.OBJECT_PREFIX) and item.modified < now - ORPHAN_GRACE
+        ]
+    except MovieVaultError as error:
+        report.failures.append(f"listing the store: {error.message}")
+        return report
+    for start in range(0, len(candidates), 500):  # SQLite's bound-parameter limit
+        batch = candidates[start : start + 500]
+        known = set(session.exec(select(StoredFile.key).where(col(StoredFile.key).in_(batch))))
+        known |= set(
+            session.exec(select(PendingUpload.key).where(col(PendingUpload.key).in_(batch)))
+        )
+        for key in batch:
+            if key in known:
+                continue
+            try:
+                storage.delete(key)
+                report.orphans += 1
+            except MovieVaultError as error:
+                report.failures.append(f"{key}: {error.message}")
+    return report
