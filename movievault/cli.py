@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlmodel import Session
 
 from movievault import db, garbage, migrate, migrations, quotas, users
 from movievault.backends import build_storage, get_storage
 from movievault.config import ConfigError, settings
-from movievault.errors import InvalidInput, MovieVaultError
+from movievault.errors import MovieVaultError
 from movievault.units import human_size
 
 
@@ -36,6 +39,16 @@ def cli() -> None:
     """MovieVault: a self-hosted movie library."""
 
 
+@contextmanager
+def _catalogue(app: Flask) -> Iterator[Session]:
+    """A catalogue session for a command: a domain error ends it with its message."""
+    with db.session_scope(app) as session:
+        try:
+            yield session
+        except MovieVaultError as error:
+            raise click.ClickException(error.message) from error
+
+
 def _read_password() -> str:
     """First line of stdin when piped, else a prompt asked twice."""
     if not sys.stdin.isatty():
@@ -49,11 +62,8 @@ def _read_password() -> str:
 def create_user_command(username: str) -> None:
     """Create an account (password from stdin's first line, or prompted twice)."""
     password = _read_password()
-    with db.session_scope(current_app) as session:
-        try:
-            user = users.create_user(session=session, username=username, password=password)
-        except InvalidInput as error:
-            raise click.ClickException(error.message) from error
+    with _catalogue(current_app) as session:
+        user = users.create_user(session=session, username=username, password=password)
     click.echo(f"Created user {user.username}.")
 
 
@@ -63,11 +73,8 @@ def create_user_command(username: str) -> None:
 def reset_password_command(username: str) -> None:
     """Set an account's password (read like create-user's) and sign it out everywhere."""
     password = _read_password()
-    with db.session_scope(current_app) as session:
-        try:
-            user = users.reset_password(session=session, username=username, password=password)
-        except MovieVaultError as error:
-            raise click.ClickException(error.message) from error
+    with _catalogue(current_app) as session:
+        user = users.reset_password(session=session, username=username, password=password)
     click.echo(f"New password set for {user.username}; every session of it has ended.")
 
 
@@ -83,11 +90,8 @@ def rename_user_command(old: str, new: str) -> None:
     from movievault import create_app
 
     app = create_app({"SKIP_MIGRATIONS": True})
-    with db.session_scope(app) as session:
-        try:
-            name = users.rename_user(session=session, old=old, new=new)
-        except MovieVaultError as error:
-            raise click.ClickException(error.message) from error
+    with _catalogue(app) as session:
+        name = users.rename_user(session=session, old=old, new=new)
     click.echo(f"Renamed {old} to {name}.")
 
 
@@ -117,11 +121,8 @@ def _parse_size(text: str) -> int | None:
 def set_quota_command(username: str, size: str) -> None:
     """Limit what an account may keep (e.g. 500GB, 2TB), or 'none' for no limit."""
     quota = _parse_size(size)
-    with db.session_scope(current_app) as session:
-        try:
-            user = users.set_quota(session=session, username=username, quota_bytes=quota)
-        except MovieVaultError as error:
-            raise click.ClickException(error.message) from error
+    with _catalogue(current_app) as session:
+        user = users.set_quota(session=session, username=username, quota_bytes=quota)
         assert user.id is not None
         held = quotas.usage(session=session, owner_id=user.id)
     limit = "no limit" if quota is None else human_size(quota)
