@@ -1,4 +1,5 @@
-# MovieVault: `make run` serves the app, `make test` runs the whole suite.
+# MovieVault: `make run` serves the app, `make lint` runs ruff and mypy, `make test` runs
+# lint, then the whole suite.
 # Both create (or reuse) .venv and install what they need into it.
 
 PYTHON_SYSTEM ?= python3
@@ -28,8 +29,7 @@ browser:
 nginx:
 	@scripts/install-nginx
 
-test: $(VENV)/.installed-test browser nginx
-	$(PY) -m ruff check movievault tests bench wsgi.py
+test: lint browser nginx
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed-test
@@ -37,6 +37,7 @@ test-fast: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check movievault tests bench wsgi.py
+	$(PY) -m mypy movievault
 
 bench: $(VENV)/.installed-test browser
 	$(PY) bench/run.py

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from movievault import completion, db, library, uploads
@@ -57,7 +58,7 @@ def _int_arg(name: str, default: int) -> int:
 
 @bp.post("/files/check")
 @login_required
-def check_files() -> Response:
+def check_files() -> ResponseReturnValue:
     """Tell which of the listed hashes the user already has."""
     data = _json_body()
     if not isinstance(data, dict):
@@ -70,7 +71,7 @@ def check_files() -> Response:
 
 @bp.post("/uploads")
 @login_required
-def create_upload() -> tuple[Response, int]:
+def create_upload() -> ResponseReturnValue:
     """Start an upload, resume the pending one, or report a duplicate."""
     storage = get_storage()
     result = uploads.start_upload(
@@ -87,7 +88,7 @@ def create_upload() -> tuple[Response, int]:
 
 @bp.get("/uploads/<upload_id>")
 @login_required
-def get_upload(upload_id: str) -> Response:
+def get_upload(upload_id: str) -> ResponseReturnValue:
     """Show an upload and the parts the store already holds (to resume)."""
     storage = get_storage()
     upload = uploads.get_owned_upload(session=db.session(), owner_id=_owner(), upload_id=upload_id)
@@ -103,7 +104,7 @@ def get_upload(upload_id: str) -> Response:
 
 @bp.post("/uploads/<upload_id>/parts")
 @login_required
-def sign_parts(upload_id: str) -> Response:
+def sign_parts(upload_id: str) -> ResponseReturnValue:
     """Sign PUT URLs for up to 100 parts."""
     parts = uploads.part_urls(
         session=db.session(), storage=get_storage(), settings=_upload_settings(), owner_id=_owner(),
@@ -114,7 +115,7 @@ def sign_parts(upload_id: str) -> Response:
 
 @bp.post("/uploads/<upload_id>/complete")
 @login_required
-def complete_upload(upload_id: str) -> tuple[Response, int]:
+def complete_upload(upload_id: str) -> ResponseReturnValue:
     """Verify the stored object and record the file."""
     result = completion.complete_upload(
         session=db.session(), storage=get_storage(), owner_id=_owner(), upload_id=upload_id,
@@ -127,7 +128,7 @@ def complete_upload(upload_id: str) -> tuple[Response, int]:
 
 @bp.delete("/uploads/<upload_id>")
 @login_required
-def cancel_upload(upload_id: str) -> tuple[str, int]:
+def cancel_upload(upload_id: str) -> ResponseReturnValue:
     """Abort an upload and forget it."""
     uploads.cancel_upload(
         session=db.session(), storage=get_storage(), owner_id=_owner(), upload_id=upload_id
@@ -137,7 +138,7 @@ def cancel_upload(upload_id: str) -> tuple[str, int]:
 
 @bp.get("/files")
 @login_required
-def list_files() -> Response:
+def list_files() -> ResponseReturnValue:
     """Search, sort and page through the user's files."""
     page = library.list_files(
         session=db.session(),
@@ -152,7 +153,7 @@ def list_files() -> Response:
 
 @bp.get("/files/<int:file_id>")
 @login_required
-def get_file(file_id: int) -> Response:
+def get_file(file_id: int) -> ResponseReturnValue:
     """Show one file."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
     return jsonify(file=shown(library.public(stored)))
@@ -160,7 +161,7 @@ def get_file(file_id: int) -> Response:
 
 @bp.patch("/files/<int:file_id>")
 @login_required
-def rename_file(file_id: int) -> Response:
+def rename_file(file_id: int) -> ResponseReturnValue:
     """Rename a file."""
     data = _json_body()
     if not isinstance(data, dict):
@@ -173,7 +174,7 @@ def rename_file(file_id: int) -> Response:
 
 @bp.delete("/files/<int:file_id>")
 @login_required
-def delete_file(file_id: int) -> tuple[str, int]:
+def delete_file(file_id: int) -> ResponseReturnValue:
     """Delete a file and its object."""
     library.delete_file(
         session=db.session(), storage=get_storage(), owner_id=_owner(), file_id=file_id

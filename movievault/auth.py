@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
-    Response,
     flash,
     redirect,
     render_template,
@@ -15,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask import session as cookie
+from flask.typing import ResponseReturnValue
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -72,7 +72,7 @@ def _sign_in(user: User) -> None:
 
 
 @login_manager.unauthorized_handler
-def _unauthorized() -> Response:
+def _unauthorized() -> ResponseReturnValue:
     """API clients get 401 JSON; people are sent to the sign-in page and back."""
     if wants_json():
         return json_error("Sign in first: this API needs a session.", 401)
@@ -92,7 +92,7 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | tuple[str, int] | str:
+def login() -> ResponseReturnValue:
     """Show the sign-in form; sign in when the password matches and the throttle allows."""
     session = db.session()
     if users.count_users(session=session) == 0:
@@ -128,7 +128,7 @@ def login() -> Response | tuple[str, int] | str:
 
 @bp.post("/logout")
 @login_required
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """Sign out (POST only, so a link on another site cannot sign you out).
 
     The account's session generation moves on, so a copy of this cookie is dead too.
@@ -141,7 +141,7 @@ def logout() -> Response:
 
 
 @bp.route("/setup", methods=["GET", "POST"])
-def setup() -> Response | tuple[str, int] | str:
+def setup() -> ResponseReturnValue:
     """First run: create the owner account while no account exists."""
     session = db.session()
     if users.count_users(session=session) > 0:
@@ -165,7 +165,7 @@ def setup() -> Response | tuple[str, int] | str:
 
 @bp.get("/account")
 @login_required
-def account() -> str:
+def account() -> ResponseReturnValue:
     """The account page: what the library uses, the password, signing out everywhere."""
     return _account_page()
 
@@ -180,7 +180,7 @@ def _account_page(error: str | None = None) -> str:
 
 @bp.post("/account/password")
 @login_required
-def change_password() -> Response | tuple[str, int]:
+def change_password() -> ResponseReturnValue:
     """Change the password (the current one first); every other session ends."""
     session = db.session()
     form = request.form
@@ -214,7 +214,7 @@ def change_password() -> Response | tuple[str, int]:
 
 @bp.post("/account/sign-out-everywhere")
 @login_required
-def sign_out_everywhere() -> Response:
+def sign_out_everywhere() -> ResponseReturnValue:
     """End every session of this account, this one included."""
     users.end_sessions(session=db.session(), user_id=int(current_user.id))
     logout_user()

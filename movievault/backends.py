@@ -100,6 +100,7 @@ def build_storage(app: Flask, kind: str | None = None) -> Storage:
 
 def get_storage(app: Flask | None = None) -> Storage:
     """Return the app's storage backend, built on first use (no I/O at import or start-up)."""
+    # Flask types current_app as Flask, not as the proxy it is: unwrap the real app.
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     storage = app.extensions.get("movievault.storage")
     if storage is None:

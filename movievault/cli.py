@@ -195,6 +195,7 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     """Serve MovieVault with waitress, a production WSGI server."""
     from movievault.serving import serve, serve_options
 
+    # Flask types current_app as Flask, not as the proxy it is: unwrap the real app.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
     options = serve_options(config, host=host, port=port, threads=threads)
@@ -223,6 +224,7 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
 @with_appcontext
 def migrate_storage_command(target_kind: str) -> None:
     """Copy every movie from the local disk to the configured bucket (run again to resume)."""
+    # Flask types current_app as Flask, not as the proxy it is: unwrap the real app.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
     if not (config.s3_bucket or config.s3_endpoint_url):

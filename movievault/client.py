@@ -47,7 +47,8 @@ class ApiClient:
             "POST", "/files/check", json={"files": [{"sha256": s, "size": n} for s, n in items]}
         )
         answer.raise_for_status()
-        return answer.json()["results"]
+        results: list[dict[str, Any]] = answer.json()["results"]
+        return results
 
     def create(
         self, *, name: str, data: bytes, content_type: str = "video/mp4", hashed: bool = True
@@ -101,7 +102,8 @@ class ApiClient:
         """The upload and the parts the store already holds."""
         answer = self.api("GET", f"/uploads/{upload_id}")
         answer.raise_for_status()
-        return answer.json()
+        body: dict[str, Any] = answer.json()
+        return body
 
     def complete(
         self, upload_id: str, etags: dict[int, str] | None = None, sha256: str | None = None
@@ -121,7 +123,7 @@ class ApiClient:
             return {"duplicate": True, "file": result["file"]}
         answer = self.create(name=name, data=data, content_type=content_type)
         answer.raise_for_status()
-        body = answer.json()
+        body: dict[str, Any] = answer.json()
         if body.get("duplicate"):
             return body
         upload = body["upload"]
@@ -137,4 +139,5 @@ class ApiClient:
             # Like the page, no part list: the app takes it from the store.
             final = self.complete(upload["id"])
         final.raise_for_status()
-        return final.json()
+        done: dict[str, Any] = final.json()
+        return done

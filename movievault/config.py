@@ -190,15 +190,15 @@ def _secret_key(instance: Path) -> str:
 def _checked_secret_key(key: Any) -> str | bytes:
     """The configured key as text (or bytes), refused when too short to keep sessions and
     upload URLs unforgeable."""
-    if not isinstance(key, bytes):
-        key = str(key)  # a MOVIEVAULT_ variable that looks like JSON arrives as a number
-    if len(key if isinstance(key, bytes) else key.encode()) < MIN_SECRET_KEY_BYTES:
+    # A MOVIEVAULT_ variable that looks like JSON arrives as a number.
+    checked: str | bytes = key if isinstance(key, bytes) else str(key)
+    if len(checked if isinstance(checked, bytes) else checked.encode()) < MIN_SECRET_KEY_BYTES:
         raise ConfigError(
             f"MOVIEVAULT_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long: set it "
             "to a random string (such as the output of `openssl rand -hex 32`), or unset it "
             "to use the key MovieVault generates in its instance folder."
         )
-    return key
+    return checked
 
 
 def _storage_origin(value: str, public_url: str) -> str:
@@ -275,4 +275,5 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
 
 def settings(app: Flask | None = None) -> Settings:
     """The settings of `app` (by default the current one), parsed once at start-up."""
-    return (app or current_app).extensions["movievault.settings"]
+    parsed: Settings = (app or current_app).extensions["movievault.settings"]
+    return parsed

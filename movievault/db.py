@@ -40,14 +40,16 @@ def make_engine(url: str) -> Engine:
 
 def engine() -> Engine:
     """Return the current app's engine."""
-    return current_app.extensions["movievault.engine"]
+    made: Engine = current_app.extensions["movievault.engine"]
+    return made
 
 
 def session() -> Session:
     """Return this request's session, opening it on first use."""
     if "db_session" not in g:
         g.db_session = Session(engine(), expire_on_commit=False)
-    return g.db_session
+    opened: Session = g.db_session
+    return opened
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -26,14 +27,14 @@ def _error_page(message: str, status: int) -> tuple[str, int]:
     return render_template("errors/error.html", message=message, status=status), status
 
 
-def _handle_domain(error: MovieVaultError) -> Response | tuple[str, int]:
+def _handle_domain(error: MovieVaultError) -> ResponseReturnValue:
     """Map a domain error to JSON for the API and a page for people."""
     if wants_json():
         return json_error(error.message, error.status)
     return _error_page(error.message, error.status)
 
 
-def _handle_csrf(error: CSRFError) -> Response | tuple[str, int]:
+def _handle_csrf(error: CSRFError) -> ResponseReturnValue:
     """A missing or stale CSRF token: refuse with a message that says how to recover."""
     message = f"CSRF check failed ({error.description}). Reload the page and try again."
     if wants_json() or request.headers.get("HX-Request"):
@@ -41,7 +42,7 @@ def _handle_csrf(error: CSRFError) -> Response | tuple[str, int]:
     return _error_page(message, 400)
 
 
-def _handle_http(error: HTTPException) -> Response | tuple[str, int]:
+def _handle_http(error: HTTPException) -> ResponseReturnValue:
     """Keep HTTP errors (404, 405, 413...) in the same shape as domain errors."""
     status = error.code or 500
     message = error.description or error.name
@@ -50,7 +51,7 @@ def _handle_http(error: HTTPException) -> Response | tuple[str, int]:
     return _error_page(message, status)
 
 
-def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:
+def _handle_unexpected(error: Exception) -> ResponseReturnValue:
     """Never show a traceback; log it and answer a plain 500."""
     current_app.logger.exception("unhandled error: %s", error)
     message = "Something went wrong on the server. The error was logged."

@@ -89,7 +89,7 @@ def could_be_duplicate(
 ) -> bool:
     """Whether any of the owner's files might hold the same bytes as a file of `size`
     whose first and last MiB hash to `fingerprint` (files without one always might)."""
-    match = col(StoredFile.fingerprint).is_(None)
+    match: ColumnElement[bool] = col(StoredFile.fingerprint).is_(None)
     if fingerprint is not None:
         match = or_(match, StoredFile.fingerprint == fingerprint)
     query = select(StoredFile.id).where(
@@ -152,7 +152,7 @@ def list_files(
     """Return one page of the owner's files matching `query`, sorted by `sort`."""
     query = (query or "").strip()[:200]
     sort = sort if sort in SORTS else DEFAULT_SORT
-    conditions = [StoredFile.owner_id == owner_id]
+    conditions: list[ColumnElement[bool]] = [col(StoredFile.owner_id) == owner_id]
     if query:
         pattern = f"%{_escape_like(query)}%"
         conditions.append(col(StoredFile.name).ilike(pattern, escape="\\"))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from sqlmodel import Session, col, select
 
 from movievault import claims
 from movievault.errors import MovieVaultError, StorageRejected
 from movievault.models import PendingUpload, StoredFile
-from movievault.storage import Storage
+from movievault.storage import Readable, Storage
 
 #: Files larger than this report their progress while they copy, not only once copied.
 PROGRESS_STEP = 256 * 1024 * 1024
@@ -37,7 +36,7 @@ class MigrationReport:
 class _CountingReader:
     """Wraps a stream to report the bytes read so far every PROGRESS_STEP bytes."""
 
-    def __init__(self, stream: BinaryIO, report: Callable[[int], None]) -> None:
+    def __init__(self, stream: Readable, report: Callable[[int], None]) -> None:
         self.stream = stream
         self.report = report
         self.done = 0
@@ -81,7 +80,7 @@ def _copy_one(
         reader = _CountingReader(stream, progress)
         target.put(
             key=stored.key,
-            stream=reader,  # type: ignore[arg-type]  (read() is all a copy needs)
+            stream=reader,
             size=stored.size,
             content_type=stored.content_type,
         )

@@ -12,7 +12,9 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from movievault import db, library
 from movievault.backends import get_storage
@@ -60,14 +62,14 @@ def _render_list(status: int = 200) -> Response:
 
 @bp.get("/", endpoint="library")
 @login_required
-def library_page() -> Response:
+def library_page() -> ResponseReturnValue:
     """The library: uploader, search, sort, pages of files."""
     return _render_list()
 
 
 @bp.get("/files/<int:file_id>")
 @login_required
-def movie(file_id: int) -> str:
+def movie(file_id: int) -> ResponseReturnValue:
     """A movie's page: the player, its details, download."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
     return render_template("library/movie.html", file=stored)
@@ -75,7 +77,7 @@ def movie(file_id: int) -> str:
 
 @bp.get("/files/<int:file_id>/row")
 @login_required
-def file_row(file_id: int) -> str:
+def file_row(file_id: int) -> ResponseReturnValue:
     """One row of the list (htmx: leaving rename mode)."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
     return render_template("library/_file_row.html", file=stored)
@@ -83,7 +85,7 @@ def file_row(file_id: int) -> str:
 
 @bp.get("/files/<int:file_id>/edit")
 @login_required
-def edit_row(file_id: int) -> str:
+def edit_row(file_id: int) -> ResponseReturnValue:
     """One row in rename mode (htmx)."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
     return render_template("library/_file_edit.html", file=stored)
@@ -91,7 +93,7 @@ def edit_row(file_id: int) -> str:
 
 @bp.post("/files/<int:file_id>/rename")
 @login_required
-def rename(file_id: int) -> Response | tuple[str, int] | str:
+def rename(file_id: int) -> ResponseReturnValue:
     """Rename from the list's inline form; a bad name re-renders the form with the reason."""
     session = db.session()
     name = request.form.get("name", "")
@@ -110,7 +112,7 @@ def rename(file_id: int) -> Response | tuple[str, int] | str:
 
 @bp.post("/files/<int:file_id>/delete")
 @login_required
-def delete(file_id: int) -> Response:
+def delete(file_id: int) -> ResponseReturnValue:
     """Delete a file; htmx gets the refreshed list, a plain form goes back to the library."""
     session = db.session()
     stored = library.get_owned_file(session=session, owner_id=_owner(), file_id=file_id)
@@ -122,7 +124,7 @@ def delete(file_id: int) -> Response:
     return redirect(url_for("pages.library"))
 
 
-def _signed_redirect(file_id: int, *, inline: bool) -> Response:
+def _signed_redirect(file_id: int, *, inline: bool) -> WerkzeugResponse:
     """Check ownership, then send the browser to a time-limited URL on the store."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
     url = get_storage().download_url(
@@ -141,13 +143,13 @@ def _signed_redirect(file_id: int, *, inline: bool) -> Response:
 
 @bp.get("/files/<int:file_id>/download")
 @login_required
-def download(file_id: int) -> Response:
+def download(file_id: int) -> ResponseReturnValue:
     """Redirect to a presigned GET that saves the file under its name."""
     return _signed_redirect(file_id, inline=False)
 
 
 @bp.get("/files/<int:file_id>/stream")
 @login_required
-def stream(file_id: int) -> Response:
+def stream(file_id: int) -> ResponseReturnValue:
     """Redirect to a presigned GET for playing in place (Range requests seek)."""
     return _signed_redirect(file_id, inline=True)

@@ -123,6 +123,12 @@ class RouteLimitedParser(HTTPRequestParser):
     its own copy of the adjustments with the larger limit, so both checks use it.
     """
 
+    # waitress ships no types: the parser's attributes this class sets, as it sets them.
+    adj: Any  # waitress.adjustments.Adjustments
+    error: Exception | None
+    completed: bool
+    expect_continue: bool
+
     def __init__(self, adj: Any, *, limits: BodyLimits) -> None:
         super().__init__(adj)
         self.limits = limits
@@ -137,7 +143,7 @@ class RouteLimitedParser(HTTPRequestParser):
 
     def received(self, data: bytes) -> int:
         """Take what the socket gave; refuse a body past the limit without reading it."""
-        consumed = super().received(data)
+        consumed: int = super().received(data)
         receiver = self.body_rcv
         if not self.completed and self.chunked and receiver is not None:
             # The chunk being read counts in full: its size line said how long it is.
@@ -159,7 +165,7 @@ class RouteLimitedChannel(HTTPChannel):
     """A waitress connection whose requests are parsed by RouteLimitedParser."""
 
     def __init__(self, *args: Any, limits: BodyLimits, **kwargs: Any) -> None:
-        self.parser_class = partial(RouteLimitedParser, limits=limits)  # type: ignore[assignment]
+        self.parser_class = partial(RouteLimitedParser, limits=limits)
         super().__init__(*args, **kwargs)
 
 
@@ -170,7 +176,7 @@ def create_server(app: Flask, options: ServeOptions) -> Any:
     channel = partial(RouteLimitedChannel, limits=options.limits)
     for listener in sockets.values():  # one per address `host` resolves to
         if isinstance(listener, BaseWSGIServer):
-            listener.channel_class = channel  # type: ignore[assignment]
+            listener.channel_class = channel
     return server
 
 

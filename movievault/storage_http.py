@@ -11,9 +11,11 @@ as a bucket does, so the page can send parts and forms there.
 
 from __future__ import annotations
 
+from typing import IO, cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 from werkzeug.wsgi import wrap_file
 
@@ -78,7 +80,7 @@ def _cors(response: Response) -> Response:
 
 
 @bp.post("/upload")
-def upload_form() -> tuple[str, int]:
+def upload_form() -> ResponseReturnValue:
     """Receive a browser form upload (fields, then the file last); answer 204 like S3."""
     boundary = request.mimetype_params.get("boundary", "")
     if request.mimetype != "multipart/form-data" or not boundary:
@@ -90,7 +92,7 @@ def upload_form() -> tuple[str, int]:
 
 
 @bp.put("/parts/<upload_id>/<int:part_number>")
-def upload_part(upload_id: str, part_number: int) -> Response:
+def upload_part(upload_id: str, part_number: int) -> ResponseReturnValue:
     """Receive one part of a multipart upload; its ETag goes back in the header."""
     etag = local_requests.receive_part(
         _store(),
@@ -106,7 +108,7 @@ def upload_part(upload_id: str, part_number: int) -> Response:
 
 
 @bp.get("/objects/<path:key>")
-def get_object(key: str) -> Response:
+def get_object(key: str) -> ResponseReturnValue:
     """Send the object (or a range) under its signed name, as `present` decided to show it."""
     download = local_requests.resolve_download(_store(), key=key, token=request.args.get("token"))
     headers = local_requests.object_headers(download)
@@ -121,8 +123,10 @@ def get_object(key: str) -> Response:
     if span is not None:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{download.size}"
     window = local_requests.Window(download.file, start, stop - start)
+    # wrap_file is typed for a whole IO[bytes]; it and the server's wsgi.file_wrapper only
+    # call read, seekable, seek, tell and close, all of which Window has.
     response = Response(
-        wrap_file(request.environ, window, CHUNK),
+        wrap_file(request.environ, cast(IO[bytes], window), CHUNK),
         status=206 if span is not None else 200,
         headers=headers,
         mimetype=None,

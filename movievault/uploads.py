@@ -215,8 +215,9 @@ def _start_upload_once(
     # Form uploads and resumes are planned without a store call: make sure it answers first,
     # so a store outage is a clear 503 now rather than a failed transfer in the browser.
     storage.ping()
-    found = {"sha256": sha256, "size": size, "fingerprint": fingerprint}
-    pending = _find_pending(session=session, owner_id=owner_id, **found)
+    pending = _find_pending(
+        session=session, owner_id=owner_id, sha256=sha256, size=size, fingerprint=fingerprint
+    )
     if pending is not None:
         if pending.size == size and pending.expires_at > utcnow():
             if _extend(pending, session=session, settings=settings):
@@ -289,7 +290,10 @@ def _start_upload_once(
             existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
             if existing is not None:
                 return StartResult(status="duplicate", file=existing)
-        winner = _find_pending(session=session, owner_id=owner_id, **found)
+        winner = _find_pending(
+            session=session, owner_id=owner_id, sha256=sha256, size=size,
+            fingerprint=fingerprint,
+        )
         if winner is None:
             raise _RaceLost() from None
         return StartResult(status="resumed", upload=winner)

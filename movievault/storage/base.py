@@ -9,12 +9,21 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 from movievault.errors import MovieVaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Readable(Protocol):
+    """What bytes are copied from: a file, a request body, the file field of a form."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to `size` bytes (b"" at the end)."""
+        ...
+
 
 #: The backends, as MOVIEVAULT_STORAGE names them.
 KINDS = ("local", "s3", "embedded-s3")
@@ -189,7 +198,7 @@ class Storage(ABC):
         """Open the object at `key` for streaming reads."""
 
     @abstractmethod
-    def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+    def put(self, *, key: str, stream: Readable, size: int, content_type: str) -> None:
         """Store `size` bytes read from `stream` at `key` (server-side copies only)."""
 
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from movievault.errors import (
     InsufficientStorage,
@@ -24,7 +24,7 @@ from movievault.errors import (
     MovieVaultError,
     StorageUnavailable,
 )
-from movievault.storage.base import translate_errors
+from movievault.storage.base import Readable, translate_errors
 
 #: Bytes read or written at a time: large enough for speed, small enough to never matter.
 CHUNK = 1024 * 1024
@@ -42,14 +42,6 @@ def _disk_meaning(error: Exception, action: str) -> MovieVaultError | None:
 
 #: Decorates what touches the disk: `@disk_errors("read an object")`.
 disk_errors = translate_errors(_disk_meaning)
-
-
-class Readable(Protocol):
-    """What bytes are copied from: a file, a request body, the file field of a form."""
-
-    def read(self, size: int = -1, /) -> bytes:
-        """Up to `size` bytes (b"" at the end)."""
-        ...
 
 
 class ObjectExists(Exception):

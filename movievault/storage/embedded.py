@@ -34,7 +34,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """Ask the OS for a free TCP port on `host`."""
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for IPv4
+        return port
 
 
 def start_embedded_s3(*, bucket: str, region: str, public_url: str) -> EmbeddedS3Storage:

@@ -36,12 +36,11 @@ from movievault.errors import (
     StorageRejected,
     StorageUnavailable,
 )
-from movievault.storage.base import PostForm, Storage, StoredObject, StoredPart
+from movievault.storage.base import PostForm, Readable, Storage, StoredObject, StoredPart
 from movievault.storage.disk import (
     Incoming,
     ObjectExists,
     OpenedFile,
-    Readable,
     check_free_space,
     disk_errors,
     file_sha256,
@@ -316,7 +315,7 @@ class LocalStorage(Storage):
             raise StorageRejected(f"NoSuchKey: there is no object {key}.") from None
 
     @disk_errors("store an object")
-    def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+    def put(self, *, key: str, stream: Readable, size: int, content_type: str) -> None:
         """Copy exactly `size` bytes from `stream` into the object, crash-safely."""
         self.check_ready()
         destination = self.object_path(key)
@@ -367,7 +366,7 @@ class LocalStorage(Storage):
 
     @disk_errors("receive a part")
     def write_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int, stream: BinaryIO
+        self, *, key: str, upload_id: str, part_number: int, size: int, stream: Readable
     ) -> str:
         """Store exactly `size` bytes from `stream` as a part of the upload; return its ETag."""
         self.check_ready()

@@ -19,10 +19,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from movievault.errors import NoSuchUpload, StorageRejected
-from movievault.storage.base import MIN_PART_SIZE, StoredPart
+from movievault.storage.base import MIN_PART_SIZE, Readable, StoredPart
 from movievault.storage.disk import Incoming
 
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -123,7 +122,7 @@ class UploadFolder:
             raise StorageRejected("EntityTooSmall: every part but the last needs 5 MiB or more.")
         return chosen
 
-    def store_part(self, *, part_number: int, size: int, stream: BinaryIO) -> str:
+    def store_part(self, *, part_number: int, size: int, stream: Readable) -> str:
         """Write exactly `size` bytes from `stream` as part `part_number`; return its ETag.
 
         S3's ETag is the part's MD5; any digest of the content serves the protocol (clients

@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
 
 from movievault.errors import AccessDenied, InvalidInput
-from movievault.storage.base import MAX_PARTS, Presentation, present
+from movievault.storage.base import MAX_PARTS, Presentation, Readable, present
 from movievault.storage.disk import CHUNK, disk_errors
 from movievault.storage.local import LocalStorage
 
@@ -49,7 +49,7 @@ class _FormFile:
     The file is the last field S3 reads; whatever follows it is ignored.
     """
 
-    def __init__(self, stream: BinaryIO, boundary: bytes) -> None:
+    def __init__(self, stream: Readable, boundary: bytes) -> None:
         self._stream = stream
         self._decoder = MultipartDecoder(
             boundary, max_form_memory_size=CHUNK + MAX_FIELD_BYTES, max_parts=MAX_FORM_PARTS
@@ -97,7 +97,7 @@ class _FormFile:
 
 
 @disk_errors("receive a form upload")
-def receive_form(store: LocalStorage, *, stream: BinaryIO, boundary: bytes) -> str:
+def receive_form(store: LocalStorage, *, stream: Readable, boundary: bytes) -> str:
     """Read a multipart/form-data body, file field last, into the signed object.
 
     The fields before the file are checked (signature, key, Content-Type) before a single
@@ -126,7 +126,7 @@ def receive_part(
     token: str | None,
     upload_id: str,
     part_number: int,
-    stream: BinaryIO,
+    stream: Readable,
     length: int | None,
 ) -> str:
     """Check a part PUT's signature and length, then store the part; return its ETag."""

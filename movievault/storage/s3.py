@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from movievault.errors import MovieVaultError, StorageRejected, StorageUnavailable
 from movievault.storage.base import (
     PostForm,
+    Readable,
     Storage,
     StoredObject,
     StoredPart,
@@ -194,7 +195,8 @@ class S3Storage(Storage):
         answer = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=key, ContentType=content_type
         )
-        return answer["UploadId"]
+        upload_id: str = answer["UploadId"]
+        return upload_id
 
     @_translate("sign a part URL")
     def part_url(
@@ -212,7 +214,7 @@ class S3Storage(Storage):
                 address=address, params={**params, "partNumber": str(part_number)},
                 expires=expires, now=datetime.now(UTC),
             )
-        url = self.presigner.generate_presigned_url(
+        url: str = self.presigner.generate_presigned_url(
             "upload_part",
             Params={
                 "Bucket": self.bucket,
@@ -303,7 +305,7 @@ class S3Storage(Storage):
         stored with, so the rule of `present` holds for objects of older releases too.
         """
         presentation = present(filename=filename, content_type=content_type, inline=inline)
-        return self.presigner.generate_presigned_url(
+        url: str = self.presigner.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,
@@ -313,6 +315,7 @@ class S3Storage(Storage):
             },
             ExpiresIn=expires,
         )
+        return url
 
     def origins(self) -> list[str]:
         """The origin of the presigned URLs (a dummy signature reveals the host style)."""
@@ -386,10 +389,12 @@ class S3Storage(Storage):
     @_translate("read an object")
     def open(self, key: str) -> BinaryIO:
         """Stream the object's body."""
-        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        # botocore's StreamingBody: a read-only io.IOBase.
+        body: BinaryIO = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return body
 
     @_translate("store an object")
-    def put(self, *, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+    def put(self, *, key: str, stream: Readable, size: int, content_type: str) -> None:
         """Upload from a stream (boto3 switches to multipart for big objects)."""
         self.client.upload_fileobj(
             stream, self.bucket, key, ExtraArgs={"ContentType": content_type}
