@@ -24,7 +24,7 @@ from botocore.config import Config
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from movievault import claims, create_app, db, uploads
+from movievault import claims, completion, create_app, db, uploads
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
@@ -282,7 +282,7 @@ def test_completion_cut_short_by_a_crash_is_taken_over_after_its_lease(
             session.commit()
 
     claimed(utcnow())
-    monkeypatch.setattr(uploads, "COMPLETION_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(completion, "COMPLETION_WAIT_SECONDS", 0.5)
     busy = alice.complete(upload["id"])
     assert busy.status_code == 409, busy.text
     assert "being completed" in busy.json()["error"]
