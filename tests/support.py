@@ -94,6 +94,29 @@ def environment(**settings: Any) -> dict[str, str]:
     return env
 
 
+def run_without(blocked: tuple[str, ...], script: str, cwd: Path) -> str:
+    """Run `script` in a fresh interpreter where the `blocked` modules (and theirs) cannot
+    be imported, and return what it printed; fail with its error output if it failed.
+
+    The movievault package is loaded first: it is the app factory, so importing any of its
+    modules runs it, and it imports only Flask. Whatever needs a blocked module then fails.
+    """
+    prelude = (
+        "import sys\n"
+        "import movievault  # noqa: F401\n"
+        f"BLOCKED = {blocked!r}\n"
+        "for _name in [*sys.modules, *BLOCKED]:\n"
+        "    if _name.split('.')[0] in BLOCKED or _name in BLOCKED:\n"
+        "        sys.modules[_name] = None\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + script], env=environment(), cwd=cwd,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def wait_for_port(
     port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
 ) -> None:

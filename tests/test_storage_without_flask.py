@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import run_without
 
-# Run in a fresh interpreter, where Flask, the database libraries and the app's wiring
-# cannot be imported: any module of movievault.storage that needs them fails to load.
+# Flask, the database libraries and the app's wiring: any module of movievault.storage
+# that needs them fails to load.
+BLOCKED = (
+    "flask", "flask_login", "flask_wtf", "sqlalchemy", "sqlmodel", "alembic",
+    "movievault.config", "movievault.db", "movievault.models", "movievault.backends",
+)
 SCRIPT = r'''
 import hashlib
 import importlib
@@ -20,17 +21,6 @@ import pkgutil
 import sys
 import tempfile
 from urllib.parse import parse_qs, urlsplit
-
-# The package itself is the app factory (create_app needs Flask), and importing any of its
-# modules runs it first: it is loaded before Flask is taken away. It imports nothing else.
-import movievault  # noqa: F401
-
-for name in list(sys.modules):
-    if name.split(".")[0] == "flask" or name.startswith("flask_"):
-        sys.modules[name] = None
-for name in ("flask", "flask_login", "flask_wtf", "sqlalchemy", "sqlmodel", "alembic",
-             "movievault.config", "movievault.db", "movievault.models", "movievault.backends"):
-    sys.modules[name] = None
 
 import movievault.storage
 
@@ -92,11 +82,4 @@ print("storage ran without Flask")
 
 
 def test_the_storage_package_imports_no_flask_and_no_catalogue(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("MOVIEVAULT_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "storage ran without Flask"
+    assert run_without(BLOCKED, SCRIPT, tmp_path) == "storage ran without Flask"
