@@ -466,8 +466,6 @@ def override_settings(app: Flask, **changes: Any) -> None:
     """Replace settings of a running `app` (lower-case names, e.g. url_expires=2) from now on,
     as if it had been started with them."""
     app.extensions["movievault.settings"] = replace(settings(app), **changes)
-    for name, value in changes.items():  # Flask's own view, for anything that reads it
-        app.config[name.upper()] = value
 
 
 def upload_settings(**changes: Any) -> UploadSettings:
