@@ -97,8 +97,8 @@ def _set_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Trust the configured proxies, enable CSRF and add the headers."""
-    if settings(app).proxy_count:
-        count = settings(app).proxy_count
+    count = settings(app).proxy_count
+    if count:
         # Flask's documented way to wrap its WSGI app; its types see a method assigned to.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_prefix=count
