@@ -29,11 +29,13 @@ browser:
 nginx:
 	@scripts/install-nginx
 
+# Two workers: browser and server tests spend much of their time waiting. Tests that share
+# one heavy server are grouped onto one worker (`xdist_group`).
 test: lint browser nginx
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not e2e"
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check movievault tests bench wsgi.py
