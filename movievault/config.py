@@ -77,7 +77,8 @@ MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigError(ValueError):
-    """A setting or an instance file that MovieVault cannot start with; says what to do."""
+    """A setting, folder or file MovieVault cannot start with; its message is one sentence
+    that says what to do (the command line prints it instead of a traceback)."""
 
 
 def _keep_private(path: Path, mode: int) -> None:
@@ -100,7 +101,18 @@ def _private_folder(path: Path) -> None:
     try:
         path.mkdir(mode=0o700, parents=True)
     except FileExistsError:
+        if not path.is_dir():
+            raise ConfigError(
+                f"The instance folder {path} is a file, not a folder: move it away, or set "
+                "MOVIEVAULT_INSTANCE_PATH to a folder MovieVault may write."
+            ) from None
         _keep_private(path, 0o700)
+    except OSError as error:
+        raise ConfigError(
+            f"Could not create the instance folder {path} ({error.strerror or error}): set "
+            "MOVIEVAULT_INSTANCE_PATH to a folder MovieVault may write, or fix the "
+            "permissions of the folder above it."
+        ) from error
     else:
         os.chmod(path, 0o700)  # mkdir's mode passes through the umask
 
@@ -121,6 +133,12 @@ def private_sqlite_file(url: str) -> None:
             if existing.exists():
                 _keep_private(existing, 0o600)
         return
+    except OSError as error:
+        raise ConfigError(
+            f"Could not create the catalogue database {path} ({error.strerror or error}): "
+            "check that its folder exists and MovieVault may write there, or set "
+            "MOVIEVAULT_DATABASE_URL to another place."
+        ) from error
     try:
         os.fchmod(fd, 0o600)  # os.open's mode passes through the umask
     finally:
@@ -215,16 +233,16 @@ def _storage_origin(value: str, public_url: str) -> str:
         or parts.query
         or parts.fragment
     ):
-        raise ValueError(
+        raise ConfigError(
             "MOVIEVAULT_STORAGE_ORIGIN must be an origin such as https://media.example.org "
-            f"(scheme, host name and optional port, no path), not {value!r}"
+            f"(scheme, host name and optional port, no path), not {value!r}."
         )
     origin = f"{parts.scheme}://{parts.netloc.lower()}"
     public = urlsplit(public_url)
     if origin == f"{public.scheme}://{public.netloc.lower()}":
-        raise ValueError(
+        raise ConfigError(
             "MOVIEVAULT_STORAGE_ORIGIN must be another origin than PUBLIC_URL's "
-            "(another host name or port); leave it empty to serve objects from PUBLIC_URL"
+            "(another host name or port); leave it empty to serve objects from PUBLIC_URL."
         )
     return origin
 
@@ -244,7 +262,11 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         try:
             config[name] = int(config[name])
         except (TypeError, ValueError) as error:
-            raise ConfigError(f"MOVIEVAULT_{name} must be an integer") from error
+            raise ConfigError(f"MOVIEVAULT_{name} must be an integer.") from error
+    if not 1 <= config["PORT"] <= 65535:
+        raise ConfigError(f"MOVIEVAULT_PORT must be from 1 to 65535, not {config['PORT']}.")
+    if config["THREADS"] < 1:
+        raise ConfigError(f"MOVIEVAULT_THREADS must be at least 1, not {config['THREADS']}.")
     if config["SECRET_KEY"] is None:
         config["SECRET_KEY"] = _secret_key(instance)
     else:
@@ -268,9 +290,11 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     config["REMEMBER_COOKIE_SECURE"] = bool(config.get("REMEMBER_COOKIE_SECURE")) or secure
     # CSRF tokens live as long as the session; a library page may stay open for hours.
     config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.extensions["movievault.settings"] = Settings.from_config(
-        config, storage=storage_kind(config)
-    )
+    try:
+        kind = storage_kind(config)
+    except ValueError as error:
+        raise ConfigError(f"{error}.") from error
+    app.extensions["movievault.settings"] = Settings.from_config(config, storage=kind)
 
 
 def settings(app: Flask | None = None) -> Settings:

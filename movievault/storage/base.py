@@ -137,6 +137,15 @@ class Storage(ABC):
         """
         return None  # backends without a remote service have nothing to reach
 
+    def check_usable(self) -> None:
+        """Raise a typed error, one sentence saying what to do, when the store cannot be used
+        at all: no such bucket, access denied, a folder that refuses writes, nothing there.
+
+        `movievault serve` asks this once at start, so a store that can never work stops
+        the server with a clear message instead of failing every upload later.
+        """
+        self.ping()
+
     def object_sha256(self, key: str) -> str | None:
         """Return the object's SHA-256 when the store computed it, else None (S3 cannot)."""
         return None

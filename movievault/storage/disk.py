@@ -48,6 +48,20 @@ class ObjectExists(Exception):
     """The destination of a write-once placement is already there."""
 
 
+def check_writable_folder(folder: Path) -> None:
+    """Create `folder` if missing and write a file in it, or raise StorageUnavailable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # A real write: permission bits alone miss read-only disks (and bind no root).
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise StorageUnavailable(
+            f"MovieVault cannot write to its data folder {folder} ({error.strerror or error}): "
+            "fix its permissions, or set MOVIEVAULT_DATA_DIR to another folder."
+        ) from error
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in `path` durable (a no-op where directories cannot be opened)."""
     try:

@@ -42,6 +42,7 @@ from movievault.storage.disk import (
     ObjectExists,
     OpenedFile,
     check_free_space,
+    check_writable_folder,
     disk_errors,
     file_sha256,
     list_files,
@@ -231,6 +232,13 @@ class LocalStorage(Storage):
                 f"The storage service is unavailable: {self.tmp} is not writable."
             )
 
+    def check_usable(self) -> None:
+        """A prepared store must take new files; a missing one (an unmounted disk, with files
+        in the catalogue) is not refused: every page says so until it is back."""
+        if self.is_prepared():
+            for folder in (self.root, self.uploads, self.tmp):
+                check_writable_folder(folder)
+
     @disk_errors("check the free space")
     def check_capacity(self, size: int) -> None:
         """Refuse (507) when storing `size` more bytes would eat into the free-space reserve."""
@@ -281,10 +289,10 @@ class LocalStorage(Storage):
         """Create the folders and the marker; say what was done."""
         done: list[str] = []
         for folder in (self.root, self.uploads, self.tmp):
-            if folder.is_dir():
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            done.append(f"created folder {folder}")
+            existed = folder.is_dir()
+            check_writable_folder(folder)  # creates it, or says why it cannot
+            if not existed:
+                done.append(f"created folder {folder}")
         marker = self.root / MARKER
         if not marker.is_file():
             marker.write_text("MovieVault local store, layout 1\n")

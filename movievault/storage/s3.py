@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from movievault.errors import MovieVaultError, StorageRejected, StorageUnavailable
 from movievault.storage.base import (
@@ -278,6 +278,36 @@ class S3Storage(Storage):
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if status >= 500 or status == 0:
                 raise
+
+    @_translate("reach the bucket")
+    def check_usable(self) -> None:
+        """HEAD the bucket: it must exist, and these credentials must be allowed to use it."""
+        where = f"{self.bucket} at {self.client.meta.endpoint_url}"
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError as error:
+            raise StorageUnavailable(
+                "No S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(or AWS_PROFILE), or run MovieVault where an instance role provides them."
+            ) from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(
+                f"Could not reach the bucket {where} ({error}): check MOVIEVAULT_S3_ENDPOINT_URL "
+                "and that the service is running."
+            ) from error
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status == 404:
+                raise StorageRejected(
+                    f"The bucket {where} does not exist: run `movievault setup-bucket` to "
+                    "create it, or set MOVIEVAULT_S3_BUCKET to an existing one."
+                ) from error
+            if status in (401, 403):
+                raise StorageRejected(
+                    f"Access to the bucket {where} is denied: check the credentials "
+                    "(AWS_ACCESS_KEY_ID, AWS_PROFILE...) and that they may read and write it."
+                ) from error
+            raise
 
     @_translate("look up an object")
     def object_size(self, key: str) -> int | None:
