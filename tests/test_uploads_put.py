@@ -163,6 +163,10 @@ def test_the_local_store_refuses_other_bytes_and_writes_nothing(
     final = alice.complete(upload["id"])
     assert final.status_code == 201, final.text
     assert download(alice, final.json()["file"]["id"]).content == data
+    # The same bytes again (a retry after a lost answer) change nothing; an object is
+    # written once.
+    assert send(data).status_code == 200
+    assert len(keys(store)) == 1
 
 
 @pytest.mark.parametrize("backend", ["s3"])
