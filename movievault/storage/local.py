@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 from movievault.errors import (
     AccessDenied,
+    InvalidInput,
     NoSuchKey,
     NoSuchUpload,
     StorageRejected,

@@ -113,6 +113,17 @@ class S3Storage(Storage):
             # One connection per server thread (16 by default, MOVIEVAULT_THREADS): with
             # botocore's 10, concurrent calls beyond 10 open a connection and drop it after.
             max_pool_connections=64,
+            # boto3 adds CRC checksums to its own uploads by default (since 1.36); stores that
+            # refuse `x-amz-checksum-*` headers (Backblaze B2) would then refuse posters and
+            # migrations too. With checksums off, send them only where an operation needs one.
+            **(
+                {}
+                if checksums
+                else {
+                    "request_checksum_calculation": "when_required",
+                    "response_checksum_validation": "when_required",
+                }
+            ),
         )
         session = boto3.session.Session()
         self.client: BaseClient = session.client(
