@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench browser nginx clean
+.PHONY: run test test-fast lint bench browser nginx localstack clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -29,7 +29,10 @@ browser:
 nginx:
 	@scripts/install-nginx
 
-test: lint browser nginx
+localstack:
+	@scripts/install-localstack
+
+test: lint browser nginx localstack
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed-test
@@ -43,4 +46,4 @@ bench: $(VENV)/.installed-test browser
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .localstack-venv .pytest_cache
