@@ -13,9 +13,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 from xml.etree import ElementTree
 
@@ -29,6 +30,9 @@ PYTHON = VENV / "bin" / "python"
 #: The secret LocalStack checks presigned URLs against for an access key it has not issued
 #: itself (any access key id is accepted; a URL signed with another secret is refused).
 SECRET_ACCESS_KEY = "test"
+#: Where LocalStack's S3 keeps objects' files, a folder per bucket, whatever its settings
+#: say: the lane drops its buckets (`drop_bucket`), and then this folder, when empty.
+S3_FILES = Path("/tmp/localstack-s3-storage")
 #: Starting takes about 5 s; the deadline leaves room for a busy machine.
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0
@@ -42,13 +46,15 @@ def missing() -> str | None:
     return None
 
 
-def _environment(port: int, volume: Path) -> dict[str, str]:
-    """LocalStack's settings: S3 only, on 127.0.0.1, checking signatures, touching nothing
-    outside `volume` (no persistence, DNS server, telemetry or certificate download)."""
+def _environment(port: int, folder: Path) -> dict[str, str]:
+    """LocalStack's settings: S3 only, on 127.0.0.1, checking signatures, writing nothing
+    outside `folder` (no persistence, DNS server, telemetry or certificate download; its
+    plugin index goes to the cache folder there, not the user's)."""
     kept = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR")
             if name in os.environ}
     return {
         **kept,
+        "XDG_CACHE_HOME": str(folder / "cache"),
         "SERVICES": "s3",
         "GATEWAY_SERVER": "hypercorn",
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
@@ -57,7 +63,7 @@ def _environment(port: int, volume: Path) -> dict[str, str]:
         "DNS_ADDRESS": "0",
         "DISABLE_EVENTS": "1",
         "SKIP_SSL_CERT_DOWNLOAD": "1",
-        "LOCALSTACK_VOLUME_DIR": str(volume),
+        "LOCALSTACK_VOLUME_DIR": str(folder / "volume"),
     }
 
 
@@ -87,16 +93,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def running(folder: Path) -> Iterator[str]:
     """Run LocalStack's S3 on a free loopback port until the block ends; yield its URL.
 
-    `folder` receives its volume directory and its log (shown if it fails to start).
+    `folder` receives its volume and cache folders and its log (shown if it fails to start).
     """
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    volume = folder / "volume"
-    volume.mkdir(parents=True, exist_ok=True)
+    (folder / "volume").mkdir(parents=True, exist_ok=True)
     log_path = folder / "localstack.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(PYTHON), "-m", "localstack.runtime.main"], env=_environment(port, volume),
+            [str(PYTHON), "-m", "localstack.runtime.main"], env=_environment(port, folder),
             cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -111,6 +116,8 @@ def running(folder: Path) -> Iterator[str]:
         yield endpoint
     finally:
         _stop(process)
+        with suppress(OSError):  # not empty: another LocalStack may be using it
+            S3_FILES.rmdir()
 
 
 # --- what the tests ask of it ---------------------------------------------------------------
@@ -120,6 +127,20 @@ def use_localstack(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Have S3 clients made from now on sign as LocalStack checks; return `endpoint`."""
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
     return endpoint
+
+
+def drop_bucket(storage: Any) -> None:
+    """Abort the bucket's multipart uploads, delete its objects, then the bucket itself and
+    its folder in S3_FILES."""
+    client, bucket = storage.client, storage.bucket
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                      UploadId=upload["UploadId"])
+    for key in storage.iter_keys():
+        client.delete_object(Bucket=bucket, Key=key)
+    client.delete_bucket(Bucket=bucket)
+    with suppress(FileNotFoundError):  # LocalStack leaves it when nothing was ever stored
+        (S3_FILES / bucket).rmdir()
 
 
 def store_error(answer: requests.Response) -> str:

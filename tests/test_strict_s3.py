@@ -12,17 +12,20 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
 import pytest
 import requests
+from flask import Flask
 
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile
 from tests.localstack import (
+    drop_bucket,
     query_value,
     replace_query,
     signed_until,
@@ -43,6 +46,13 @@ BIG = 11 * MIB
 def backend() -> str:
     """S3 only: this lane is about what an S3 store enforces."""
     return "s3"
+
+
+@pytest.fixture(autouse=True)
+def _drop_the_bucket(app: Flask) -> Iterator[None]:
+    """Leave nothing in LocalStack's files after the test."""
+    yield
+    drop_bucket(get_storage(app))
 
 
 @pytest.fixture

@@ -8,16 +8,18 @@ does not. See tests/test_strict_s3.py for the rest of the lane.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.config import DEFAULTS
 from movievault.models import StoredFile
-from tests.localstack import signed_until, store_error, use_localstack, wait_until_past
+from tests.localstack import drop_bucket, signed_until, store_error, use_localstack, wait_until_past
 from tests.support import MIB, LiveServer, download, keys, override_settings, rows
 
 pytestmark = [
@@ -39,6 +41,13 @@ CHECKSUM_HEADER = "x-amz-checksum-sha256"
 def backend() -> str:
     """S3 only: this lane is about what an S3 store enforces."""
     return "s3"
+
+
+@pytest.fixture(autouse=True)
+def _drop_the_bucket(app: Flask) -> Iterator[None]:
+    """Leave nothing in LocalStack's files after the test."""
+    yield
+    drop_bucket(get_storage(app))
 
 
 @pytest.fixture
