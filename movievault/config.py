@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "S3_ENDPOINT_URL": "",
     "S3_PUBLIC_ENDPOINT_URL": "",
     "S3_REGION": "us-east-1",
+    "S3_UPLOAD_METHOD": "auto",  # single uploads: "post", "put", or "auto" (by endpoint)
+    "S3_CHECKSUMS": "on",  # "off" for stores that do not take x-amz-checksum-sha256
     "URL_EXPIRES": 3600,  # seconds a presigned URL stays valid
     "UPLOAD_TTL": 3 * 24 * 3600,  # seconds an unfinished upload can be resumed
     "FORM_UPLOAD_TTL": 6 * 3600,  # the same for single form uploads (nothing to resume)
@@ -53,8 +55,11 @@ DEFAULTS: dict[str, Any] = {
 # Settings that must stay strings even when the environment value looks like JSON.
 _STRINGS = (
     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_PUBLIC_ENDPOINT_URL", "S3_REGION", "STORAGE",
-    "STORAGE_ORIGIN",
+    "STORAGE_ORIGIN", "S3_UPLOAD_METHOD", "S3_CHECKSUMS",
 )
+#: What S3_UPLOAD_METHOD and S3_CHECKSUMS accept.
+UPLOAD_METHODS = ("auto", "post", "put")
+SWITCHES = {"on": True, "off": False}
 _INTS = (
     "URL_EXPIRES",
     "UPLOAD_TTL",
@@ -229,6 +234,16 @@ def _storage_origin(value: str, public_url: str) -> str:
     return origin
 
 
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Return `value` lower-cased when it is one of `allowed`; refuse it otherwise."""
+    chosen = value.strip().lower()
+    if chosen not in allowed:
+        raise ConfigError(
+            f"MOVIEVAULT_{name} must be one of {', '.join(allowed)}, not {value!r}"
+        )
+    return chosen
+
+
 def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Layer defaults, then MOVIEVAULT_* variables, then `test_config`; derive the rest."""
     app.config.from_mapping(DEFAULTS)
@@ -258,6 +273,12 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         config["PUBLIC_URL"] = f"http://{config['HOST']}:{config['PORT']}"
     config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
     config["STORAGE_ORIGIN"] = _storage_origin(config["STORAGE_ORIGIN"], config["PUBLIC_URL"])
+    config["S3_UPLOAD_METHOD"] = _choice(
+        "S3_UPLOAD_METHOD", config["S3_UPLOAD_METHOD"], UPLOAD_METHODS
+    )
+    config["S3_CHECKSUMS"] = SWITCHES[
+        _choice("S3_CHECKSUMS", config["S3_CHECKSUMS"], tuple(SWITCHES))
+    ]
     # Sessions: HttpOnly always, Lax against cross-site posts, Secure when served over https.
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"

@@ -52,7 +52,7 @@ class BodyLimits:
 
     def for_request(self, method: str, path: str) -> int:
         """The limit for `method path`: large only for the local store's uploads."""
-        if (method == "POST" and path == "/storage/upload") or (
+        if (method in ("POST", "PUT") and path == "/storage/upload") or (
             method == "PUT" and path.startswith("/storage/parts/")
         ):
             return self.upload
