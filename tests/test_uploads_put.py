@@ -25,6 +25,7 @@ from movievault import create_app
 from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.config import ConfigError
+from movievault.storage.embedded import EmbeddedS3Storage
 from movievault.storage.s3 import S3Storage, single_upload_method
 from tests.support import MIB, LiveServer, download, keys
 
@@ -163,6 +164,10 @@ def test_the_local_store_refuses_other_bytes_and_writes_nothing(
     final = alice.complete(upload["id"])
     assert final.status_code == 201, final.text
     assert download(alice, final.json()["file"]["id"]).content == data
+    # The same bytes again (a retry after a lost answer) change nothing; an object is
+    # written once.
+    assert send(data).status_code == 200
+    assert len(keys(store)) == 1
 
 
 @pytest.mark.parametrize("backend", ["s3"])
@@ -320,6 +325,16 @@ def test_auto_puts_where_the_endpoint_is_a_store_without_form_uploads(
     setting: str, endpoint: str | None, public: str | None, method: str
 ) -> None:
     assert single_upload_method(setting, [endpoint, public]) == method
+
+
+@pytest.mark.parametrize(("setting", "method"), [("auto", "put"), ("post", "post")])
+def test_the_embedded_demo_store_puts_unless_told_otherwise(
+    s3_endpoint: str, setting: str, method: str
+) -> None:
+    """moto leaves the CORS headers off its answers to form POSTs, which browsers need."""
+    store = EmbeddedS3Storage(bucket="demo", endpoint_url=s3_endpoint, region="us-east-1",
+                              upload_method=setting)
+    assert store.upload_method() == method
 
 
 @pytest.mark.parametrize("backend", ["local"])

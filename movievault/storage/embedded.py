@@ -21,9 +21,12 @@ class EmbeddedS3Storage(S3Storage):
         self, *, bucket: str, endpoint_url: str, region: str, upload_method: str = "auto",
         checksums: bool = True,
     ) -> None:
+        # moto answers a form POST without the bucket's CORS headers, so a browser cannot
+        # read that answer; its PUT answers carry them. `auto` therefore means PUT here.
         super().__init__(
             bucket=bucket, endpoint_url=endpoint_url, region=region,
-            upload_method=upload_method, checksums=checksums,
+            upload_method="put" if upload_method == "auto" else upload_method,
+            checksums=checksums,
         )
         self.endpoint_url = endpoint_url
 
