@@ -26,7 +26,8 @@ from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.config import ConfigError
 from movievault.storage.embedded import EmbeddedS3Storage
-from movievault.storage.s3 import S3Storage, single_upload_method
+from movievault.storage.s3 import S3Storage
+from movievault.storage.s3_client import single_upload_method
 from tests.support import MIB, LiveServer, download, keys
 
 SMALL = 300_000  # sent whole (MULTIPART_THRESHOLD is 6 MiB here)

@@ -9,12 +9,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from movievault.errors import (
     InvalidInput,
-    MovieVaultError,
     NoSuchKey,
     StorageRejected,
     StorageUnavailable,
@@ -30,54 +28,17 @@ from movievault.storage.base import (
     sha256_base64,
     translate_errors,
 )
+from movievault.storage.s3_client import (
+    MISSING,
+    boto_meaning,
+    client_config,
+    single_upload_method,
+)
 from movievault.storage.s3_signing import SIGV4_PARAMS, QuerySigner
 
-# Errors that mean "not found" rather than "refused".
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
-
-
-def _boto_meaning(error: Exception, action: str) -> MovieVaultError | None:
-    """What a boto error means: the service failed or is unreachable (503), or refused (422)."""
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        message = error.response.get("Error", {}).get("Message", "")
-        if status >= 500 or status == 0:
-            return StorageUnavailable(
-                f"The storage service failed while trying to {action} ({code}). "
-                "Try again in a moment."
-            )
-        return StorageRejected(
-            f"The storage service refused to {action}: {code}. {message}".strip()
-        )
-    if isinstance(error, BotoCoreError):
-        return StorageUnavailable(
-            f"The storage service is unreachable (could not {action}). "
-            "Check that it is running and try again."
-        )
-    return None
-
-
-_translate = translate_errors(_boto_meaning)
+_translate = translate_errors(boto_meaning)
 
 _MAX_CACHED_ADDRESSES = 1024
-
-#: Endpoints of providers without POST Object (form uploads): Cloudflare R2 answers it
-#: 501 NotImplemented, and Backblaze B2's S3 API does not list it. `auto` uses PUT there.
-NO_FORM_UPLOAD_HOSTS = (".r2.cloudflarestorage.com", ".backblazeb2.com")
-
-
-def single_upload_method(method: str, endpoints: list[str | None]) -> str:
-    """Resolve S3_UPLOAD_METHOD: "auto" is "put" when an endpoint is a provider known to
-    lack POST Object (by its host name), else "post", which can bound the size in its
-    policy. The endpoint the app talks to and the one browsers use are both looked at."""
-    if method != "auto":
-        return method
-    for endpoint in endpoints:
-        host = (urlsplit(endpoint).hostname or "").lower() if endpoint else ""
-        if host.endswith(NO_FORM_UPLOAD_HOSTS):
-            return "put"
-    return "post"
 
 
 class S3Storage(Storage):
@@ -103,28 +64,7 @@ class S3Storage(Storage):
         # Off for stores that refuse (or ignore) S3's additional checksums.
         self._checksums = checksums
         # Custom endpoints (MinIO, moto...) rarely resolve bucket subdomains: use path style.
-        style = "path" if endpoint_url else "auto"
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": style},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            # One connection per server thread (16 by default, MOVIEVAULT_THREADS): with
-            # botocore's 10, concurrent calls beyond 10 open a connection and drop it after.
-            max_pool_connections=64,
-            # boto3 adds CRC checksums to its own uploads by default (since 1.36); stores that
-            # refuse `x-amz-checksum-*` headers (Backblaze B2) would then refuse posters and
-            # migrations too. With checksums off, send them only where an operation needs one.
-            **(
-                {}
-                if checksums
-                else {
-                    "request_checksum_calculation": "when_required",
-                    "response_checksum_validation": "when_required",
-                }
-            ),
-        )
+        config = client_config(path_style=bool(endpoint_url), checksums=checksums)
         session = boto3.session.Session()
         self.client: BaseClient = session.client(
             "s3", endpoint_url=endpoint_url, region_name=self.region, config=config
@@ -280,7 +220,7 @@ class S3Storage(Storage):
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _MISSING:
+            if error.response.get("Error", {}).get("Code") not in MISSING:
                 raise
 
     @_translate("reach the bucket")
@@ -329,7 +269,7 @@ class S3Storage(Storage):
         try:
             answer = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING:
+            if error.response.get("Error", {}).get("Code") in MISSING:
                 return None
             raise
         return int(answer["ContentLength"])
@@ -377,7 +317,7 @@ class S3Storage(Storage):
             self.client.head_bucket(Bucket=self.bucket)
             done.append(f"bucket {self.bucket} exists")
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _MISSING | {"NoSuchBucket"}:
+            if error.response.get("Error", {}).get("Code") not in MISSING | {"NoSuchBucket"}:
                 raise
             options: dict[str, Any] = {"Bucket": self.bucket}
             if self.region != "us-east-1":
@@ -456,7 +396,7 @@ class S3Storage(Storage):
             code = error.response.get("Error", {}).get("Code")
             if code == "InvalidRange":  # S3 answers 416 for a start past the end
                 return b""
-            if code in _MISSING:
+            if code in MISSING:
                 raise NoSuchKey(f"NoSuchKey: there is no object {key}.") from None
             raise
         data: bytes = answer["Body"].read()
