@@ -45,7 +45,8 @@ def _skipped(error: ClientError, what: str, instead: str) -> str:
     """The line `setup` prints for a bucket setting the store does not implement (501): a few
     S3-compatible stores keep such settings elsewhere (MinIO's CORS is a server setting),
     so say what to set by hand and go on. Any other refusal is raised."""
-    if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 501:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status != 501 and error.response.get("Error", {}).get("Code") != "NotImplemented":
         raise error
     return (
         f"skipped: this store does not implement {what}; set {instead} in the store's own "
