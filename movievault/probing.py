@@ -169,7 +169,6 @@ def run_job(
     stored = session.get(StoredFile, claim.file_id)
     if stored is None:
         return "lost"  # deleted: its job went with it
-    assert stored.id is not None
     target = _Target(
         owner_id=stored.owner_id, key=stored.key, size=stored.size,
         has_poster=stored.poster_key is not None,
@@ -177,7 +176,7 @@ def run_job(
     session.rollback()  # hold no transaction open while the probe reads
     deadline = time.monotonic() + settings.timeout
     try:
-        info, poster_key = _examine(storage, target, file_id=stored.id, deadline=deadline)
+        info, poster_key = _examine(storage, target, file_id=claim.file_id, deadline=deadline)
     except ProbeFailed as error:
         return record_failure(session=session, claim=claim, reason=error.reason)
     except _Retry as error:

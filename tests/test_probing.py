@@ -8,10 +8,12 @@ The queue alone (claims, leases, backoff) is in tests/test_jobs.py.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections import Counter
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -30,16 +32,23 @@ from movievault.models import ProbeJob, StoredFile, utcnow
 from movievault.storage import Storage
 from tests import media
 from tests.support import (
+    MOVIEVAULT,
+    PASSWORD,
     LiveServer,
     add_file,
     download,
+    environment,
+    free_port,
     keys,
     make_user,
     new_probe_worker,
     probe_due,
     probe_worker,
     rows,
+    sign_in_over_http,
+    stop_process,
     wait_for_media,
+    wait_for_port,
 )
 
 WEBP = (b"RIFF", b"WEBP")
@@ -74,6 +83,19 @@ class FlakyStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.storage, name)
+
+
+class SlowStore(FlakyStore):
+    """The app's store, taking `delay` seconds over each ranged read (a store that hangs)."""
+
+    def __init__(self, storage: Storage, delay: float) -> None:
+        super().__init__(storage, failures=0)
+        self.delay = delay
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Wait, then read."""
+        time.sleep(self.delay)
+        return self.storage.read_range(key, start, length)
 
 
 def flaky(app: Flask, failures: int) -> Storage:
@@ -124,16 +146,14 @@ def test_complete_answers_at_once_and_the_woken_worker_fills_in_the_movie(
         # Far sooner than the worker's 600 s poll: complete woke it.
         assert time.monotonic() - started < 30
     found = shown["media"]
-    assert found["status"] == "ready" and found["error"] is None
-    assert "mp4" in found["container"]
-    assert found["duration"] == pytest.approx(2.0, abs=0.1)
-    assert found["bitrate"] > 0
-    video = found["video"]
-    assert (video["codec"], video["width"], video["height"], video["pix_fmt"], video["hdr"]) == (
-        "h264", 320, 180, "yuv420p", None
-    )
-    assert video["fps"] == pytest.approx(24)
-    assert [(a["codec"], a["channels"]) for a in found["audio"]] == [("aac", 2)]
+    assert (found["status"], found["error"], found["container"]) == ("ready", None, "mp4")
+    assert found["duration"] == pytest.approx(2.0, abs=0.05)
+    assert 300_000 < found["bitrate"] < 800_000
+    assert found["video"] == {
+        "codec": "h264", "profile": "High", "level": 12, "width": 320, "height": 180,
+        "fps": 24.0, "pix_fmt": "yuv420p", "hdr": None,
+    }
+    assert found["audio"] == [{"codec": "aac", "channels": 2, "language": "eng"}]
     assert found["subtitles"] == []
     poster = fetch_poster(alice, shown)
     assert poster.status_code == 200 and poster.headers["Content-Type"] == "image/webp"
@@ -146,18 +166,55 @@ def test_complete_answers_at_once_and_the_woken_worker_fills_in_the_movie(
     assert rows(app, ProbeJob) == []
 
 
-def test_random_bytes_are_recorded_as_failed_with_the_reason_and_stay_downloadable(
-    alice: ApiClient, live_server: LiveServer, movies: dict[str, bytes]
+def test_every_audio_and_subtitle_stream_is_listed_and_cover_art_is_no_video(
+    alice: ApiClient, live_server: LiveServer, tmp_path: Path
 ) -> None:
-    done = alice.upload(name="Not A Film (2001).mkv", data=movies["random"],
+    rip = media.make_hevc_mkv(tmp_path / "rip.mkv").read_bytes()
+    song = media.make_audio_only(tmp_path / "song.m4a", cover=True).read_bytes()
+    rip_id = alice.upload(name="Rip.2019.2160p.mkv", data=rip,
+                          content_type="video/x-matroska")["file"]["id"]
+    song_id = alice.upload(name="song.m4a", data=song, content_type="audio/mp4")["file"]["id"]
+    assert probe_due(live_server.app) == ["ready", "ready"]
+    found = alice.api("GET", f"/files/{rip_id}").json()["file"]["media"]
+    assert found["container"] == "matroska"
+    assert found["video"] == {
+        "codec": "hevc", "profile": "Main", "level": 60, "width": 320, "height": 180,
+        "fps": 24.0, "pix_fmt": "yuv420p", "hdr": None,
+    }
+    assert found["audio"] == [
+        {"codec": "ac3", "channels": 6, "language": "eng"},
+        {"codec": "aac", "channels": 2, "language": "fre"},
+    ]
+    assert found["subtitles"] == [{"language": "fre", "codec": "subrip", "source": "embedded"}]
+    assert found["poster_url"] is not None
+    # The song's cover picture is not a video: no video, no poster, and still "ready".
+    sung = alice.api("GET", f"/files/{song_id}").json()["file"]["media"]
+    assert (sung["status"], sung["container"], sung["video"], sung["poster_url"]) == (
+        "ready", "mp4", None, None
+    )
+    assert sung["audio"] == [{"codec": "aac", "channels": 2, "language": None}]
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("random", "not a video file: its format is not one FFmpeg recognises"),
+     ("truncated", "the file is truncated: it ends 60% of the way through its 'mdat' box")],
+)
+def test_broken_files_are_recorded_as_failed_with_the_reason_and_stay_downloadable(
+    alice: ApiClient, live_server: LiveServer, movies: dict[str, bytes], tmp_path: Path,
+    kind: str, reason: str,
+) -> None:
+    data = (movies["random"] if kind == "random"
+            else media.make_truncated_mp4(tmp_path / "cut.mp4").read_bytes())
+    done = alice.upload(name="Not A Film (2001).mkv", data=data,
                         content_type="video/x-matroska")["file"]
     assert probe_due(live_server.app) == ["failed"]  # at once: no retry for a broken file
     shown = alice.api("GET", f"/files/{done['id']}").json()["file"]
     assert shown["media"]["status"] == "failed"
-    assert shown["media"]["error"]  # the reason, in words
+    assert shown["media"]["error"].startswith(reason)
     assert (shown["media"]["video"], shown["media"]["poster_url"]) == (None, None)
     assert (shown["title"], shown["year"]) == ("Not A Film", 2001)
-    assert download(alice, done["id"]).content == movies["random"]
+    assert download(alice, done["id"]).content == data
     assert rows(live_server.app, ProbeJob) == []
     poster = alice.http.get(f"{alice.base}/files/{done['id']}/poster", allow_redirects=False)
     assert poster.status_code == 404
@@ -207,6 +264,24 @@ def test_a_store_that_stays_down_fails_the_file_after_four_tries_then_rescan_fix
     assert wait_for_media(alice, file_id)["media"]["status"] == "ready"
 
 
+def test_a_probe_past_its_time_limit_ends_and_is_tried_again_later(
+    alice: ApiClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    app = live_server.app
+    # Big enough that its header and its index (at the end) take two ranged reads.
+    movie = media.make_h264_mp4(tmp_path / "big.mp4", seconds=4, size=(640, 360))
+    assert movie.stat().st_size > 2 * 256 * 1024
+    file_id = alice.upload(name="clip.mp4", data=movie.read_bytes())["file"]["id"]
+    slow = SlowStore(get_storage(app), delay=0.6)
+    worker = new_probe_worker(app, storage=slow, timeout=0.5)
+    started = time.monotonic()
+    assert worker.run_once() == "retry"
+    assert time.monotonic() - started < 5  # ended by its deadline, not by the file's end
+    waiting = job(app, file_id)
+    assert waiting is not None and "longer than the time limit" in (waiting.last_error or "")
+    assert rows(app, StoredFile)[0].media_status == "pending"
+
+
 def test_a_job_whose_worker_died_is_taken_over_once_its_lease_runs_out(
     alice: ApiClient, live_server: LiveServer, movies: dict[str, bytes]
 ) -> None:
@@ -234,6 +309,24 @@ def test_a_job_whose_worker_died_is_taken_over_once_its_lease_runs_out(
     assert late == "lost"
     assert {k for k in keys(storage) if k.startswith("posters/")} == posters_before
     assert len(posters_before) == 1
+
+
+def test_a_file_that_kills_its_worker_every_time_is_given_up_on(
+    alice: ApiClient, live_server: LiveServer, movies: dict[str, bytes]
+) -> None:
+    app = live_server.app
+    file_id = alice.upload(name="clip.mp4", data=movies["clip0"])["file"]["id"]
+    # Four workers in a row claim the job and die with it (a file that crashes FFmpeg).
+    for _ in range(jobs.MAX_ATTEMPTS):
+        with db.session_scope(app) as session:
+            assert jobs.claim(session=session, lease=timedelta(minutes=5)) is not None
+            session.exec(update(ProbeJob).values(leased_until=utcnow() - timedelta(seconds=1)))
+            session.commit()
+    # The fifth does not try again: it records why.
+    assert probe_due(app) == ["failed"]
+    shown = alice.api("GET", f"/files/{file_id}").json()["file"]
+    assert shown["media"]["error"] == "Probing was stopped 4 times before it finished."
+    assert job(app, file_id) is None
 
 
 def test_concurrent_workers_never_probe_one_file_twice(
@@ -349,3 +442,34 @@ def test_deleting_a_file_removes_its_job_and_poster(
     assert keys(storage) == set()  # both movies and the poster
     assert rows(app, ProbeJob) == []
 
+
+
+def test_movievault_serve_probes_new_files_in_the_background(
+    tmp_path: Path, movies: dict[str, bytes]
+) -> None:
+    """The command as deployed: its worker is started, and woken by `complete`."""
+    port = free_port()
+    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local", MEDIA_WORKERS=1,
+                      PUBLIC_URL=f"http://127.0.0.1:{port}")
+    created = subprocess.run([*MOVIEVAULT, "create-user", "alice"], input=f"{PASSWORD}\n",
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*MOVIEVAULT, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        url = f"http://127.0.0.1:{port}"
+        alice = ApiClient(http=sign_in_over_http(url, "alice"), base=url)
+        started = time.monotonic()
+        file_id = alice.upload(name="Heat (1995).mp4", data=movies["clip2"])["file"]["id"]
+        shown = wait_for_media(alice, file_id, timeout=60)
+        # Woken by complete: sooner than the worker's 15 s look for due jobs.
+        assert time.monotonic() - started < 12, log.read_text()
+    finally:
+        stop_process(process)
+    assert shown["media"]["status"] == "ready" and shown["media"]["poster_url"]
+    assert "Probing new files in the background, 1 at a time." in log.read_text()
