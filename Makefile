@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench browser nginx clean
+.PHONY: run test test-fast lint bench browser nginx localstack clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -29,11 +29,16 @@ browser:
 nginx:
 	@scripts/install-nginx
 
-test: lint browser nginx
-	$(PY) -m pytest
+localstack:
+	@scripts/install-localstack
+
+# Two workers: browser and server tests spend much of their time waiting. Tests that share
+# one heavy server are grouped onto one worker (`xdist_group`).
+test: lint browser nginx localstack
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not e2e"
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check movievault tests bench wsgi.py
@@ -43,4 +48,4 @@ bench: $(VENV)/.installed-test browser
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .localstack-venv .pytest_cache

@@ -144,8 +144,9 @@ class Load:
             upload = self.multipart_ids[number % len(self.multipart_ids)]
             first = 1 + (number * per_request) % 300
             parts = list(range(first, first + per_request))
-            lines.append(("POST", f"/api/uploads/{upload}/parts",
-                          json.dumps({"part_numbers": parts})))
+            # Each part's SHA-256, as the page sends it: the URL signs its checksum.
+            body = {"parts": [{"number": n, "sha256": secrets.token_hex(32)} for n in parts]}
+            lines.append(("POST", f"/api/uploads/{upload}/parts", json.dumps(body)))
         return lines
 
     def parts100_lines(self, count: int) -> list[tuple[str, str, str]]:

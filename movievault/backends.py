@@ -58,6 +58,8 @@ def _build_local(app: Flask, config: Settings) -> Storage:
         url_base=config.storage_origin + urlsplit(config.public_url).path.rstrip("/") + "/storage",
         accepts_key=_pending_key_check(app),
         free_space_reserve=config.free_space_reserve,
+        upload_method=config.s3_upload_method,
+        checksums=config.s3_checksums,
     )
     # With files in the catalogue, a missing store is an unmounted or lost disk, and
     # recreating it empty would hide that.
@@ -85,6 +87,8 @@ def build_storage(app: Flask, kind: str | None = None) -> Storage:
             bucket=config.s3_bucket or "movievault",
             region=config.s3_region or "us-east-1",
             public_url=config.public_url,
+            upload_method=config.s3_upload_method,
+            checksums=config.s3_checksums,
         )
         app.logger.warning("%s (endpoint %s)", embedded.notice(), embedded.endpoint_url)
         return embedded
@@ -95,6 +99,8 @@ def build_storage(app: Flask, kind: str | None = None) -> Storage:
         endpoint_url=config.s3_endpoint_url or None,
         public_endpoint_url=config.s3_public_endpoint_url or None,
         region=config.s3_region or None,
+        upload_method=config.s3_upload_method,
+        checksums=config.s3_checksums,
     )
 
 

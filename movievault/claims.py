@@ -29,7 +29,7 @@ def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> Non
     """
     if upload.method == "multipart" and upload.multipart_id:
         storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
-    # A form upload may already have stored its object; a failed multipart never does.
+    # An upload sent whole may already have stored its object; a failed multipart never does.
     storage.delete(upload.key)
     session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
     session.commit()

@@ -7,10 +7,11 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from sqlmodel import Session
 from tqdm import tqdm
 
@@ -25,7 +26,8 @@ from movievault.units import human_size
 def _create_app() -> Flask:
     """Build the app for the CLI (imported lazily to keep `--help` fast).
 
-    A setting it cannot start with is one line saying what to do, not a traceback.
+    A setting, folder or database it cannot start with is one line saying what to do, not
+    a traceback.
     """
     from movievault import create_app
 
@@ -37,7 +39,39 @@ def _create_app() -> Flask:
         raise click.ClickException(error.message) from error
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def _version() -> str:
+    """The installed distribution's version (a bare checkout on the import path has none)."""
+    try:
+        return metadata.version("movievault")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Commands(FlaskGroup):
+    """Flask's command group, whose help says in one line why the app could not be built.
+
+    Flask lists the app's commands in `--help` by building the app, and prints the
+    traceback of any error but its own; the app's commands are then left out.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The group's commands, plus the app's when it can be built."""
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}\n", err=True)
+            return sorted(click.Group.list_commands(self, ctx))
+        return super().list_commands(ctx)
+
+
+@click.group(
+    cls=_Commands, create_app=_create_app, add_default_commands=False,
+    add_version_option=False,
+)
+@click.version_option(
+    _version(), "--version", prog_name="movievault", message="%(prog)s %(version)s",
+    help="Show MovieVault's version and exit.",
+)
 def cli() -> None:
     """MovieVault: a self-hosted movie library."""
 
@@ -92,7 +126,10 @@ def rename_user_command(old: str, new: str) -> None:
     """
     from movievault import create_app
 
-    app = create_app({"SKIP_MIGRATIONS": True})
+    try:
+        app = create_app({"SKIP_MIGRATIONS": True})
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
     with _catalogue(app) as session:
         name = users.rename_user(session=session, old=old, new=new)
     click.echo(f"Renamed {old} to {name}.")
@@ -191,18 +228,34 @@ def gc_command() -> None:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Address to listen on (default: MOVIEVAULT_HOST).")
-@click.option("--port", type=int, default=None, help="Port (default: MOVIEVAULT_PORT).")
-@click.option("--threads", type=int, default=None, help="Worker threads (MOVIEVAULT_THREADS).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None,
+    help="Port (default: MOVIEVAULT_PORT).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Worker threads (MOVIEVAULT_THREADS).",
+)
 @with_appcontext
 def serve_command(host: str | None, port: int | None, threads: int | None) -> None:
     """Serve MovieVault with waitress, a production WSGI server."""
-    from movievault.serving import serve, serve_options
+    from movievault.serving import listen, run, serve_options
 
     # Flask types current_app as Flask, not as the proxy it is: unwrap the real app.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
     options = serve_options(config, host=host, port=port, threads=threads)
-    storage = get_storage(app)  # start the embedded store now, not on the first request
+    try:
+        # The address first: a taken port is said before anything else starts.
+        server = listen(app, options)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        storage = get_storage(app)  # start the embedded store now, not on the first request
+        storage.check_usable()  # a bucket or folder that can never work stops us here
+    except MovieVaultError as error:
+        server.close()
+        raise click.ClickException(error.message) from error
     click.echo(f"MovieVault keeps movies in {storage.describe()}.")
     notice = storage.notice()
     if notice:
@@ -219,7 +272,7 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
         f"Open http://{shown_host}:{port}/ in your browser "
         f"({options.adjustments['threads']} threads)."
     )
-    serve(app, options)
+    run(server)
 
 
 @click.command("migrate-storage")

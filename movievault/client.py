@@ -1,8 +1,8 @@
 """A small Python client for the JSON API, doing what the browser does.
 
 Tests and benchmarks use it, and so can scripts: `requests` is one of the package's
-dependencies. It follows the protocol exactly: bulk duplicate check, create, form POST or
-part PUTs, complete.
+dependencies. It follows the protocol exactly: bulk duplicate check, create, form POST or PUT
+or part PUTs (each with its SHA-256 when the upload asks for it), complete.
 """
 
 from __future__ import annotations
@@ -25,6 +25,18 @@ def sha256_of(data: bytes) -> str:
 def fingerprint_of(data: bytes) -> str:
     """SHA-256 of the first MiB and the last MiB (all bytes for files up to 2 MiB)."""
     return hashlib.sha256(data[:MIB] + data[max(MIB, len(data) - MIB) :]).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedPart:
+    """Where to PUT one part, and the headers the URL was signed with (its checksum)."""
+
+    url: str
+    headers: dict[str, str]
+
+    def put(self, body: bytes) -> requests.Response:
+        """Send `body` as the part."""
+        return requests.put(self.url, data=body, headers=self.headers, timeout=120)
 
 
 @dataclass
@@ -72,18 +84,45 @@ class ApiClient:
         # The local store's URLs are relative to the app, as they are for the browser.
         return requests.post(urljoin(self.base, post["url"]), data=fields, files=files, timeout=120)
 
-    def sign_parts(self, upload_id: str, numbers: list[int]) -> dict[int, str]:
-        """Get PUT URLs for parts, 100 per request."""
-        urls: dict[int, str] = {}
+    def put_whole(self, upload: dict[str, Any], data: bytes) -> requests.Response:
+        """Send a PUT upload straight to the store, with exactly the headers it lists."""
+        put = upload["put"]
+        return requests.put(
+            urljoin(self.base, put["url"]), data=data, headers=put["headers"], timeout=120
+        )
+
+    def send_whole(self, upload: dict[str, Any], data: bytes) -> requests.Response:
+        """Send a file that goes up whole, by the method the upload names (post or put)."""
+        if upload["method"] == "put":
+            return self.put_whole(upload, data)
+        return self.post_form(upload, data)
+
+    def sign_parts(
+        self, upload: dict[str, Any], numbers: list[int], data: bytes
+    ) -> dict[int, SignedPart]:
+        """Get PUT URLs (absolute) and their headers for parts of `data`, 100 per request.
+
+        When the upload's parts carry their SHA-256 (`checksum`), each part's hash is sent
+        and signed into its URL; otherwise only the part numbers are.
+        """
+        signed: dict[int, SignedPart] = {}
+        size = upload["part_size"]
         for start in range(0, len(numbers), 100):
-            answer = self.api(
-                "POST",
-                f"/uploads/{upload_id}/parts",
-                json={"part_numbers": numbers[start : start + 100]},
-            )
+            batch = numbers[start : start + 100]
+            if upload.get("checksum") == "sha256":
+                body: dict[str, Any] = {"parts": [
+                    {"number": n, "sha256": sha256_of(data[(n - 1) * size : n * size])}
+                    for n in batch
+                ]}
+            else:
+                body = {"part_numbers": batch}
+            answer = self.api("POST", f"/uploads/{upload['id']}/parts", json=body)
             answer.raise_for_status()
-            urls.update({p["part_number"]: p["url"] for p in answer.json()["parts"]})
-        return urls
+            for part in answer.json()["parts"]:
+                signed[part["part_number"]] = SignedPart(
+                    url=urljoin(self.base, part["url"]), headers=part["headers"]
+                )
+        return signed
 
     def put_parts(
         self, upload: dict[str, Any], data: bytes, numbers: list[int]
@@ -91,9 +130,9 @@ class ApiClient:
         """Upload the given parts of `data` and return their ETags."""
         size = upload["part_size"]
         etags: dict[int, str] = {}
-        for number, url in self.sign_parts(upload["id"], numbers).items():
+        for number, part in self.sign_parts(upload, numbers, data).items():
             body = data[(number - 1) * size : number * size]
-            answer = requests.put(urljoin(self.base, url), data=body, timeout=120)
+            answer = part.put(body)
             answer.raise_for_status()
             etags[number] = answer.headers["ETag"]
         return etags
@@ -127,8 +166,8 @@ class ApiClient:
         if body.get("duplicate"):
             return body
         upload = body["upload"]
-        if upload["method"] == "post":
-            self.post_form(upload, data).raise_for_status()
+        if upload["method"] in ("post", "put"):
+            self.send_whole(upload, data).raise_for_status()
             final = self.complete(upload["id"])
         else:
             held: set[int] = set()

@@ -195,8 +195,11 @@ def _complete_claimed(
             declared = sorted((part.part_number, part.etag) for part in stored)
         _verify_parts(upload, declared, stored)
         try:
+            # S3 wants each part's SHA-256 back for uploads created with checksums.
+            checksums = {part.part_number: part.checksum for part in stored if part.checksum}
             storage.complete_multipart(
-                key=upload.key, upload_id=upload.multipart_id, parts=declared
+                key=upload.key, upload_id=upload.multipart_id, parts=declared,
+                checksums=checksums,
             )
         except StorageRejected as error:
             raise UploadMismatch(f"The store refused the parts: {error.message}") from error

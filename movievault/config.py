@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "S3_ENDPOINT_URL": "",
     "S3_PUBLIC_ENDPOINT_URL": "",
     "S3_REGION": "us-east-1",
+    "S3_UPLOAD_METHOD": "auto",  # single uploads: "post", "put", or "auto" (by endpoint)
+    "S3_CHECKSUMS": "on",  # "off" for stores that do not take x-amz-checksum-sha256
     "URL_EXPIRES": 3600,  # seconds a presigned URL stays valid
     "UPLOAD_TTL": 3 * 24 * 3600,  # seconds an unfinished upload can be resumed
     "FORM_UPLOAD_TTL": 6 * 3600,  # the same for single form uploads (nothing to resume)
@@ -55,8 +57,11 @@ DEFAULTS: dict[str, Any] = {
 # Settings that must stay strings even when the environment value looks like JSON.
 _STRINGS = (
     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_PUBLIC_ENDPOINT_URL", "S3_REGION", "STORAGE",
-    "STORAGE_ORIGIN",
+    "STORAGE_ORIGIN", "S3_UPLOAD_METHOD", "S3_CHECKSUMS",
 )
+#: What S3_UPLOAD_METHOD and S3_CHECKSUMS accept.
+UPLOAD_METHODS = ("auto", "post", "put")
+SWITCHES = {"on": True, "off": False}
 _INTS = (
     "URL_EXPIRES",
     "UPLOAD_TTL",
@@ -81,7 +86,8 @@ MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigError(ValueError):
-    """A setting or an instance file that MovieVault cannot start with; says what to do."""
+    """A setting, folder or file MovieVault cannot start with; its message is one sentence
+    that says what to do (the command line prints it instead of a traceback)."""
 
 
 def _keep_private(path: Path, mode: int) -> None:
@@ -104,7 +110,18 @@ def _private_folder(path: Path) -> None:
     try:
         path.mkdir(mode=0o700, parents=True)
     except FileExistsError:
+        if not path.is_dir():
+            raise ConfigError(
+                f"The instance folder {path} is a file, not a folder: move it away, or set "
+                "MOVIEVAULT_INSTANCE_PATH to a folder MovieVault may write."
+            ) from None
         _keep_private(path, 0o700)
+    except OSError as error:
+        raise ConfigError(
+            f"Could not create the instance folder {path} ({error.strerror or error}): set "
+            "MOVIEVAULT_INSTANCE_PATH to a folder MovieVault may write, or fix the "
+            "permissions of the folder above it."
+        ) from error
     else:
         os.chmod(path, 0o700)  # mkdir's mode passes through the umask
 
@@ -125,6 +142,12 @@ def private_sqlite_file(url: str) -> None:
             if existing.exists():
                 _keep_private(existing, 0o600)
         return
+    except OSError as error:
+        raise ConfigError(
+            f"Could not create the catalogue database {path} ({error.strerror or error}): "
+            "check that its folder exists and MovieVault may write there, or set "
+            "MOVIEVAULT_DATABASE_URL to another place."
+        ) from error
     try:
         os.fchmod(fd, 0o600)  # os.open's mode passes through the umask
     finally:
@@ -219,16 +242,16 @@ def _storage_origin(value: str, public_url: str) -> str:
         or parts.query
         or parts.fragment
     ):
-        raise ValueError(
+        raise ConfigError(
             "MOVIEVAULT_STORAGE_ORIGIN must be an origin such as https://media.example.org "
-            f"(scheme, host name and optional port, no path), not {value!r}"
+            f"(scheme, host name and optional port, no path), not {value!r}."
         )
     origin = f"{parts.scheme}://{parts.netloc.lower()}"
     public = urlsplit(public_url)
     if origin == f"{public.scheme}://{public.netloc.lower()}":
-        raise ValueError(
+        raise ConfigError(
             "MOVIEVAULT_STORAGE_ORIGIN must be another origin than PUBLIC_URL's "
-            "(another host name or port); leave it empty to serve objects from PUBLIC_URL"
+            "(another host name or port); leave it empty to serve objects from PUBLIC_URL."
         )
     return origin
 
@@ -245,9 +268,24 @@ def default_media_workers() -> int:
 def _check_media(config: Any) -> None:
     """Refuse probe settings that cannot work."""
     if config["MEDIA_WORKERS"] < 0:
-        raise ConfigError("MOVIEVAULT_MEDIA_WORKERS must be 0 (no background probing) or more")
+        raise ConfigError(
+            "MOVIEVAULT_MEDIA_WORKERS must be 0 (no background probing) or more, "
+            f"not {config['MEDIA_WORKERS']}."
+        )
     if config["PROBE_TIMEOUT"] < 1:
-        raise ConfigError("MOVIEVAULT_PROBE_TIMEOUT must be at least 1 (second)")
+        raise ConfigError(
+            f"MOVIEVAULT_PROBE_TIMEOUT must be at least 1 (second), not {config['PROBE_TIMEOUT']}."
+        )
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Return `value` lower-cased when it is one of `allowed`; refuse it otherwise."""
+    chosen = value.strip().lower()
+    if chosen not in allowed:
+        raise ConfigError(
+            f"MOVIEVAULT_{name} must be one of {', '.join(allowed)}, not {value!r}"
+        )
+    return chosen
 
 
 def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
@@ -267,7 +305,11 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         try:
             config[name] = int(config[name])
         except (TypeError, ValueError) as error:
-            raise ConfigError(f"MOVIEVAULT_{name} must be an integer") from error
+            raise ConfigError(f"MOVIEVAULT_{name} must be an integer.") from error
+    if not 1 <= config["PORT"] <= 65535:
+        raise ConfigError(f"MOVIEVAULT_PORT must be from 1 to 65535, not {config['PORT']}.")
+    if config["THREADS"] < 1:
+        raise ConfigError(f"MOVIEVAULT_THREADS must be at least 1, not {config['THREADS']}.")
     _check_media(config)
     if config["SECRET_KEY"] is None:
         config["SECRET_KEY"] = _secret_key(instance)
@@ -282,6 +324,12 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         config["PUBLIC_URL"] = f"http://{config['HOST']}:{config['PORT']}"
     config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
     config["STORAGE_ORIGIN"] = _storage_origin(config["STORAGE_ORIGIN"], config["PUBLIC_URL"])
+    config["S3_UPLOAD_METHOD"] = _choice(
+        "S3_UPLOAD_METHOD", config["S3_UPLOAD_METHOD"], UPLOAD_METHODS
+    )
+    config["S3_CHECKSUMS"] = SWITCHES[
+        _choice("S3_CHECKSUMS", config["S3_CHECKSUMS"], tuple(SWITCHES))
+    ]
     # Sessions: HttpOnly always, Lax against cross-site posts, Secure when served over https.
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -292,9 +340,11 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     config["REMEMBER_COOKIE_SECURE"] = bool(config.get("REMEMBER_COOKIE_SECURE")) or secure
     # CSRF tokens live as long as the session; a library page may stay open for hours.
     config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.extensions["movievault.settings"] = Settings.from_config(
-        config, storage=storage_kind(config)
-    )
+    try:
+        kind = storage_kind(config)
+    except ValueError as error:
+        raise ConfigError(f"{error}.") from error
+    app.extensions["movievault.settings"] = Settings.from_config(config, storage=kind)
 
 
 def settings(app: Flask | None = None) -> Settings:

@@ -8,11 +8,12 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlmodel import Session, create_engine
 
 from movievault import migrations
-from movievault.config import settings
+from movievault.config import ConfigError, settings
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -76,10 +77,54 @@ def create_schema(eng: Engine) -> None:
     migrations.upgrade(eng)
 
 
+def _shown(url: str) -> str:
+    """`url` as it may be printed: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "MOVIEVAULT_DATABASE_URL"
+
+
+def open_catalogue(url: str, *, migrate: bool = True) -> Engine:
+    """The engine for `url` with its schema brought up to date (unless `migrate` is False).
+
+    A database MovieVault cannot use raises ConfigError, one sentence saying why: an unknown
+    URL, a driver that is not installed, a database that cannot be reached or written.
+    """
+    try:
+        eng = make_engine(url)
+    except ArgumentError as error:
+        raise ConfigError(
+            f"MOVIEVAULT_DATABASE_URL is not a database URL MovieVault can use ({error}): "
+            "give one such as sqlite:////var/lib/movievault/movievault.db."
+        ) from error
+    except ImportError as error:
+        raise ConfigError(
+            f"The database {_shown(url)} needs the Python module {error.name}, which is not "
+            "installed: install it beside MovieVault, or use another MOVIEVAULT_DATABASE_URL."
+        ) from error
+    if migrate:
+        try:
+            create_schema(eng)
+        except (OperationalError, InterfaceError) as error:
+            # The driver's own words, first line only (some add hints on further lines).
+            reason = str(error.orig or error).strip().splitlines()[0]
+            advice = (
+                "check that MovieVault may write to it and to its folder"
+                if eng.dialect.name == "sqlite"
+                else "check MOVIEVAULT_DATABASE_URL, and that the server is running and lets "
+                "MovieVault in"
+            )
+            raise ConfigError(
+                f"Could not open the catalogue database {_shown(url)} ({reason}): {advice}."
+            ) from error
+    return eng
+
+
 def init_app(app: Flask) -> None:
     """Create the engine and the tables, and close sessions after each request."""
-    eng = make_engine(settings(app).database_url)
-    if not app.config.get("SKIP_MIGRATIONS"):
-        create_schema(eng)
+    eng = open_catalogue(
+        settings(app).database_url, migrate=not app.config.get("SKIP_MIGRATIONS")
+    )
     app.extensions["movievault.engine"] = eng
     app.teardown_appcontext(_close_session)

@@ -199,11 +199,19 @@ class PostFormPublic(SQLModel):
     fields: dict[str, str]
 
 
+class PutRequestPublic(SQLModel):
+    """A single PUT upload: send the file's bytes to `url` with exactly these `headers`."""
+
+    url: str
+    headers: dict[str, str]
+
+
 class UploadPublic(SQLModel):
-    """A pending upload: `post` for a form upload, `part_size`/`part_count` for multipart."""
+    """A pending upload: `post` for a form upload, `put` for one PUT, `part_size` and
+    `part_count` (and `checksum`, when each part carries its SHA-256) for multipart."""
 
     id: str
-    method: str  # "post" or "multipart"
+    method: str  # "post", "put" or "multipart"
     name: str
     size: int
     sha256: str | None
@@ -212,15 +220,18 @@ class UploadPublic(SQLModel):
     created_at: str
     expires_at: str
     post: PostFormPublic | None = None
+    put: PutRequestPublic | None = None
     part_size: int | None = None
     part_count: int | None = None
+    checksum: str | None = None  # "sha256": ask for part URLs with each part's SHA-256
 
 
 class PartUrlPublic(SQLModel):
-    """Where to PUT one part of a multipart upload."""
+    """Where to PUT one part of a multipart upload, and the headers to send with it."""
 
     part_number: int
     url: str
+    headers: dict[str, str]
 
 
 class StoredPartPublic(SQLModel):
@@ -269,9 +280,12 @@ class PendingUpload(SQLModel, table=True):
     name: str = Field(max_length=255)
     content_type: str = Field(max_length=255)
     key: str = Field(unique=True, max_length=255)
-    method: str = Field(max_length=16)  # "post" or "multipart"
+    method: str = Field(max_length=16)  # "post", "put" or "multipart"
     multipart_id: str | None = Field(default=None, max_length=1024)
     part_size: int | None = None
+    # "sha256" when the multipart upload was created for parts that carry their SHA-256
+    # (the store then refuses a part without it); None for uploads without checksums.
+    checksum: str | None = Field(default=None, max_length=16)
     # Set while one request completes the upload, so a racing second one waits for it.
     completing_since: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -11,6 +11,7 @@ measured is what is deployed.
 from __future__ import annotations
 
 import copy
+import errno
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from waitress.server import create_server as waitress_server
 from waitress.utilities import RequestEntityTooLarge
 
 from movievault.api import MAX_JSON_BYTES
+from movievault.config import ConfigError
 from movievault.settings import Settings
 from movievault.storage import part_size_for
 
@@ -52,7 +54,7 @@ class BodyLimits:
 
     def for_request(self, method: str, path: str) -> int:
         """The limit for `method path`: large only for the local store's uploads."""
-        if (method == "POST" and path == "/storage/upload") or (
+        if (method in ("POST", "PUT") and path == "/storage/upload") or (
             method == "PUT" and path.startswith("/storage/parts/")
         ):
             return self.upload
@@ -180,8 +182,50 @@ def create_server(app: Flask, options: ServeOptions) -> Any:
     return server
 
 
-def serve(app: Flask, options: ServeOptions) -> None:
-    """Serve `app` until interrupted, as `waitress.serve` does."""
-    server = create_server(app, options)
+def _cannot_listen(error: OSError, host: str, port: int) -> str:
+    """Why `host:port` cannot be listened on, and what to do, in one sentence."""
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} on {host} is already in use (is MovieVault already running?): stop "
+            "what uses it, or choose another port with --port or MOVIEVAULT_PORT."
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"Not allowed to listen on port {port} ({error.strerror}): ports below 1024 need "
+            "privileges; choose another with --port or MOVIEVAULT_PORT."
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: set --host or MOVIEVAULT_HOST to one "
+            "of its addresses (0.0.0.0 for all of them)."
+        )
+    return (
+        f"Could not listen on {host} port {port} ({error.strerror or error}): choose another "
+        "address with --host and --port."
+    )
+
+
+def listen(app: Flask, options: ServeOptions) -> Any:
+    """Bind the address now and return the server (`.run()` serves); a taken port, an
+    address of another machine or a name that does not resolve raise ConfigError."""
+    host, port = options.adjustments["host"], options.adjustments["port"]
+    try:
+        return create_server(app, options)
+    except OSError as error:
+        raise ConfigError(_cannot_listen(error, host, port)) from error
+    except ValueError as error:  # waitress's word for a host name it cannot resolve
+        raise ConfigError(
+            f"Could not listen on {host} port {port}: {host} is neither an address of this "
+            "machine nor a name it can resolve; set --host or MOVIEVAULT_HOST to one."
+        ) from error
+
+
+def run(server: Any) -> None:
+    """Serve with a server from `listen` until interrupted, as `waitress.serve` does."""
     server.print_listen("Serving on http://{}:{}")
     server.run()
+
+
+def serve(app: Flask, options: ServeOptions) -> None:
+    """Serve `app` until interrupted."""
+    run(listen(app, options))

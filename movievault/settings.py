@@ -27,6 +27,8 @@ class Settings:
     s3_endpoint_url: str
     s3_public_endpoint_url: str
     s3_region: str
+    s3_upload_method: str  # "auto", "post" or "put"
+    s3_checksums: bool
     url_expires: int
     upload_ttl: int
     form_upload_ttl: int

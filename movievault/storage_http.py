@@ -1,4 +1,5 @@
-"""The local store's own URLs: form POST, part PUT and ranged GET, checked by signature.
+"""The local store's own URLs: form POST or PUT, part PUT and ranged GET, checked by
+signature.
 
 Like presigned S3 URLs they need no session cookie (and set none) and are exempt from
 CSRF: the signature in each URL is the credential. These views only read the request and
@@ -23,7 +24,7 @@ from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput
 from movievault.security import csrf
-from movievault.storage import local_requests
+from movievault.storage import CHECKSUM_HEADER, local_requests
 from movievault.storage.disk import CHUNK
 from movievault.storage.local import LocalStorage
 
@@ -91,6 +92,20 @@ def upload_form() -> ResponseReturnValue:
     return "", 204
 
 
+@bp.put("/upload")
+def upload_put() -> ResponseReturnValue:
+    """Receive one PUT of a whole file, with its signed headers; answer 200 like S3."""
+    local_requests.receive_put(
+        _store(),
+        token=request.args.get("token"),
+        stream=request.stream,
+        length=request.content_length,
+        content_type=request.headers.get("Content-Type"),
+        checksum=request.headers.get(CHECKSUM_HEADER),
+    )
+    return "", 200
+
+
 @bp.put("/parts/<upload_id>/<int:part_number>")
 def upload_part(upload_id: str, part_number: int) -> ResponseReturnValue:
     """Receive one part of a multipart upload; its ETag goes back in the header."""
@@ -101,6 +116,7 @@ def upload_part(upload_id: str, part_number: int) -> ResponseReturnValue:
         part_number=part_number,
         stream=request.stream,
         length=request.content_length,
+        checksum=request.headers.get(CHECKSUM_HEADER),
     )
     response = Response(status=200)
     response.headers["ETag"] = etag

@@ -29,12 +29,19 @@ from movievault.models import (
     PartUrlPublic,
     PendingUpload,
     PostFormPublic,
+    PutRequestPublic,
     StoredFile,
     UploadPublic,
     isoformat,
     utcnow,
 )
-from movievault.storage import Storage, StoredPart, part_size_for
+from movievault.storage import (
+    Storage,
+    StoredPart,
+    checksum_headers,
+    part_size_for,
+    put_headers,
+)
 
 MAX_PART_URLS = 100
 
@@ -57,8 +64,10 @@ class UploadSettings:
     max_pending_uploads: int
 
     def ttl(self, method: str) -> int:
-        """Seconds an unfinished upload of this kind (form or multipart) is kept."""
-        return min(self.form_upload_ttl, self.upload_ttl) if method == "post" else self.upload_ttl
+        """Seconds an unfinished upload of this kind (sent whole, or multipart) is kept."""
+        if method == "multipart":
+            return self.upload_ttl
+        return min(self.form_upload_ttl, self.upload_ttl)
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,8 @@ def expected_part_size(upload: PendingUpload, part_number: int) -> int:
 def describe(
     upload: PendingUpload, *, storage: Storage, settings: UploadSettings
 ) -> UploadPublic:
-    """Return the upload as the API shows it, with fresh form fields for POST uploads."""
+    """Return the upload as the API shows it, with fresh form fields or a fresh PUT URL for
+    uploads sent whole."""
     shown = UploadPublic(
         id=upload.id,
         method=upload.method,
@@ -107,9 +117,19 @@ def describe(
             expires=settings.url_expires,
         )
         shown.post = PostFormPublic(url=form.url, fields=form.fields)
+    elif upload.method == "put":
+        # The hash, when known, is signed in: the store itself then refuses other bytes.
+        sha256 = upload.sha256 if storage.sha256_checksums() else None
+        url = storage.put_url(
+            key=upload.key, size=upload.size, content_type=upload.content_type,
+            sha256=sha256, expires=settings.url_expires,
+        )
+        shown.put = PutRequestPublic(url=url, headers=put_headers(upload.content_type, sha256))
     else:
         shown.part_size = upload.part_size
         shown.part_count = part_count(upload)
+        if upload.checksum:
+            shown.checksum = upload.checksum
     return shown
 
 
@@ -137,21 +157,28 @@ def _find_pending(
     return session.exec(query).first()
 
 
-def _extend(upload: PendingUpload, *, session: Session, settings: UploadSettings) -> bool:
-    """Keep an upload the client is still working on from expiring under it.
+def _extend(
+    upload: PendingUpload, *, session: Session, settings: UploadSettings,
+    method: str | None = None,
+) -> bool:
+    """Keep an upload the client is still working on from expiring under it (and switch
+    an upload sent whole to `method`, when given).
 
     Returns False when the upload is gone: another request (maybe in another worker)
     completed or cancelled it since it was read. A plain UPDATE says so by its row count,
     where the ORM would raise StaleDataError.
     """
-    expires = utcnow() + timedelta(seconds=settings.ttl(upload.method))
+    method = method or upload.method
+    expires = utcnow() + timedelta(seconds=settings.ttl(method))
     result = session.exec(
-        update(PendingUpload).where(col(PendingUpload.id) == upload.id).values(expires_at=expires)
+        update(PendingUpload).where(col(PendingUpload.id) == upload.id)
+        .values(expires_at=expires, method=method)
     )
     session.commit()
     if result.rowcount != 1:
         return False
     set_committed_value(upload, "expires_at", expires)
+    set_committed_value(upload, "method", method)
     return True
 
 #: How often create starts over when the upload it lost a race to vanished meanwhile.
@@ -199,7 +226,7 @@ def _start_upload_once(
     sha256 = validation.sha256_hex(data["sha256"]) if data.get("sha256") is not None else None
     name = validation.file_name(data.get("name"))
     content_type = validation.content_type(data.get("content_type"))
-    method = "post" if size <= settings.multipart_threshold else "multipart"
+    method = storage.upload_method() if size <= settings.multipart_threshold else "multipart"
 
     if sha256 is not None:
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
@@ -220,7 +247,11 @@ def _start_upload_once(
     )
     if pending is not None:
         if pending.size == size and pending.expires_at > utcnow():
-            if _extend(pending, session=session, settings=settings):
+            # An upload sent whole has nothing stored in parts: it follows the store's
+            # method of today (S3_UPLOAD_METHOD may have changed since it began).
+            whole = "multipart" not in (pending.method, method)
+            switch = method if whole else None
+            if _extend(pending, session=session, settings=settings, method=switch):
                 return StartResult(status="resumed", upload=pending)
             # Completed meanwhile by another request: then it is a file now.
             if sha256 is not None:
@@ -255,7 +286,10 @@ def _start_upload_once(
     )
     if upload.method == "multipart":
         upload.part_size = part_size_for(size, settings.part_size)
-        upload.multipart_id = storage.start_multipart(key=key, content_type=content_type)
+        upload.checksum = "sha256" if storage.sha256_checksums() else None
+        upload.multipart_id = storage.start_multipart(
+            key=key, content_type=content_type, checksums=upload.checksum is not None
+        )
     # Look for a file of this content again and insert in one write transaction. An upload
     # of it may have become a file since the look-up above; a row committed now and
     # discarded after could meanwhile be resumed by a third request, which would then
@@ -309,32 +343,35 @@ def part_urls(
     upload_id: str,
     data: Any,
 ) -> list[PartUrlPublic]:
-    """Sign PUT URLs for the requested parts of a multipart upload."""
+    """Sign PUT URLs for the requested parts of a multipart upload.
+
+    For an upload whose parts carry their SHA-256, each URL signs its part's hash, and the
+    client sends it in the header the answer lists: the store refuses other bytes.
+    """
     upload = get_owned_upload(session=session, owner_id=owner_id, upload_id=upload_id)
     if upload.method != "multipart":
-        raise InvalidInput("This upload is a single form POST; it has no parts.")
-    numbers = validation.require_object(data).get("part_numbers")
-    if not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_PART_URLS:
-        raise InvalidInput(f"part_numbers must be a list of 1 to {MAX_PART_URLS} part numbers.")
-    count = part_count(upload)
-    checked = [validation.positive_int(n, name="part number", maximum=count) for n in numbers]
+        raise InvalidInput("This upload is sent whole (one form POST or PUT); it has no parts.")
+    wanted = validation.part_requests(
+        data, count=part_count(upload), limit=MAX_PART_URLS, need_sha256=bool(upload.checksum)
+    )
     assert upload.multipart_id
     storage.ping()  # signing is offline; say now if the parts could not be sent anyway
     if not _extend(upload, session=session, settings=settings):
         raise NotFound("No such upload. It may have finished, been cancelled or expired.")
-    return [
-        PartUrlPublic(
-            part_number=number,
-            url=storage.part_url(
-                key=upload.key,
-                upload_id=upload.multipart_id,
-                part_number=number,
-                size=expected_part_size(upload, number),
-                expires=settings.url_expires,
-            ),
+    signed: list[PartUrlPublic] = []
+    for number, sha256 in wanted.items():
+        # Only an upload created with checksums takes them: S3 refuses a part's checksum
+        # at complete when the upload was created without the algorithm.
+        sha256 = sha256 if upload.checksum else None
+        url = storage.part_url(
+            key=upload.key, upload_id=upload.multipart_id, part_number=number,
+            size=expected_part_size(upload, number), expires=settings.url_expires,
+            sha256=sha256,
         )
-        for number in dict.fromkeys(checked)
-    ]
+        signed.append(
+            PartUrlPublic(part_number=number, url=url, headers=checksum_headers(sha256))
+        )
+    return signed
 
 
 def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPart]:

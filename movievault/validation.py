@@ -107,6 +107,36 @@ def positive_int(value: Any, *, name: str, maximum: int) -> int:
     return value
 
 
+def part_requests(
+    data: Any, *, count: int, limit: int, need_sha256: bool
+) -> dict[int, str | None]:
+    """Parse a part-URL request: `{"parts": [{"number", "sha256"}]}`, or `{"part_numbers":
+    [...]}` when parts carry no checksum; return {number: sha256 or None}, in order."""
+    data = require_object(data)
+    parts, numbers = data.get("parts"), data.get("part_numbers")
+    if parts is None and numbers is not None:
+        if need_sha256:
+            raise InvalidInput(
+                "This upload's parts carry their SHA-256, which the store checks: send "
+                '{"parts": [{"number": 1, "sha256": "<64 hex>"}, ...]} instead of part_numbers.'
+            )
+        parts = [{"number": number} for number in numbers] if isinstance(numbers, list) else None
+    if not isinstance(parts, list) or not 1 <= len(parts) <= limit:
+        raise InvalidInput(
+            f"parts must be a list of 1 to {limit} objects {{number, sha256}} (or part_numbers "
+            "a list of part numbers, for uploads without checksums)."
+        )
+    wanted: dict[int, str | None] = {}
+    for part in parts:
+        part = require_object(part, "each entry of parts")
+        number = positive_int(part.get("number"), name="part number", maximum=count)
+        sha256 = optional_digest(part.get("sha256"), "each part's sha256")
+        if need_sha256 and sha256 is None:
+            raise InvalidInput(f"Part {number} needs its sha256: the store checks every part.")
+        wanted[number] = sha256
+    return wanted
+
+
 def title(value: Any) -> str:
     """A film's title: 1 to 200 visible characters (control characters are dropped)."""
     if not isinstance(value, str):

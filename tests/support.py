@@ -442,9 +442,9 @@ def wait_for_media(client: ApiClient, file_id: int, timeout: float = 30) -> dict
 
 
 def send_bytes(client: ApiClient, upload: dict[str, Any], data: bytes) -> dict[int, str] | None:
-    """Send all of `data` the way the upload asks; return part ETags (None for a form POST)."""
-    if upload["method"] == "post":
-        client.post_form(upload, data).raise_for_status()
+    """Send all of `data` the way the upload asks; return part ETags (None when sent whole)."""
+    if upload["method"] in ("post", "put"):
+        client.send_whole(upload, data).raise_for_status()
         return None
     return client.put_parts(upload, data, list(range(1, upload["part_count"] + 1)))
 

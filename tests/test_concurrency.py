@@ -31,6 +31,7 @@ from movievault import create_app, db
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, User
+from movievault.storage.s3 import S3Storage
 from tests.support import (
     MIB,
     MOVIEVAULT,
@@ -235,6 +236,11 @@ def cluster(app_config: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask,
     """Worker processes started together on a fresh database, and an app to inspect it."""
     settings = {name: value for name, value in app_config.items() if name != "TESTING"}
     env = environment(**settings, INSTANCE_PATH=tmp_path / "instance")
+    if app_config["STORAGE"] == "s3":
+        # `movievault serve` refuses a bucket that does not exist: make it first, without an
+        # app (which would make the database the workers are to find fresh).
+        S3Storage(bucket=app_config["S3_BUCKET"], endpoint_url=app_config["S3_ENDPOINT_URL"]
+                  ).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
     with worker_processes(env, WORKERS, tmp_path / "logs") as urls:
         inspector = create_app(app_config)
         get_storage(inspector).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)

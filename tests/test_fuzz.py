@@ -113,7 +113,11 @@ part_number_lists = st.one_of(
     st.builds(lambda n: list(range(1, n + 1)), st.integers(95, 105)),
     json_values,
 )
-parts_bodies = objects({"part_numbers": part_number_lists})
+part_entries = objects({"number": st.one_of(st.integers(min_value=-5, max_value=12),
+                                           st.sampled_from(HUGE), json_values),
+                        "sha256": hashes})
+parts_bodies = objects({"part_numbers": part_number_lists,
+                        "parts": st.one_of(st.lists(part_entries, max_size=8), json_values)})
 etags = st.one_of(st.builds(lambda: f'"{secrets.token_hex(16)}"'), st.text(max_size=300),
                   st.sampled_from(["", '""', '"', "x" * 257]), json_values)
 declared_parts = objects({"part_number": st.one_of(st.integers(-3, 5), st.sampled_from(HUGE),

@@ -283,19 +283,20 @@ def test_part_put_answers_an_etag_and_is_bound_to_its_part(
 ) -> None:
     data = os.urandom(11 * MIB)
     upload = alice.create(name="parts.mkv", data=data).json()["upload"]
-    urls = {n: urljoin(alice.base, u) for n, u in alice.sign_parts(upload["id"], [1, 3]).items()}
+    parts = alice.sign_parts(upload, [1, 3], data)
     first = data[: 5 * MIB]
-    answer = requests.put(urls[1], data=first, timeout=60)
+    answer = parts[1].put(first)
     assert answer.status_code == 200
     assert answer.headers["ETag"] == f'"{hashlib.sha256(first).hexdigest()}"'
     assert "Set-Cookie" not in answer.headers
     # Sent again, the part is replaced, not duplicated.
-    assert requests.put(urls[1], data=first, timeout=60).headers["ETag"] == answer.headers["ETag"]
+    assert parts[1].put(first).headers["ETag"] == answer.headers["ETag"]
     assert [p["part_number"] for p in alice.status(upload["id"])["uploaded_parts"]] == [1]
     # Part 3's signature does not open part 2, nor accept another size.
-    swapped = urls[3].replace("/3?", "/2?")
-    assert requests.put(swapped, data=data[5 * MIB : 10 * MIB], timeout=60).status_code == 403
-    too_big = requests.put(urls[3], data=data[10 * MIB :] + b"x", timeout=60)
+    swapped = parts[3].url.replace("/3?", "/2?")
+    assert requests.put(swapped, data=data[5 * MIB : 10 * MIB], headers=parts[3].headers,
+                        timeout=60).status_code == 403
+    too_big = parts[3].put(data[10 * MIB :] + b"x")
     assert too_big.status_code == 400
     assert files_under(store.tmp) == []
 
@@ -303,9 +304,9 @@ def test_part_put_answers_an_etag_and_is_bound_to_its_part(
 def test_part_put_after_cancel_is_404(alice: ApiClient) -> None:
     data = os.urandom(11 * MIB)
     upload = alice.create(name="gone.mkv", data=data).json()["upload"]
-    url = urljoin(alice.base, alice.sign_parts(upload["id"], [1])[1])
+    part = alice.sign_parts(upload, [1], data)[1]
     assert alice.api("DELETE", f"/uploads/{upload['id']}").status_code == 204
-    answer = requests.put(url, data=data[: 5 * MIB], timeout=60)
+    answer = part.put(data[: 5 * MIB])
     assert answer.status_code == 404
     assert "NoSuchUpload" in answer.json()["error"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
 import warnings
 from pathlib import Path
@@ -18,8 +20,9 @@ from movievault import create_app, db, migrations
 from movievault.backends import get_storage
 from movievault.cli import cli
 from movievault.migrations import MigrationRefused
+from movievault.storage.local import LocalStorage
 from tests.legacy import make_catalogue_0_1_0
-from tests.support import PASSWORD, AuthActions
+from tests.support import MIB, PASSWORD, AuthActions
 
 SHA = "ab" * 32
 
@@ -159,11 +162,60 @@ def test_db_upgrade_reports_the_revision(app: Any) -> None:
     assert f"at revision {migrations.head()}" in result.output
 
 
-def _fill_0002(path: Path) -> None:
-    """A library as the release before movie metadata kept it (revision 0002): two
-    accounts, three files, a pending upload."""
+def test_a_multipart_upload_begun_before_checksums_still_finishes_without_them(
+    app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """0.1.0 created multipart uploads without a checksum algorithm: upgraded, such an upload
+    keeps none (its parts are still asked for by number, unsigned) and completes."""
+    _fill_0_1_0(catalogue, ["alice"])
+    store = LocalStorage(root=app_config["DATA_DIR"], secret=app_config["SECRET_KEY"])
+    store.setup()
+    data, key = os.urandom(7 * MIB), "movies/1/" + "e" * 32
+    multipart_id = store.start_multipart(key=key, content_type="video/x-matroska")
+    with sqlite3.connect(catalogue) as connection:
+        connection.execute(
+            "INSERT INTO pending_upload (id, owner_id, sha256, fingerprint, size, name,"
+            " content_type, key, method, multipart_id, part_size, completing_since,"
+            " created_at, expires_at) VALUES ('m1', 1, ?, NULL, ?, 'Old.mkv',"
+            " 'video/x-matroska', ?, 'multipart', ?, ?, NULL, '2026-10-02 11:00:00',"
+            " '2999-01-01 00:00:00')",
+            (hashlib.sha256(data).hexdigest(), len(data), key, multipart_id, 5 * MIB),
+        )
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)
+    assert {row["id"]: row["checksum"] for row in _rows(catalogue, "pending_upload")} == {
+        "p1": None, "m1": None,
+    }
+    client = app.test_client()
+    auth = AuthActions(client)
+    assert auth.login("alice").status_code == 302
+    resumed = client.post("/api/uploads", headers=auth.headers(), json={
+        "name": "Old.mkv", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "content_type": "video/x-matroska"})
+    assert resumed.status_code == 200 and resumed.get_json()["upload"]["id"] == "m1"
+    assert "checksum" not in resumed.get_json()["upload"]
+    parts = client.post("/api/uploads/m1/parts", headers=auth.headers(),
+                        json={"part_numbers": [1, 2]}).get_json()["parts"]
+    assert [p["headers"] for p in parts] == [{}, {}]
+    for entry in parts:
+        start = (entry["part_number"] - 1) * 5 * MIB
+        sent = client.put(entry["url"], data=data[start : start + 5 * MIB])
+        assert sent.status_code == 200, sent.get_data(as_text=True)
+    done = client.post("/api/uploads/m1/complete", headers=auth.headers(), json={})
+    assert done.status_code == 201, done.get_data(as_text=True)
+    assert done.get_json()["file"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+#: The revision of the release before movie metadata (part checksums).
+PREVIOUS_RELEASE = "0003"
+
+
+def _fill_previous_release(path: Path) -> None:
+    """A library as the release before movie metadata kept it: two accounts, three files,
+    a pending upload."""
     engine = db.make_engine(f"sqlite:///{path}")
-    migrations.upgrade(engine, "0002")
+    migrations.upgrade(engine, PREVIOUS_RELEASE)
     engine.dispose()
     with sqlite3.connect(path) as connection:
         for n, name in enumerate(["alice", "bob"], start=1):
@@ -196,7 +248,7 @@ def test_a_catalogue_of_the_previous_release_gains_titles_and_a_probe_job_per_fi
     app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _fill_0002(catalogue)
+    _fill_previous_release(catalogue)
     before = {table: _rows(catalogue, table) for table in ("user", "file", "pending_upload")}
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app(app_config)

@@ -174,7 +174,9 @@ def test_resume_status_and_parts_with_the_store_down_are_503_and_keep_the_upload
     assert_unavailable(alice.create(name="resume.mkv", data=data))
     assert_unavailable(alice.api("GET", f"/uploads/{upload['id']}"))
     assert_unavailable(
-        alice.api("POST", f"/uploads/{upload['id']}/parts", json={"part_numbers": [2, 3]})
+        alice.api("POST", f"/uploads/{upload['id']}/parts",
+                  json={"parts": [{"number": 2, "sha256": "2" * 64},
+                                  {"number": 3, "sha256": "3" * 64}]})
     )
     after = pending(live_server.app, upload["id"])
     assert after is not None and before is not None
@@ -457,11 +459,11 @@ def _lie_about_parts(
     assert row is not None
     etags: dict[int, str] = {}
     part = upload["part_size"]
-    for number, url in alice.sign_parts(upload["id"], list(sent)).items():
+    for number, signed in alice.sign_parts(upload, list(sent), data).items():
         body = data[(number - 1) * part : number * part]
         if sizes and number in sizes:
             body = os.urandom(sizes[number])
-        answer = requests.put(urljoin(alice.base, url), data=body, timeout=60)
+        answer = signed.put(body)
         if sizes and number in sizes and get_storage(live_server.app).kind == "local":
             # The local store binds a part URL to the part's exact size: refused at once.
             assert answer.status_code == 400, answer.text
@@ -583,17 +585,20 @@ def test_expired_part_urls_are_replaced_by_fresh_ones(
     storage = get_storage(live_server.app)
     data = os.urandom(BIG)
     upload = alice.create(name="slow.mkv", data=data).json()["upload"]
-    stale = alice.sign_parts(upload["id"], [1, 2, 3])
+    stale = alice.sign_parts(upload, [1, 2, 3], data)
     if storage.kind == "s3":
-        assert all(_query(url)["X-Amz-Expires"] == ["2"] for url in stale.values())
+        assert all(_query(part.url)["X-Amz-Expires"] == ["2"] for part in stale.values())
     time.sleep(2.5)
     if storage.kind != "s3":  # moto does not enforce expiry; the local store does
-        late = requests.put(urljoin(alice.base, stale[1]), data=data[: 5 * MIB], timeout=60)
+        late = stale[1].put(data[: 5 * MIB])
         assert late.status_code == 403, late.text
-    fresh = alice.sign_parts(upload["id"], [1, 2, 3])
-    assert all(fresh[n] != stale[n] for n in (1, 2, 3))
+    fresh = alice.sign_parts(upload, [1, 2, 3], data)
+    assert all(fresh[n].url != stale[n].url for n in (1, 2, 3))
     if storage.kind == "s3":
-        assert all(_query(fresh[n])["X-Amz-Date"] != _query(stale[n])["X-Amz-Date"] for n in fresh)
+        assert all(
+            _query(fresh[n].url)["X-Amz-Date"] != _query(stale[n].url)["X-Amz-Date"]
+            for n in fresh
+        )
     etags = alice.put_parts(upload, data, [1, 2, 3])
     final = alice.complete(upload["id"], etags)
     assert final.status_code == 201, final.text

@@ -86,6 +86,7 @@ def test_serve_options_follow_the_settings(app: Flask) -> None:
     # conftest: forms up to 6 MiB; parts of a 100 GiB file are 11 MiB.
     assert limits.upload == 12 * MIB
     assert limits.for_request("POST", "/storage/upload") == limits.upload
+    assert limits.for_request("PUT", "/storage/upload") == limits.upload  # a PUT upload
     assert limits.for_request("PUT", "/storage/parts/abc/3") == limits.upload
     for method, path in [("GET", "/storage/upload"), ("POST", "/storage/parts/abc/3"),
                          ("POST", "/api/files/check"), ("POST", "/login"),

@@ -101,7 +101,9 @@ def test_store_urls_are_absolute_on_the_storage_origin_and_the_policy_names_it(
         "name": "b.mp4", "size": 7 * MIB, "sha256": "b" * 64, "content_type": "video/mp4"})
     upload_id = big.get_json()["upload"]["id"]
     parts = alice.client.post(f"/api/uploads/{upload_id}/parts", headers=alice.headers(),
-                              json={"part_numbers": [1, 2]}).get_json()["parts"]
+                              json={"parts": [{"number": 1, "sha256": "c" * 64},
+                                              {"number": 2, "sha256": "d" * 64}]}
+                              ).get_json()["parts"]
     assert len(parts) == 2
     assert all(p["url"].startswith(f"{origin}/storage/parts/") for p in parts)
     policy = csp(alice.client.get("/"))
@@ -130,17 +132,19 @@ def test_the_store_works_across_origins_and_its_host_serves_nothing_else(
     # CORS as the page needs it: preflight for a part PUT, then the PUT's ETag readable.
     other_big = os.urandom(7 * MIB)
     upload = alice.create(name="c.mp4", data=other_big).json()["upload"]
-    (part_url,) = alice.sign_parts(upload["id"], [1]).values()
+    (part,) = alice.sign_parts(upload, [1], other_big).values()
+    part_url = part.url
     preflight = requests.options(part_url, timeout=30, headers={
         "Origin": page_origin, "Access-Control-Request-Method": "PUT",
-        "Access-Control-Request-Headers": "content-type"})
+        "Access-Control-Request-Headers": "content-type, x-amz-checksum-sha256"})
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == page_origin
     assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
-    assert "content-type" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert "content-type" in allowed and "x-amz-checksum-sha256" in allowed
     assert "Access-Control-Allow-Credentials" not in preflight.headers
-    put = requests.put(part_url, data=other_big[: 5 * MIB], headers={"Origin": page_origin},
-                       timeout=60)
+    put = requests.put(part_url, data=other_big[: 5 * MIB],
+                       headers={"Origin": page_origin, **part.headers}, timeout=60)
     assert put.status_code == 200
     assert put.headers["Access-Control-Allow-Origin"] == page_origin
     assert put.headers["Access-Control-Expose-Headers"] == "ETag"

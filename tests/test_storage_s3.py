@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -180,3 +181,27 @@ def test_part_size_keeps_within_s3_limits(size: int, preferred: int, expected: i
     part = part_size_for(size, preferred)
     assert part == expected
     assert -(-size // part) <= 10_000
+
+
+@pytest.mark.parametrize(("checksums", "sent"), [(True, True), (False, False)])
+def test_checksums_off_keeps_checksum_headers_off_the_apps_own_uploads(
+    checksums: bool, sent: bool
+) -> None:
+    """Stores that refuse `x-amz-checksum-*` (B2) must not get them from boto3's defaults."""
+    with mock_aws():
+        store = S3Storage(bucket="unit-bucket", region="eu-west-1", checksums=checksums)
+        store.setup(public_url="https://movies.example.org/", abort_after_days=7)
+        seen: list[dict[str, str]] = []
+        store.client.meta.events.register(
+            "before-send.s3.PutObject",
+            lambda request, **_: seen.append(dict(request.headers)),
+        )
+        store.put(
+            key="posters/1/a.webp", stream=io.BytesIO(b"x" * 100), size=100,
+            content_type="image/webp",
+        )
+    assert len(seen) == 1
+    # boto3 announces its checksum in x-amz-sdk-checksum-algorithm and sends it as a trailer.
+    names = {name.lower() for name in seen[0]}
+    assert ("x-amz-sdk-checksum-algorithm" in names) is sent
+    assert ("x-amz-trailer" in names) is sent

@@ -9,6 +9,7 @@ is built from the settings, is the app's wiring (`movievault.backends`).
 from __future__ import annotations
 
 from movievault.storage.base import (
+    CHECKSUM_HEADER,
     KINDS,
     MAX_PARTS,
     MIN_PART_SIZE,
@@ -19,14 +20,18 @@ from movievault.storage.base import (
     Storage,
     StoredObject,
     StoredPart,
+    checksum_headers,
     content_disposition,
     part_size_for,
     present,
+    put_headers,
+    sha256_base64,
     storage_kind,
     translate_errors,
 )
 
 __all__ = [
+    "CHECKSUM_HEADER",
     "KINDS",
     "MAX_PARTS",
     "MIN_PART_SIZE",
@@ -37,9 +42,12 @@ __all__ = [
     "Storage",
     "StoredObject",
     "StoredPart",
+    "checksum_headers",
     "content_disposition",
     "part_size_for",
     "present",
+    "put_headers",
+    "sha256_base64",
     "storage_kind",
     "translate_errors",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 import re
 from abc import ABC, abstractmethod
@@ -45,6 +47,8 @@ OBJECT_POLICY = "sandbox; default-src 'none'"
 #: not answer, so the document keeps its origin (allow-same-origin) and may load itself
 #: (media-src 'self'). Scripts stay off: the sandbox has no allow-scripts.
 MEDIA_POLICY = "sandbox allow-same-origin; default-src 'none'; media-src 'self'"
+#: The header that carries a body's SHA-256 (base64, as S3 wants it); URLs sign it.
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
 _TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
@@ -68,11 +72,44 @@ class PostForm:
 
 @dataclass(frozen=True)
 class StoredPart:
-    """A part of a multipart upload that the store already holds."""
+    """A part of a multipart upload that the store already holds.
+
+    `checksum` is the part's SHA-256 (base64) when the store keeps one: S3 does for uploads
+    created with the SHA-256 checksum algorithm, and wants it back when completing.
+    """
 
     part_number: int
     etag: str
     size: int
+    checksum: str | None = None
+
+
+def sha256_base64(sha256_hex: str) -> str:
+    """A hex SHA-256 as the checksum header carries it (base64 of the 32 bytes)."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+
+
+def sha256_hex_of(header: str) -> str | None:
+    """The hex SHA-256 a checksum header's base64 value holds; None when it holds none."""
+    try:
+        digest = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest.hex() if len(digest) == 32 else None
+
+
+def checksum_headers(sha256_hex: str | None) -> dict[str, str]:
+    """The headers that make the store check a body against its SHA-256 (none without one)."""
+    return {CHECKSUM_HEADER: sha256_base64(sha256_hex)} if sha256_hex else {}
+
+
+def put_headers(content_type: str, sha256_hex: str | None) -> dict[str, str]:
+    """What a client sends with a single PUT upload: exactly the headers its URL signs.
+
+    Content-Length is signed too, as the upload's size; every HTTP client sends it by
+    itself (browsers may not even set it), so it is not listed.
+    """
+    return {"Content-Type": content_type, **checksum_headers(sha256_hex)}
 
 
 @dataclass(frozen=True)
@@ -98,27 +135,60 @@ class Storage(ABC):
         """A warning every page shows while it holds (data kept in memory, a missing disk)."""
         return None
 
+    def upload_method(self) -> str:
+        """How files up to MULTIPART_THRESHOLD go up: "post" (a form) or "put" (one PUT)."""
+        return "post"
+
+    def sha256_checksums(self) -> bool:
+        """Whether uploads carry their SHA-256 for the store to check: a single PUT when the
+        file's hash is known, and every part of new multipart uploads."""
+        return False
+
     @abstractmethod
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
         """Return a form upload bound to `key`, exactly `size` bytes and `content_type`."""
 
     @abstractmethod
-    def start_multipart(self, *, key: str, content_type: str) -> str:
-        """Begin a multipart upload for `key` and return its upload id."""
+    def put_url(
+        self, *, key: str, size: int, content_type: str, sha256: str | None, expires: int
+    ) -> str:
+        """Return a URL for one PUT of the whole object, signing `put_headers` and the size.
+
+        With `sha256` (hex) the store refuses a body with another hash (400 BadDigest).
+        """
+
+    @abstractmethod
+    def start_multipart(self, *, key: str, content_type: str, checksums: bool = False) -> str:
+        """Begin a multipart upload for `key` and return its upload id.
+
+        With `checksums`, every part must carry its SHA-256 (see `part_url`).
+        """
 
     @abstractmethod
     def part_url(
-        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int
+        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int,
+        sha256: str | None = None,
     ) -> str:
-        """Return a URL the browser PUTs one part to; the answer carries an `ETag` header."""
+        """Return a URL the browser PUTs one part to; the answer carries an `ETag` header.
+
+        The URL signs the part's exact size and, given `sha256` (hex), the checksum header
+        (`checksum_headers`), which the client then sends and the store checks.
+        """
 
     @abstractmethod
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         """Return every part already stored for the upload, in part-number order."""
 
     @abstractmethod
-    def complete_multipart(self, *, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Assemble the listed `(part_number, etag)` parts into the object at `key`."""
+    def complete_multipart(
+        self, *, key: str, upload_id: str, parts: list[tuple[int, str]],
+        checksums: Mapping[int, str] | None = None,
+    ) -> None:
+        """Assemble the listed `(part_number, etag)` parts into the object at `key`.
+
+        `checksums` are the parts' SHA-256 (base64) as `list_parts` reported them; S3 wants
+        them back for uploads created with checksums.
+        """
 
     @abstractmethod
     def abort_multipart(self, *, key: str, upload_id: str) -> None:
@@ -136,6 +206,15 @@ class Storage(ABC):
         transfer fail with no explanation.
         """
         return None  # backends without a remote service have nothing to reach
+
+    def check_usable(self) -> None:
+        """Raise a typed error, one sentence saying what to do, when the store cannot be used
+        at all: no such bucket, access denied, a folder that refuses writes, nothing there.
+
+        `movievault serve` asks this once at start, so a store that can never work stops
+        the server with a clear message instead of failing every upload later.
+        """
+        self.ping()
 
     def object_sha256(self, key: str) -> str | None:
         """Return the object's SHA-256 when the store computed it, else None (S3 cannot)."""

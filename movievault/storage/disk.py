@@ -48,6 +48,20 @@ class ObjectExists(Exception):
     """The destination of a write-once placement is already there."""
 
 
+def check_writable_folder(folder: Path) -> None:
+    """Create `folder` if missing and write a file in it, or raise StorageUnavailable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # A real write: permission bits alone miss read-only disks (and bind no root).
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise StorageUnavailable(
+            f"MovieVault cannot write to its data folder {folder} ({error.strerror or error}): "
+            "fix its permissions, or set MOVIEVAULT_DATA_DIR to another folder."
+        ) from error
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in `path` durable (a no-op where directories cannot be opened)."""
     try:
@@ -118,6 +132,20 @@ class Incoming:
             if remaining is not None:
                 remaining -= len(data)
 
+    def verify(self, *, expected: int, sha256: str | None) -> None:
+        """Refuse what was received unless it is `expected` bytes with this SHA-256 (hex),
+        as S3 refuses a body that differs from its signed length or checksum header."""
+        if self.size != expected:
+            raise InvalidInput(
+                f"IncompleteBody: received {self.size} bytes; exactly {expected} bytes "
+                "were signed for."
+            )
+        if sha256 is not None and self.sha256.hexdigest() != sha256:
+            raise InvalidInput(
+                "BadDigest: the x-amz-checksum-sha256 you specified did not match the "
+                "calculated checksum; nothing was stored."
+            )
+
     def place(
         self, destination: Path, *, expected: int, make_parents: bool = True,
         replace: bool = True, sidecar: bool = False,
@@ -127,11 +155,7 @@ class Incoming:
         With `replace=False` an existing destination is left alone and `ObjectExists`
         raised: objects are written once, so no signed URL can change a recorded movie.
         """
-        if self.size != expected:
-            raise InvalidInput(
-                f"IncompleteBody: received {self.size} bytes; exactly {expected} bytes "
-                "were signed for."
-            )
+        self.verify(expected=expected, sha256=None)
         self.file.flush()
         os.fsync(self.file.fileno())
         stat = os.fstat(self.file.fileno())

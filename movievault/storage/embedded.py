@@ -17,8 +17,17 @@ MEMORY_WARNING = (
 class EmbeddedS3Storage(S3Storage):
     """An S3 backend on the embedded server: a real S3 API, but nothing survives a restart."""
 
-    def __init__(self, *, bucket: str, endpoint_url: str, region: str) -> None:
-        super().__init__(bucket=bucket, endpoint_url=endpoint_url, region=region)
+    def __init__(
+        self, *, bucket: str, endpoint_url: str, region: str, upload_method: str = "auto",
+        checksums: bool = True,
+    ) -> None:
+        # moto answers a form POST without the bucket's CORS headers, so a browser cannot
+        # read that answer; its PUT answers carry them. `auto` therefore means PUT here.
+        super().__init__(
+            bucket=bucket, endpoint_url=endpoint_url, region=region,
+            upload_method="put" if upload_method == "auto" else upload_method,
+            checksums=checksums,
+        )
         self.endpoint_url = endpoint_url
 
     def describe(self) -> str:
@@ -38,7 +47,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def start_embedded_s3(*, bucket: str, region: str, public_url: str) -> EmbeddedS3Storage:
+def start_embedded_s3(
+    *, bucket: str, region: str, public_url: str, upload_method: str = "auto",
+    checksums: bool = True,
+) -> EmbeddedS3Storage:
     """Start moto's S3 server on loopback, create and configure the bucket, return the store."""
     from moto.server import ThreadedMotoServer
 
@@ -52,7 +64,8 @@ def start_embedded_s3(*, bucket: str, region: str, public_url: str) -> EmbeddedS
     server.start()
     atexit.register(server.stop)
     storage = EmbeddedS3Storage(
-        bucket=bucket, endpoint_url=f"http://127.0.0.1:{port}", region=region
+        bucket=bucket, endpoint_url=f"http://127.0.0.1:{port}", region=region,
+        upload_method=upload_method, checksums=checksums,
     )
     storage.setup(public_url=public_url, abort_after_days=7)
     return storage

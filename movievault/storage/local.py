@@ -1,10 +1,10 @@
 """The local disk backend: objects under DATA_DIR, moved by the app's own signed URLs.
 
-It hands browsers the same kinds of instructions as S3 (a form POST with the file last,
-part PUTs answering an `ETag`, GETs honouring `Range`), but its URLs are paths under
-`/storage/` that this app serves. What those URLs do is in `local_requests.py` (their
-tokens in `tokens.py`, their Flask views in `movievault/storage_http.py`); this module
-keeps the store on disk: its layout, what may be written where, and its clean-up.
+It hands browsers the same kinds of instructions as S3 (a form POST with the file last or
+one PUT, part PUTs answering an `ETag`, GETs honouring `Range`), but its URLs are paths
+under `/storage/` that this app serves. How they are signed is in `local_urls.py`, what
+they do in `local_requests.py` (their Flask views in `movievault/storage_http.py`); this
+module keeps the store on disk: its layout, what may be written where, and its clean-up.
 
 Layout under the root (DATA_DIR); keys never start with a dot, so they cannot collide
 with the store's own entries:
@@ -19,14 +19,12 @@ with the store's own entries:
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO
-from urllib.parse import quote, urlencode, urlsplit
 
 from movievault.errors import (
     AccessDenied,
@@ -36,12 +34,13 @@ from movievault.errors import (
     StorageRejected,
     StorageUnavailable,
 )
-from movievault.storage.base import PostForm, Readable, Storage, StoredObject, StoredPart
+from movievault.storage.base import Readable, Storage, StoredObject, StoredPart
 from movievault.storage.disk import (
     Incoming,
     ObjectExists,
     OpenedFile,
     check_free_space,
+    check_writable_folder,
     disk_errors,
     file_sha256,
     list_files,
@@ -49,12 +48,9 @@ from movievault.storage.disk import (
     sidecar_path,
 )
 from movievault.storage.local_multipart import UploadFolder, check_upload_id, remove_expired
-from movievault.storage.tokens import UrlTokens
+from movievault.storage.local_urls import KEY_RE, SignedUrls, check_key
 
 MARKER = ".movievault-store"
-#: Keys are paths of 1 to 8 segments of letters, digits, "_" and "-": no dots means no
-#: "..", no hidden files and no clash with the ".json" sidecars.
-KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}(?:/[A-Za-z0-9_-]{1,128}){0,7}")
 #: Temporary files older than this are leftovers of a crash or a cut connection (`sweep`).
 TMP_MAX_AGE = 24 * 3600
 
@@ -67,14 +63,7 @@ def _ended() -> AccessDenied:
     )
 
 
-def check_key(key: str) -> str:
-    """Return `key` when it is a safe object key, else raise InvalidInput."""
-    if not isinstance(key, str) or not KEY_RE.fullmatch(key):
-        raise InvalidInput("Object keys are 1 to 8 segments of letters, digits, '_' and '-'.")
-    return key
-
-
-class LocalStorage(Storage):
+class LocalStorage(SignedUrls, Storage):
     """Objects as files under one folder; browsers get URLs signed with the app's secret.
 
     `url_base` is a path (`/storage`: the URLs work on whatever address the page was
@@ -92,16 +81,21 @@ class LocalStorage(Storage):
         url_base: str = "/storage",
         accepts_key: Callable[[str], bool] | None = None,
         free_space_reserve: int = 0,
+        upload_method: str = "post",
+        checksums: bool = True,
     ):
+        super().__init__(secret=secret, url_base=url_base)
         self.root = Path(root).absolute()
-        self.url_base = url_base.rstrip("/")
         # Asked before a form upload writes its key: is an upload of it still pending? The
         # catalogue knows; the app's wiring passes the question in (the store has no DB).
         self.accepts_key = accepts_key
         # Bytes of free disk that uploads may never take: the catalogue and the system
         # often live on the same disk, and a full disk breaks both.
         self.free_space_reserve = free_space_reserve
-        self.tokens = UrlTokens(secret)
+        # Form POSTs by default (they need no header but the form's); PUTs when asked, as
+        # stores without POST Object do. Either way the store checks what it receives.
+        self._upload_method = "put" if upload_method == "put" else "post"
+        self._checksums = checksums
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -151,33 +145,22 @@ class LocalStorage(Storage):
 
     # --- the Storage interface ------------------------------------------------------------
 
-    def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
-        """Sign a form upload bound to the key, the exact size and the content type."""
-        token = self.tokens.sign(
-            {"op": "post", "key": check_key(key), "size": size, "type": content_type},
-            expires=expires,
-        )
-        fields = {"key": key, "Content-Type": content_type, "token": token}
-        return PostForm(url=f"{self.url_base}/upload", fields=fields)
+    def upload_method(self) -> str:
+        """Form POST, unless S3_UPLOAD_METHOD asks for PUT."""
+        return self._upload_method
+
+    def sha256_checksums(self) -> bool:
+        """Whether uploads carry their SHA-256, which the store checks (S3_CHECKSUMS)."""
+        return self._checksums
 
     @disk_errors("start a multipart upload")
-    def start_multipart(self, *, key: str, content_type: str) -> str:
-        """Create the upload's folder, complete with its description, in one rename."""
+    def start_multipart(self, *, key: str, content_type: str, checksums: bool = False) -> str:
+        """Create the upload's folder, complete with its description, in one rename (each
+        part's URL says whether its bytes are checked against a SHA-256)."""
         self.check_ready()
         return UploadFolder.create(
             self.uploads, self.tmp, key=check_key(key), content_type=content_type
         )
-
-    def part_url(
-        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int
-    ) -> str:
-        """Sign a PUT of exactly `size` bytes as part `part_number` of the upload."""
-        claims = {
-            "op": "part", "key": check_key(key), "upload": check_upload_id(upload_id),
-            "part": part_number, "size": size,
-        }
-        token = self.tokens.sign(claims, expires=expires)
-        return f"{self.url_base}/parts/{upload_id}/{part_number}?{urlencode({'token': token})}"
 
     def _upload_key(self, upload_id: str) -> str:
         """The key an upload was started for; NoSuchUpload when it is gone."""
@@ -192,8 +175,12 @@ class LocalStorage(Storage):
         return self._upload(upload_id).parts()
 
     @disk_errors("complete the multipart upload")
-    def complete_multipart(self, *, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Check the parts as S3 does, then concatenate them into the object, hashing."""
+    def complete_multipart(
+        self, *, key: str, upload_id: str, parts: list[tuple[int, str]],
+        checksums: Mapping[int, str] | None = None,
+    ) -> None:
+        """Check the parts as S3 does, then concatenate them into the object, hashing (their
+        checksums were checked as they arrived)."""
         self.check_ready()
         if self._upload_key(upload_id) != key:
             raise StorageRejected("NoSuchUpload: the upload belongs to another key.")
@@ -231,6 +218,13 @@ class LocalStorage(Storage):
                 f"The storage service is unavailable: {self.tmp} is not writable."
             )
 
+    def check_usable(self) -> None:
+        """A prepared store must take new files; a missing one (an unmounted disk, with files
+        in the catalogue) is not refused: every page says so until it is back."""
+        if self.is_prepared():
+            for folder in (self.root, self.uploads, self.tmp):
+                check_writable_folder(folder)
+
     @disk_errors("check the free space")
     def check_capacity(self, size: int) -> None:
         """Refuse (507) when storing `size` more bytes would eat into the free-space reserve."""
@@ -260,31 +254,15 @@ class LocalStorage(Storage):
         path.unlink(missing_ok=True)
         sidecar_path(path).unlink(missing_ok=True)
 
-    def download_url(
-        self, *, key: str, filename: str, content_type: str, inline: bool, expires: int
-    ) -> str:
-        """Sign a GET that presents the object under `filename` (inline or as attachment)."""
-        claims = {
-            "op": "get", "key": check_key(key), "name": filename, "type": content_type,
-            "inline": inline,
-        }
-        token = self.tokens.sign(claims, expires=expires)
-        return f"{self.url_base}/objects/{quote(key)}?{urlencode({'token': token})}"
-
-    def origins(self) -> list[str]:
-        """The separate origin the URLs are on, else none (they are the app's own, 'self')."""
-        parts = urlsplit(self.url_base)
-        return [f"{parts.scheme}://{parts.netloc}"] if parts.netloc else []
-
     @disk_errors("prepare its folders")
     def setup(self, *, public_url: str = "", abort_after_days: int = 7) -> list[str]:
         """Create the folders and the marker; say what was done."""
         done: list[str] = []
         for folder in (self.root, self.uploads, self.tmp):
-            if folder.is_dir():
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            done.append(f"created folder {folder}")
+            existed = folder.is_dir()
+            check_writable_folder(folder)  # creates it, or says why it cannot
+            if not existed:
+                done.append(f"created folder {folder}")
         marker = self.root / MARKER
         if not marker.is_file():
             marker.write_text("MovieVault local store, layout 1\n")
@@ -343,15 +321,20 @@ class LocalStorage(Storage):
         if not self._may_write(key) and not self.object_path(key).exists():
             raise _ended()
 
-    @disk_errors("receive a form upload")
-    def write_upload(self, *, key: str, size: int, stream: Readable) -> None:
+    @disk_errors("receive an upload")
+    def write_upload(
+        self, *, key: str, size: int, stream: Readable, sha256: str | None = None
+    ) -> None:
         """Store the `size` bytes `stream` yields at `key`, once: other bytes never replace
-        what is there (a second tab sending the same file is accepted)."""
+        what is there (a second tab sending the same file is accepted). Bytes whose SHA-256
+        is not `sha256` (when given) are refused, and nothing is written."""
         self.check_ready()
         self.check_capacity(size)
         destination = self.object_path(key)
         with Incoming(self.tmp, limit=size) as incoming:
             incoming.copy_from(stream)
+            if sha256 is not None:
+                incoming.verify(expected=size, sha256=sha256)
             # Asked again now the bytes are here: the upload may have ended meanwhile.
             if self._may_write(key):
                 self._place_object(incoming, destination, expected=size)
@@ -379,9 +362,11 @@ class LocalStorage(Storage):
 
     @disk_errors("receive a part")
     def write_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int, stream: Readable
+        self, *, key: str, upload_id: str, part_number: int, size: int, stream: Readable,
+        sha256: str | None = None,
     ) -> str:
-        """Store exactly `size` bytes from `stream` as a part of the upload; return its ETag."""
+        """Store exactly `size` bytes from `stream` (of this SHA-256, if given) as a part of
+        the upload; return its ETag."""
         self.check_ready()
         self.check_capacity(size)
         upload = self._upload(upload_id)
@@ -391,7 +376,7 @@ class LocalStorage(Storage):
             raise NoSuchUpload(error.message) from None
         if started_for != key:
             raise NoSuchUpload("NoSuchUpload: the upload belongs to another key.")
-        return upload.store_part(part_number=part_number, size=size, stream=stream)
+        return upload.store_part(part_number=part_number, size=size, stream=stream, sha256=sha256)
 
     @disk_errors("read an object")
     def open_object(self, key: str) -> OpenedFile:

@@ -122,15 +122,19 @@ class UploadFolder:
             raise StorageRejected("EntityTooSmall: every part but the last needs 5 MiB or more.")
         return chosen
 
-    def store_part(self, *, part_number: int, size: int, stream: Readable) -> str:
+    def store_part(
+        self, *, part_number: int, size: int, stream: Readable, sha256: str | None = None
+    ) -> str:
         """Write exactly `size` bytes from `stream` as part `part_number`; return its ETag.
 
+        Bytes whose SHA-256 is not `sha256` (when given) are refused and nothing is written.
         S3's ETag is the part's MD5; any digest of the content serves the protocol (clients
         only echo it back), and SHA-256 is several times faster than MD5 where the CPU has
         SHA extensions.
         """
         with Incoming(self.tmp, limit=size) as incoming:
             incoming.copy_from(stream, size + 1)
+            incoming.verify(expected=size, sha256=sha256)
             digest = incoming.sha256.hexdigest()
             try:
                 # Never recreate the folder: if it is gone, the upload is over.

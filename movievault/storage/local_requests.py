@@ -16,7 +16,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
 
 from movievault.errors import AccessDenied, InvalidInput
-from movievault.storage.base import MAX_PARTS, Presentation, Readable, present
+from movievault.storage.base import (
+    CHECKSUM_HEADER,
+    MAX_PARTS,
+    Presentation,
+    Readable,
+    present,
+    sha256_base64,
+    sha256_hex_of,
+)
 from movievault.storage.disk import CHUNK, disk_errors
 from movievault.storage.local import LocalStorage
 
@@ -119,6 +127,63 @@ def receive_form(store: LocalStorage, *, stream: Readable, boundary: bytes) -> s
     return key
 
 
+def _checked_length(length: int | None, size: int) -> None:
+    """Refuse a Content-Length other than the signed size (S3 signs it too)."""
+    if length is not None and length != size:
+        raise InvalidInput(
+            f"IncompleteBody: Content-Length is {length}; exactly {size} bytes were signed for."
+        )
+
+
+def _expected_sha256(claims: dict[str, Any], header: str | None) -> str | None:
+    """The SHA-256 (hex) the body must have: the signed one, whose header must then come
+    with the request unchanged, or else the one a checksum header gives of its own accord
+    (S3 checks any checksum header it receives); None when there is neither."""
+    signed = claims.get("sha256")
+    if signed is not None:
+        if header is None or header.strip() != sha256_base64(str(signed)):
+            raise AccessDenied(
+                f"SignatureDoesNotMatch: send the {CHECKSUM_HEADER} header this URL was "
+                "signed with."
+            )
+        return str(signed)
+    if header is None:
+        return None
+    given = sha256_hex_of(header)
+    if given is None:
+        raise InvalidInput(
+            f"InvalidRequest: the {CHECKSUM_HEADER} header must be the base64 of a SHA-256."
+        )
+    return given
+
+
+@disk_errors("receive an upload")
+def receive_put(
+    store: LocalStorage,
+    *,
+    token: str | None,
+    stream: Readable,
+    length: int | None,
+    content_type: str | None,
+    checksum: str | None,
+) -> str:
+    """Check a PUT upload's signature, type, length and checksum header, then store its
+    body once (refused with BadDigest if its SHA-256 differs); return the key stored."""
+    store.check_ready()
+    claims = store.tokens.verify(token, "put")
+    if content_type != claims["type"]:
+        raise AccessDenied(
+            "SignatureDoesNotMatch: send the Content-Type header this URL was signed with."
+        )
+    size = int(claims["size"])
+    _checked_length(length, size)
+    sha256 = _expected_sha256(claims, checksum)
+    key = str(claims["key"])
+    store.check_writable(key)  # refused before a byte of the body is read
+    store.write_upload(key=key, size=size, stream=stream, sha256=sha256)
+    return key
+
+
 @disk_errors("receive a part")
 def receive_part(
     store: LocalStorage,
@@ -128,8 +193,10 @@ def receive_part(
     part_number: int,
     stream: Readable,
     length: int | None,
+    checksum: str | None = None,
 ) -> str:
-    """Check a part PUT's signature and length, then store the part; return its ETag."""
+    """Check a part PUT's signature, length and checksum header, then store the part
+    (refused with BadDigest if its SHA-256 differs); return its ETag."""
     store.check_ready()
     claims = store.tokens.verify(token, "part")
     if not 1 <= part_number <= MAX_PARTS:
@@ -137,13 +204,10 @@ def receive_part(
     if (claims["upload"], claims["part"]) != (upload_id, part_number):
         raise AccessDenied("AccessDenied: this signature is for another part.")
     size = int(claims["size"])
-    if length is not None and length != size:
-        raise InvalidInput(
-            f"IncompleteBody: Content-Length is {length}; exactly {size} bytes were signed for."
-        )
+    _checked_length(length, size)
     return store.write_part(
         key=claims["key"], upload_id=upload_id, part_number=part_number, size=size,
-        stream=stream,
+        stream=stream, sha256=_expected_sha256(claims, checksum),
     )
 
 
@@ -209,7 +273,7 @@ def cors_headers(*, origin: str | None, allowed: str, preflight: bool) -> dict[s
     headers = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "ETag"}
     if preflight:
         headers["Access-Control-Allow-Methods"] = "GET, HEAD, PUT, POST"
-        headers["Access-Control-Allow-Headers"] = "Content-Type"
+        headers["Access-Control-Allow-Headers"] = f"Content-Type, {CHECKSUM_HEADER}"
         headers["Access-Control-Max-Age"] = "3600"
     return headers
 

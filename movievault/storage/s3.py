@@ -2,138 +2,43 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from movievault.errors import (
     InvalidInput,
-    MovieVaultError,
     NoSuchKey,
     StorageRejected,
     StorageUnavailable,
 )
 from movievault.storage.base import (
+    CHECKSUM_HEADER,
     PostForm,
     Readable,
     Storage,
     StoredObject,
     StoredPart,
     present,
+    sha256_base64,
     translate_errors,
 )
+from movievault.storage.s3_client import (
+    MISSING,
+    boto_meaning,
+    client_config,
+    single_upload_method,
+)
+from movievault.storage.s3_signing import SIGV4_PARAMS, QuerySigner
 
-# Errors that mean "not found" rather than "refused".
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+_translate = translate_errors(boto_meaning)
 
-
-def _boto_meaning(error: Exception, action: str) -> MovieVaultError | None:
-    """What a boto error means: the service failed or is unreachable (503), or refused (422)."""
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        message = error.response.get("Error", {}).get("Message", "")
-        if status >= 500 or status == 0:
-            return StorageUnavailable(
-                f"The storage service failed while trying to {action} ({code}). "
-                "Try again in a moment."
-            )
-        return StorageRejected(
-            f"The storage service refused to {action}: {code}. {message}".strip()
-        )
-    if isinstance(error, BotoCoreError):
-        return StorageUnavailable(
-            f"The storage service is unreachable (could not {action}). "
-            "Check that it is running and try again."
-        )
-    return None
-
-
-_translate = translate_errors(_boto_meaning)
-
-
-# Query parameters that SigV4 presigning adds; the rest of a presigned URL's query is the
-# operation's own (uploadId, partNumber...).
-_SIGV4_PARAMS = frozenset({
-    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-    "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature",
-})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_CACHED_ADDRESSES = 1024
-
-
-def _uri_encode(text: str) -> str:
-    """SigV4's URI encoding: everything but unreserved characters is percent-encoded."""
-    return quote(text, safe="-_.~")
-
-
-class _QuerySigner:
-    """SigV4 query-string presigning of PUTs, as botocore does it, minus its per-call cost.
-
-    botocore's generate_presigned_url serialises a whole request and resolves the endpoint
-    for every URL (about 0.45 ms of CPU); a multipart upload asks for up to 100 part URLs
-    per request. botocore resolves each object's address once (see S3Storage.part_url);
-    this signs the other parts' URLs for that address in about 0.04 ms each. The tests
-    compare its URLs with botocore's, signed at the same instant.
-    """
-
-    def __init__(self, credentials: Any, region: str) -> None:
-        self.credentials = credentials  # botocore Credentials (may refresh themselves)
-        self.region = region
-        self._keys: dict[tuple[str, str], bytes] = {}
-
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        """The day's derived signing key (four HMACs, so kept until the day changes)."""
-        key = self._keys.get((secret, day))
-        if key is None:
-            key = ("AWS4" + secret).encode()
-            for part in (day, self.region, "s3", "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            self._keys = {(secret, day): key}
-        return key
-
-    def presign_put(
-        self, *, address: str, params: dict[str, str], expires: int, now: datetime
-    ) -> str:
-        """The presigned URL for a PUT to `address` (scheme://host/path) with `params`."""
-        credentials = self.credentials.get_frozen_credentials()
-        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        scope = f"{amz_date[:8]}/{self.region}/s3/aws4_request"
-        query = dict(params)
-        query.update({
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": f"{credentials.access_key}/{scope}",
-            "X-Amz-Date": amz_date,
-            "X-Amz-Expires": str(expires),
-            "X-Amz-SignedHeaders": "host",
-        })
-        if credentials.token:
-            query["X-Amz-Security-Token"] = credentials.token
-        canonical_query = "&".join(
-            f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(query.items())
-        )
-        parts = urlsplit(address)
-        host = parts.hostname or ""
-        if ":" in host:  # IPv6
-            host = f"[{host}]"
-        if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
-            host = f"{host}:{parts.port}"
-        # S3 signs the path exactly as sent (already percent-encoded, never normalised).
-        canonical = f"PUT\n{parts.path}\n{canonical_query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD"
-        to_sign = "\n".join([
-            "AWS4-HMAC-SHA256", amz_date, scope,
-            hashlib.sha256(canonical.encode()).hexdigest(),
-        ])
-        key = self._signing_key(credentials.secret_key, amz_date[:8])
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        return f"{address}?{canonical_query}&X-Amz-Signature={signature}"
 
 
 class S3Storage(Storage):
@@ -148,21 +53,18 @@ class S3Storage(Storage):
         endpoint_url: str | None = None,
         public_endpoint_url: str | None = None,
         region: str | None = None,
+        upload_method: str = "auto",
+        checksums: bool = True,
     ) -> None:
         self.bucket = bucket
         self.region = region or "us-east-1"
-        # Custom endpoints (MinIO, moto...) rarely resolve bucket subdomains: use path style.
-        style = "path" if endpoint_url else "auto"
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": style},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            # One connection per server thread (16 by default, MOVIEVAULT_THREADS): with
-            # botocore's 10, concurrent calls beyond 10 open a connection and drop it after.
-            max_pool_connections=64,
+        self._upload_method = single_upload_method(
+            upload_method, [endpoint_url, public_endpoint_url]
         )
+        # Off for stores that refuse (or ignore) S3's additional checksums.
+        self._checksums = checksums
+        # Custom endpoints (MinIO, moto...) rarely resolve bucket subdomains: use path style.
+        config = client_config(path_style=bool(endpoint_url), checksums=checksums)
         session = boto3.session.Session()
         self.client: BaseClient = session.client(
             "s3", endpoint_url=endpoint_url, region_name=self.region, config=config
@@ -175,13 +77,21 @@ class S3Storage(Storage):
         else:
             self.presigner = self.client
         credentials = session.get_credentials()
-        self._signer = _QuerySigner(credentials, self.region) if credentials else None
+        self._signer = QuerySigner(credentials, self.region) if credentials else None
         # (key, upload id) -> the part URLs' address and query, as botocore resolved them.
         self._part_addresses: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
 
     def describe(self) -> str:
         """Where the movies are: the bucket."""
         return f"S3 bucket {self.bucket}"
+
+    def upload_method(self) -> str:
+        """PUT or form POST, as S3_UPLOAD_METHOD (or the endpoint, for "auto") decided."""
+        return self._upload_method
+
+    def sha256_checksums(self) -> bool:
+        """Whether uploads carry their SHA-256 (S3_CHECKSUMS)."""
+        return self._checksums
 
     @_translate("prepare a form upload")
     def post_form(self, *, key: str, size: int, content_type: str, expires: int) -> PostForm:
@@ -195,31 +105,58 @@ class S3Storage(Storage):
         )
         return PostForm(url=post["url"], fields=dict(post["fields"]))
 
+    @_translate("sign an upload URL")
+    def put_url(
+        self, *, key: str, size: int, content_type: str, sha256: str | None, expires: int
+    ) -> str:
+        """Presign a PutObject that signs Content-Type, the exact Content-Length and (given
+        the hash) x-amz-checksum-sha256 as headers: S3 refuses a request without them, and
+        a body of another hash with 400 BadDigest. (In the query string instead, S3 would
+        ignore the checksum.)"""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": key, "ContentType": content_type,
+            "ContentLength": size,
+        }
+        if sha256:
+            params["ChecksumSHA256"] = sha256_base64(sha256)
+        url: str = self.presigner.generate_presigned_url(
+            "put_object", Params=params, ExpiresIn=expires
+        )
+        return url
+
     @_translate("start a multipart upload")
-    def start_multipart(self, *, key: str, content_type: str) -> str:
-        """Create the multipart upload on S3."""
+    def start_multipart(self, *, key: str, content_type: str, checksums: bool = False) -> str:
+        """Create the multipart upload on S3 (with the SHA-256 checksum algorithm, if asked:
+        then S3 refuses a part that does not carry its SHA-256, or whose bytes differ)."""
+        options: dict[str, Any] = {"ChecksumAlgorithm": "SHA256"} if checksums else {}
         answer = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type
+            Bucket=self.bucket, Key=key, ContentType=content_type, **options
         )
         upload_id: str = answer["UploadId"]
         return upload_id
 
     @_translate("sign a part URL")
     def part_url(
-        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int
+        self, *, key: str, upload_id: str, part_number: int, size: int, expires: int,
+        sha256: str | None = None,
     ) -> str:
-        """Presign an `upload_part` PUT (S3 checks the part's size when completing).
+        """Presign an `upload_part` PUT that signs the part's size and, given `sha256`, its
+        checksum header, so S3 refuses other bytes at once.
 
         botocore presigns the first part URL asked for an upload; the others reuse the
-        address and query it resolved and are signed by `_QuerySigner`, 10x cheaper.
+        address and query it resolved and are signed by `QuerySigner`, 10x cheaper.
         """
+        headers = {"Content-Length": str(size)}
+        if sha256:
+            headers[CHECKSUM_HEADER] = sha256_base64(sha256)
         cached = self._part_addresses.get((key, upload_id))
         if cached is not None and self._signer is not None:
             address, params = cached
             return self._signer.presign_put(
                 address=address, params={**params, "partNumber": str(part_number)},
-                expires=expires, now=datetime.now(UTC),
+                expires=expires, now=datetime.now(UTC), headers=headers,
             )
+        options: dict[str, Any] = {"ChecksumSHA256": headers[CHECKSUM_HEADER]} if sha256 else {}
         url: str = self.presigner.generate_presigned_url(
             "upload_part",
             Params={
@@ -227,13 +164,15 @@ class S3Storage(Storage):
                 "Key": key,
                 "UploadId": upload_id,
                 "PartNumber": part_number,
+                "ContentLength": size,
+                **options,
             },
             ExpiresIn=expires,
         )
         parts = urlsplit(url)
         params = {
             k: v for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if k not in _SIGV4_PARAMS
+            if k not in SIGV4_PARAMS
         }
         if len(self._part_addresses) >= _MAX_CACHED_ADDRESSES:
             self._part_addresses.clear()
@@ -251,19 +190,28 @@ class S3Storage(Storage):
             for part in page.get("Parts", []):
                 parts.append(
                     StoredPart(
-                        part_number=part["PartNumber"], etag=part["ETag"], size=part["Size"]
+                        part_number=part["PartNumber"], etag=part["ETag"], size=part["Size"],
+                        checksum=part.get("ChecksumSHA256"),
                     )
                 )
         return sorted(parts, key=lambda p: p.part_number)
 
     @_translate("complete the multipart upload")
-    def complete_multipart(self, *, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Ask S3 to assemble the parts; it refuses unknown parts or wrong ETags."""
+    def complete_multipart(
+        self, *, key: str, upload_id: str, parts: list[tuple[int, str]],
+        checksums: Mapping[int, str] | None = None,
+    ) -> None:
+        """Ask S3 to assemble the parts; it refuses unknown parts or wrong ETags, and for an
+        upload with checksums, parts listed without theirs."""
+        checksums = checksums or {}
+        listed: list[dict[str, Any]] = []
+        for number, etag in parts:
+            part: dict[str, Any] = {"PartNumber": number, "ETag": etag}
+            if number in checksums:
+                part["ChecksumSHA256"] = checksums[number]
+            listed.append(part)
         self.client.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed},
         )
 
     @_translate("abort the multipart upload")
@@ -272,7 +220,7 @@ class S3Storage(Storage):
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _MISSING:
+            if error.response.get("Error", {}).get("Code") not in MISSING:
                 raise
 
     @_translate("reach the bucket")
@@ -285,13 +233,43 @@ class S3Storage(Storage):
             if status >= 500 or status == 0:
                 raise
 
+    @_translate("reach the bucket")
+    def check_usable(self) -> None:
+        """HEAD the bucket: it must exist, and these credentials must be allowed to use it."""
+        where = f"{self.bucket} at {self.client.meta.endpoint_url}"
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError as error:
+            raise StorageUnavailable(
+                "No S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(or AWS_PROFILE), or run MovieVault where an instance role provides them."
+            ) from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(
+                f"Could not reach the bucket {where} ({error}): check MOVIEVAULT_S3_ENDPOINT_URL "
+                "and that the service is running."
+            ) from error
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status == 404:
+                raise StorageRejected(
+                    f"The bucket {where} does not exist: run `movievault setup-bucket` to "
+                    "create it, or set MOVIEVAULT_S3_BUCKET to an existing one."
+                ) from error
+            if status in (401, 403):
+                raise StorageRejected(
+                    f"Access to the bucket {where} is denied: check the credentials "
+                    "(AWS_ACCESS_KEY_ID, AWS_PROFILE...) and that they may read and write it."
+                ) from error
+            raise
+
     @_translate("look up an object")
     def object_size(self, key: str) -> int | None:
         """HEAD the object."""
         try:
             answer = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING:
+            if error.response.get("Error", {}).get("Code") in MISSING:
                 return None
             raise
         return int(answer["ContentLength"])
@@ -339,7 +317,7 @@ class S3Storage(Storage):
             self.client.head_bucket(Bucket=self.bucket)
             done.append(f"bucket {self.bucket} exists")
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _MISSING | {"NoSuchBucket"}:
+            if error.response.get("Error", {}).get("Code") not in MISSING | {"NoSuchBucket"}:
                 raise
             options: dict[str, Any] = {"Bucket": self.bucket}
             if self.region != "us-east-1":
@@ -353,7 +331,8 @@ class S3Storage(Storage):
                     {
                         "AllowedOrigins": [public_url.rstrip("/")],
                         "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],
-                        "AllowedHeaders": ["*"],
+                        # What the page sends with a PUT: the signed type and checksum.
+                        "AllowedHeaders": ["content-type", CHECKSUM_HEADER],
                         # Without ETag here the browser cannot read part ETags.
                         "ExposeHeaders": ["ETag"],
                         "MaxAgeSeconds": 3600,
@@ -361,7 +340,10 @@ class S3Storage(Storage):
                 ]
             },
         )
-        done.append(f"CORS allows {public_url.rstrip('/')} (GET, PUT, POST, HEAD; exposes ETag)")
+        done.append(
+            f"CORS allows {public_url.rstrip('/')} (GET, PUT, POST, HEAD; headers Content-Type "
+            f"and {CHECKSUM_HEADER}; exposes ETag)"
+        )
         self.client.put_bucket_lifecycle_configuration(
             Bucket=self.bucket,
             LifecycleConfiguration={
@@ -414,7 +396,7 @@ class S3Storage(Storage):
             code = error.response.get("Error", {}).get("Code")
             if code == "InvalidRange":  # S3 answers 416 for a start past the end
                 return b""
-            if code in _MISSING:
+            if code in MISSING:
                 raise NoSuchKey(f"NoSuchKey: there is no object {key}.") from None
             raise
         data: bytes = answer["Body"].read()

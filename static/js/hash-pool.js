@@ -24,13 +24,14 @@ class PooledWorker {
     });
   }
 
-  run(file, { signal, onProgress, sliceSize, readAhead, inline }) {
+  run(file, { signal, onProgress, onPart, sliceSize, readAhead, inline, parts, whole }) {
     return new Promise((resolve, reject) => {
       const id = nextJobId++;
       const onAbort = () => this.worker.postMessage({ type: "cancel", id });
-      this.job = { id, resolve, reject, onProgress, signal, onAbort };
+      this.job = { id, resolve, reject, onProgress, onPart, signal, onAbort };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.worker.postMessage({ type: "hash", id, file, sliceSize, readAhead, inline });
+      const message = { type: "hash", id, file, sliceSize, readAhead, inline, parts, whole };
+      this.worker.postMessage(message);
     });
   }
 
@@ -39,6 +40,8 @@ class PooledWorker {
     if (!job || msg.id !== job.id) return;
     if (msg.type === "progress") {
       job.onProgress?.(msg.bytesHashed);
+    } else if (msg.type === "part") {
+      job.onPart?.(msg.number, msg.sha256);
     } else if (msg.type === "done") {
       this.finish();
       job.resolve({ sha256: msg.sha256, bytesHashed: msg.bytesHashed, ms: msg.ms });
@@ -89,7 +92,12 @@ export class HashPool {
    * @param {AbortSignal} [options.signal] aborting rejects with Cancelled
    * @param {() => void} [options.onStart] when a worker takes the job (it may wait its turn)
    * @param {(bytesHashed: number) => void} [options.onProgress] about every 100 ms
-   * @returns {Promise<{sha256: string, bytesHashed: number, ms: number}>}
+   * @param {{number: number, size: number}[]} [options.parts] consecutive pieces of the
+   *   file to hash each on its own as well (a multipart upload's parts)
+   * @param {(number: number, sha256: string) => void} [options.onPart] a part's SHA-256,
+   *   as soon as its bytes have been read
+   * @param {boolean} [options.whole=true] false: only the parts' hashes are wanted
+   * @returns {Promise<{sha256: string|null, bytesHashed: number, ms: number}>}
    */
   async hash(file, options = {}) {
     const { signal } = options;
@@ -106,4 +114,20 @@ export class HashPool {
       this.limiter.release();
     }
   }
+}
+
+/** The pool of hashAside(), started on first use. */
+let asidePool = null;
+
+/**
+ * SHA-256 of a small blob in a worker of its own, not waiting behind the queue's long
+ * jobs: re-hashing a part (or a small file) the storage refused as damaged in transit.
+ * @param {Blob} blob
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<string>} hex
+ */
+export async function hashAside(blob, signal) {
+  asidePool ??= new HashPool();
+  const { sha256 } = await asidePool.hash(blob, { signal });
+  return sha256;
 }

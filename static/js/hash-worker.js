@@ -8,13 +8,17 @@
 // and it cannot hash a file incrementally anyway.
 //
 // Messages in (from the page):
-//   {type: "hash", id, file, sliceSize?, readAhead?, inline?}
+//   {type: "hash", id, file, sliceSize?, readAhead?, inline?, parts?, whole?}
 //     inline: read on this thread even where a reader worker could start (for benchmarks)
 //     readAhead: reads kept in flight when reading on this thread
+//     parts: [{number, size}, ...] consecutive pieces of `file` to hash each on its own
+//       too (the parts of a multipart upload), in the same single pass over the file
+//     whole: false to skip the whole file's hash (only the parts' are wanted)
 //   {type: "cancel", id}
 // Messages out (to the page):
 //   {type: "progress", id, bytesHashed}          at most every PROGRESS_INTERVAL_MS
-//   {type: "done", id, sha256, bytesHashed, ms}
+//   {type: "part", id, number, sha256}           as soon as that part has been read
+//   {type: "done", id, sha256, bytesHashed, ms}  (sha256 null when whole was false)
 //   {type: "cancelled", id}
 //   {type: "error", id, message}
 //
@@ -72,8 +76,9 @@ async function hashFile(msg, job) {
     readAhead: Math.max(1, msg.readAhead || DEFAULT_READ_AHEAD),
   };
   const started = performance.now();
-  const hasher = await createSHA256();
-  hasher.init();
+  const hasher = msg.whole === false ? null : await createSHA256();
+  hasher?.init();
+  const parts = msg.parts?.length ? await partHasher(id, msg.parts) : null;
 
   let bytesHashed = 0;
   let lastReport = started;
@@ -83,7 +88,9 @@ async function hashFile(msg, job) {
     : inlineSlices(file, options);
   for await (const slice of slices) {
     if (job.cancelled) throw new Cancelled();
-    hasher.update(new Uint8Array(slice.buffer, 0, slice.length));
+    const bytes = new Uint8Array(slice.buffer, 0, slice.length);
+    hasher?.update(bytes);
+    parts?.update(bytes);
     bytesHashed += slice.length;
 
     const now = performance.now();
@@ -97,7 +104,39 @@ async function hashFile(msg, job) {
     throw new Error("The file changed while it was being read.");
   }
   self.postMessage({ type: "progress", id, bytesHashed });
-  return { sha256: hasher.digest("hex"), bytesHashed, ms: performance.now() - started };
+  const sha256 = hasher ? hasher.digest("hex") : null;
+  return { sha256, bytesHashed, ms: performance.now() - started };
+}
+
+/**
+ * A second hasher that follows the bytes across part boundaries (slices and parts do not
+ * line up) and posts each part's SHA-256 the moment its last byte has been read, so that
+ * part can be sent while the rest of the file is still being read.
+ */
+async function partHasher(id, parts) {
+  const hasher = await createSHA256();
+  hasher.init();
+  let index = 0;
+  let left = parts[0].size;
+  return {
+    update(bytes) {
+      let offset = 0;
+      while (offset < bytes.length && index < parts.length) {
+        const take = Math.min(left, bytes.length - offset);
+        hasher.update(bytes.subarray(offset, offset + take));
+        offset += take;
+        left -= take;
+        if (left > 0) continue;
+        const sha256 = hasher.digest("hex");
+        self.postMessage({ type: "part", id, number: parts[index].number, sha256 });
+        index += 1;
+        if (index < parts.length) {
+          hasher.init();
+          left = parts[index].size;
+        }
+      }
+    },
+  };
 }
 
 /** The nested reader worker, started once; null where workers cannot start workers. */

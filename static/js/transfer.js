@@ -21,12 +21,15 @@ export class TransferError extends Error {
  * @param {string} options.method
  * @param {string} options.url
  * @param {Blob|FormData} options.body streamed by the browser, never read into memory here
+ * @param {Object<string, string>} [options.headers] sent as they are: the ones the URL was
+ *   signed with (Content-Type, x-amz-checksum-sha256). The browser sets Content-Length
+ *   itself, to the body's exact size, which is the size the URL signs.
  * @param {AbortSignal} [options.signal] aborting stops the request and rejects with Cancelled
  * @param {(loaded: number, total: number) => void} [options.onProgress] bytes of the body sent
  * @param {number} [options.stallMs=60000] give up when no byte moved for this long
  * @returns {Promise<XMLHttpRequest>}
  */
-export function sendXhr({ method, url, body, signal, onProgress, stallMs = 60_000 }) {
+export function sendXhr({ method, url, body, headers, signal, onProgress, stallMs = 60_000 }) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(new Cancelled());
@@ -47,6 +50,10 @@ export function sendXhr({ method, url, body, signal, onProgress, stallMs = 60_00
     };
 
     xhr.open(method, url);
+    for (const [name, value] of Object.entries(headers ?? {})) {
+      // Forbidden to scripts (the browser refuses it with a console error): it sends its own.
+      if (name.toLowerCase() !== "content-length") xhr.setRequestHeader(name, value);
+    }
     xhr.upload.addEventListener("progress", (event) => {
       armStall();
       onProgress?.(event.loaded, event.total);
@@ -61,8 +68,21 @@ export function sendXhr({ method, url, body, signal, onProgress, stallMs = 60_00
 }
 
 /**
- * A readable message for a storage error answer. S3 answers XML
- * (`<Error><Code>..</Code><Message>..</Message></Error>`); the app's local store answers JSON.
+ * The S3 error code of a storage error answer ("BadDigest", "AccessDenied"...), or "".
+ * S3 answers XML (`<Error><Code>..</Code>..</Error>`); the app's local store answers JSON
+ * whose message starts with the code it stands for.
+ * @param {XMLHttpRequest} xhr
+ * @returns {string}
+ */
+export function storageErrorCode(xhr) {
+  const text = xhr.responseText || "";
+  const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+  if (code) return code;
+  return /^(\w+):/.exec(jsonError(text) ?? "")?.[1] ?? "";
+}
+
+/**
+ * A readable message for a storage error answer (XML from S3, JSON from the local store).
  * @param {XMLHttpRequest} xhr
  * @returns {string}
  */
@@ -70,15 +90,32 @@ export function storageErrorMessage(xhr) {
   const text = xhr.responseText || "";
   const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
   const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+  // 501: the store lacks this kind of request (Cloudflare R2 and Backblaze B2 have no form
+  // uploads); only the server's settings can change that.
+  const hint =
+    xhr.status === 501
+      ? " This storage does not support this kind of upload: the server's administrator can set MOVIEVAULT_S3_UPLOAD_METHOD=put."
+      : "";
   if (code || message)
-    return `The storage refused the upload (${xhr.status} ${code ?? ""}): ${message ?? ""}`.trim();
+    return `The storage refused the upload (${xhr.status} ${code ?? ""}): ${sentence(message)}${hint}`.trim();
+  const error = jsonError(text);
+  if (error) return `The storage refused the upload (${xhr.status}): ${sentence(error)}${hint}`;
+  return `The storage refused the upload (${xhr.status} ${xhr.statusText}).${hint}`;
+}
+
+/** `text` ending as a sentence does ("" stays ""). */
+function sentence(text) {
+  const trimmed = (text ?? "").trim();
+  return !trimmed || /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
+/** The `error` of a JSON answer, or null. */
+function jsonError(text) {
   try {
-    const error = JSON.parse(text)?.error;
-    if (error) return `The storage refused the upload (${xhr.status}): ${error}`;
+    return JSON.parse(text)?.error || null;
   } catch {
-    // not JSON either
+    return null; // not JSON either
   }
-  return `The storage refused the upload (${xhr.status} ${xhr.statusText}).`;
 }
 
 function unreachable(url) {

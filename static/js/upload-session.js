@@ -1,5 +1,5 @@
 // One file's trip to the storage: create the upload on the server, send the bytes (one
-// form POST, or parts: multipart.js), complete it. The queue decides when a file goes; the
+// form POST or PUT, or parts: multipart.js), complete it. The queue decides when a file goes; the
 // session does the going. It reports stages and bytes through the hooks it is given and
 // returns how the upload ended, leaving the queue's records to the queue. Between tries it
 // keeps what a retry needs (the server's pending upload, a complete still to be accepted),
@@ -7,7 +7,7 @@
 
 import { ApiError } from "./api.js";
 import { Cancelled } from "./cancel.js";
-import { planParts, sendParts, sendPartsWhileHashing } from "./multipart.js";
+import { confirmDigest, planParts, sendParts, sendPartsWhileHashing } from "./multipart.js";
 import { ByteProgress } from "./progress.js";
 import { sendWithRetries } from "./retry.js";
 import { sendXhr } from "./transfer.js";
@@ -69,7 +69,7 @@ export class UploadSession {
     this.file = file;
     this.contentType = contentType;
     this.singlePass = singlePass;
-    this.method = null; // "post" or "multipart", as the server chose
+    this.method = null; // "post", "put" or "multipart", as the server chose
     this.upload = null; // the server's pending upload, while there is one
     this.pendingComplete = null; // {id, body}: every byte is stored, complete still to succeed
   }
@@ -128,13 +128,13 @@ export class UploadSession {
     this.method = upload.method;
     hooks.created();
 
-    if (upload.method === "post") {
+    if (upload.method === "post" || upload.method === "put") {
       // Not expected (the page hashes while uploading only multipart-sized files), but a
-      // form upload sends the File itself: hash it first, then send it.
+      // file sent whole is the File itself: hash it first, then send it.
       let { sha256 } = content;
       if (this.singlePass && !sha256) sha256 = await hooks.hash();
       hooks.stage("uploading");
-      await this.post(content, hooks);
+      await this.sendWhole(content, hooks);
       return this.singlePass ? { sha256 } : {};
     }
     if (upload.method === "multipart") {
@@ -152,15 +152,19 @@ export class UploadSession {
       };
       // Complete is sent without the part list: the server takes it from the store and
       // checks every part's size, so the request stays small however big the file.
-      if (!this.singlePass) {
+      const checksums = upload.checksum === "sha256";
+      if (!this.singlePass && !checksums) {
         await sendParts(parts);
         return {};
       }
       const sha256 = await sendPartsWhileHashing({
         ...parts,
         hashPool: this.hashPool,
+        wholeFile: this.singlePass,
+        checksums,
         onHashProgress: (bytes) => hooks.progress({ hashedBytes: bytes }),
       });
+      if (!this.singlePass) return {};
       hooks.hashed(sha256);
       return { sha256 };
     }
@@ -189,38 +193,49 @@ export class UploadSession {
     return { upload: data.upload, resumed: status === 200 };
   }
 
-  /** One form POST (fields first, the file last), retried like a part. */
-  async post(content, hooks) {
+  /**
+   * One form POST (fields first, the file last) or one PUT (with the headers its URL was
+   * signed with: type and checksum), retried like a part.
+   */
+  async sendWhole(content, hooks) {
     const { signal } = hooks;
     const { file } = this;
     const progress = new ByteProgress(file.size);
     await sendWithRetries(signal, {
-      send: () => {
-        const form = new FormData();
-        for (const [name, value] of Object.entries(this.upload.post.fields)) {
-          form.append(name, value);
-        }
-        form.append("file", file);
-        return sendXhr({
-          method: "POST",
-          url: this.upload.post.url,
-          body: form,
+      send: () =>
+        sendXhr({
+          ...this.wholeRequest(),
           signal,
-          // The body is a little larger than the file (fields, boundaries): scale it.
+          // A form is a little larger than the file (fields, boundaries): scale it.
           onProgress: (loaded, total) => {
-            progress.report("post", total ? (loaded / total) * file.size : 0);
+            progress.report("whole", total ? (loaded / total) * file.size : 0);
             hooks.progress({ uploadedBytes: progress.value() });
           },
-        });
-      },
-      reset: () => progress.report("post", 0),
-      // An expired policy: creating the upload again hands out fresh fields.
+        }),
+      reset: () => progress.report("whole", 0),
+      // An expired policy or URL: creating the upload again hands out fresh ones.
       renew: async () => {
         ({ upload: this.upload } = await this.create(content, signal));
       },
+      // The store checks a PUT against the hash its URL signs (known: not singlePass).
+      badDigest: content.sha256
+        ? () => confirmDigest(file, "The file", content.sha256, signal)
+        : undefined,
     });
-    progress.confirm("post", file.size);
+    progress.confirm("whole", file.size);
     hooks.progress({ uploadedBytes: progress.value() });
+  }
+
+  /** The request that sends the whole file, as the upload (maybe renewed) says. */
+  wholeRequest() {
+    const { upload, file } = this;
+    if (upload.method === "put") {
+      return { method: "PUT", url: upload.put.url, headers: upload.put.headers, body: file };
+    }
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.post.fields)) form.append(name, value);
+    form.append("file", file);
+    return { method: "POST", url: upload.post.url, body: form };
   }
 
   /** Ask the server to record the stored bytes as a file of the library. */

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
@@ -52,6 +52,13 @@ WATCH_ROWS = """() => {
     }
   }).observe(rows, { subtree: true, attributes: true, attributeFilter: ["data-stage", "value"] });
 }"""
+
+
+def part_number_of(url: str) -> int:
+    """The part a part URL is for (S3: its partNumber; the local store: its last segment)."""
+    split = urlsplit(url)
+    number = parse_qs(split.query).get("partNumber")
+    return int(number[0]) if number else int(split.path.rsplit("/", 1)[1])
 
 
 def is_part_put(route: Route) -> bool:
@@ -439,9 +446,15 @@ def test_expired_part_url_is_replaced_and_the_upload_finishes(
     )
     add_files(page, source)
     expect_stage(page, source.name, "done")
-    signing = [body["part_numbers"] for path, body in calls if path.endswith("/parts")]
-    # The first batch, then one fresh URL for the refused part alone.
-    assert sorted(signing[0]) == [1, 2, 3] and len(signing) == 2 and len(signing[1]) == 1
+    # Each part's URL is asked for once its hash is known (with the hash: the store checks
+    # it), several at a time when they are; the refused part's once more, alone.
+    signing = [[part["number"] for part in body["parts"]]
+               for path, body in calls if path.endswith("/parts")]
+    refused_part = part_number_of(refused[0])
+    asked = [n for batch in signing for n in batch]
+    assert sorted(asked) == sorted([1, 2, 3, refused_part]), signing
+    first = min(i for i, batch in enumerate(signing) if refused_part in batch)
+    assert [refused_part] in signing[first + 1 :], signing
     assert stored_digests(e2e_server.app) == [digest]
 
 

@@ -1,7 +1,7 @@
 """Movies: title and year, what probing found, a poster, and one probe job per file.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 
 Every file already in the catalogue gets its title and year from its name, the status
 "pending" and a probe job: the app's worker then reads a few MB of each (once; never
@@ -18,8 +18,8 @@ from alembic import op
 
 from movievault.media.names import parse_title
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 
 log = logging.getLogger(__name__)
 
