@@ -23,6 +23,13 @@ from movievault.errors import InvalidInput
 
 bp = Blueprint("pages", __name__)
 
+#: The library shows a poster grid or the list; the choice is remembered in this cookie so
+#: that the first render of the next visit is already the right one (no flash of the other).
+VIEW_COOKIE = "movievault_view"
+VIEWS = ("grid", "list")
+DEFAULT_VIEW = "grid"
+VIEW_COOKIE_AGE = 365 * 24 * 3600
+
 
 def _owner() -> int:
     """The signed-in user's id."""
@@ -50,13 +57,32 @@ def _current_page() -> library.Page:
     )
 
 
+def _asked_view() -> str | None:
+    """The view the request asks for (`?view=grid|list`), if it names a known one."""
+    view = request.values.get("view")
+    return view if view in VIEWS else None
+
+
+def _current_view() -> str:
+    """The view to show: the one asked for, else the remembered one, else the grid."""
+    remembered = request.cookies.get(VIEW_COOKIE)
+    return _asked_view() or (remembered if remembered in VIEWS else DEFAULT_VIEW)
+
+
 def _render_list(status: int = 200) -> Response:
     """Render the catalogue: the whole page, or only the list fragment for htmx."""
     page = _current_page()
+    view = _current_view()
     template = "library/_file_list.html" if _is_htmx() else "library/index.html"
-    response = make_response(render_template(template, page=page), status)
+    response = make_response(render_template(template, page=page, view=view), status)
     # The same URL answers with two bodies; caches must keep them apart.
     response.vary.add("HX-Request")
+    asked = _asked_view()
+    if asked and asked != request.cookies.get(VIEW_COOKIE):
+        response.set_cookie(
+            VIEW_COOKIE, asked, max_age=VIEW_COOKIE_AGE, path=request.script_root or "/",
+            secure=request.is_secure, httponly=True, samesite="Lax",
+        )
     return response
 
 
