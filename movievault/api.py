@@ -8,11 +8,12 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from movievault import completion, db, library, uploads
+from movievault import completion, db, library, probing, uploads
+from movievault.background import wake_probe_worker
 from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput
-from movievault.models import StoredPartPublic, shown
+from movievault.models import FilePublic, StoredFile, StoredPartPublic, shown
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -48,6 +49,11 @@ def _owner() -> int:
     return int(current_user.id)
 
 
+def _public(stored: StoredFile) -> FilePublic:
+    """A file as the API shows it; its poster URL under the app's own path."""
+    return library.public(stored, root=request.script_root)
+
+
 def _int_arg(name: str, default: int) -> int:
     """Read a positive integer query argument, falling back to `default`."""
     try:
@@ -80,7 +86,7 @@ def create_upload() -> ResponseReturnValue:
     )
     if result.status == "duplicate":
         assert result.file is not None
-        return jsonify(duplicate=True, file=shown(library.public(result.file))), 200
+        return jsonify(duplicate=True, file=shown(_public(result.file))), 200
     assert result.upload is not None
     body = uploads.describe(result.upload, storage=storage, settings=_upload_settings())
     return jsonify(upload=shown(body)), 201 if result.status == "created" else 200
@@ -122,8 +128,11 @@ def complete_upload(upload_id: str) -> ResponseReturnValue:
         data=_json_body(),
     )
     if result.duplicate:
-        return jsonify(duplicate=True, file=shown(library.public(result.file))), 200
-    return jsonify(file=shown(library.public(result.file))), 201
+        return jsonify(duplicate=True, file=shown(_public(result.file))), 200
+    # The file's probe job was recorded with it: the worker picks it up now, while this
+    # answer goes out (it never waits for the probe).
+    wake_probe_worker()
+    return jsonify(file=shown(_public(result.file))), 201
 
 
 @bp.delete("/uploads/<upload_id>")
@@ -148,7 +157,7 @@ def list_files() -> ResponseReturnValue:
         page=_int_arg("page", 1),
         page_size=settings().page_size,
     )
-    return jsonify(shown(library.public_page(page)))
+    return jsonify(shown(library.public_page(page, root=request.script_root)))
 
 
 @bp.get("/files/<int:file_id>")
@@ -156,20 +165,28 @@ def list_files() -> ResponseReturnValue:
 def get_file(file_id: int) -> ResponseReturnValue:
     """Show one file."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
-    return jsonify(file=shown(library.public(stored)))
+    return jsonify(file=shown(_public(stored)))
 
 
 @bp.patch("/files/<int:file_id>")
 @login_required
-def rename_file(file_id: int) -> ResponseReturnValue:
-    """Rename a file."""
-    data = _json_body()
-    if not isinstance(data, dict):
-        raise InvalidInput("The request body must be a JSON object with a name.")
-    stored = library.rename_file(
-        session=db.session(), owner_id=_owner(), file_id=file_id, name=data.get("name")
+def update_file(file_id: int) -> ResponseReturnValue:
+    """Change a file's name, title or year."""
+    stored = library.update_file(
+        session=db.session(), owner_id=_owner(), file_id=file_id, data=_json_body()
     )
-    return jsonify(file=shown(library.public(stored)))
+    return jsonify(file=shown(_public(stored)))
+
+
+@bp.post("/files/<int:file_id>/poster")
+@login_required
+def set_poster(file_id: int) -> ResponseReturnValue:
+    """Make the poster from the frame `at` seconds in (replacing the old one)."""
+    stored = probing.pick_poster_frame(
+        session=db.session(), storage=get_storage(), owner_id=_owner(), file_id=file_id,
+        data=_json_body(), timeout=settings().probe_timeout,
+    )
+    return jsonify(file=shown(_public(stored)))
 
 
 @bp.delete("/files/<int:file_id>")

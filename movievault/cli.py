@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,11 +12,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlmodel import Session
+from tqdm import tqdm
 
-from movievault import db, garbage, migrate, migrations, quotas, users
+from movievault import db, garbage, migrate, migrations, probing, quotas, users
 from movievault.backends import build_storage, get_storage
 from movievault.config import ConfigError, settings
-from movievault.errors import MovieVaultError
+from movievault.errors import MovieVaultError, NotFound
+from movievault.models import StoredFile
 from movievault.units import human_size
 
 
@@ -207,6 +210,9 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     with db.session_scope(app) as session:
         if users.count_users(session=session) == 0:
             click.echo("No account yet: the first page you open creates the owner account.")
+    from movievault.background import start_probe_worker
+
+    start_probe_worker(app)
     host, port = options.adjustments["host"], options.adjustments["port"]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(
@@ -248,7 +254,8 @@ def migrate_storage_command(target_kind: str) -> None:
         raise click.ClickException(f"{error.message} Run the command again to resume.") from error
     click.echo(
         f"{report.copied} copied ({report.bytes_copied} bytes), {report.present} already there, "
-        f"{len(report.failures)} failed, of {report.total} file(s)."
+        f"{len(report.failures)} failed, of {report.total} file(s) "
+        f"({report.posters} with a poster, copied along)."
     )
     if report.failures:
         for failure in report.failures:
@@ -267,6 +274,53 @@ def migrate_storage_command(target_kind: str) -> None:
     )
 
 
+@click.command("rescan")
+@click.option("--missing", "scope", flag_value="missing", default=True,
+              help="Files never probed: recorded before this feature, or still queued "
+                   "(the default).")
+@click.option("--failed", "scope", flag_value="failed", help="Files whose probe failed.")
+@click.option("--all", "scope", flag_value="all", help="Every file (posters are kept).")
+@click.option("--user", "username", default=None, help="Only this account's files.")
+@with_appcontext
+def rescan_command(scope: probing.Scope, username: str | None) -> None:
+    """Probe files now, in this process, with a progress bar (a few MB read from each)."""
+    # Flask types current_app as Flask, not as the proxy it is: unwrap the real app.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    storage = get_storage(app)
+    config = settings(app).probing
+    with _catalogue(app) as session:
+        owner_id = None
+        if username is not None:
+            user = users.find_user(session=session, username=username)
+            if user is None:
+                raise NotFound(f"There is no account {username!r}.")
+            owner_id = user.id
+        file_ids = probing.files_to_rescan(session=session, scope=scope, owner_id=owner_id)
+        counts: Counter[str] = Counter()
+        failed: list[int] = []
+        # The bar goes to the terminal only (stderr, and not when piped or captured).
+        with tqdm(total=len(file_ids), unit="file", desc="Probing", disable=None) as bar:
+            for file_id, outcome in probing.rescan(
+                session=session, storage=storage, settings=config, file_ids=file_ids
+            ):
+                counts[outcome] += 1
+                if outcome == "failed":
+                    failed.append(file_id)
+                bar.update(1)
+        reasons = [
+            (stored.name, stored.media_error)
+            for file_id in failed
+            if (stored := session.get(StoredFile, file_id)) is not None
+        ]
+    click.echo(
+        f"Probed {len(file_ids)} file(s): {counts['ready']} ready, {counts['failed']} failed, "
+        f"{counts['retry']} to be retried by the server, "
+        f"{counts['busy'] + counts['lost']} being probed by the server."
+    )
+    for name, error in reasons:
+        click.echo(f"Failed: {name}: {error}", err=True)
+
+
 def init_app(app: Flask) -> None:
     """Register the commands on the app (so `flask --app wsgi ...` has them too)."""
     for command in (
@@ -278,5 +332,6 @@ def init_app(app: Flask) -> None:
         gc_command,
         serve_command,
         migrate_storage_command,
+        rescan_command,
     ):
         app.cli.add_command(command)

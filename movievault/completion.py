@@ -1,7 +1,9 @@
 """Completing an upload: check what the store holds against the declaration, then record.
 
 A mismatch (size, parts, ETags, hash) discards the upload and records nothing; a store
-that fails keeps it, so the client can call `complete` again.
+that fails keeps it, so the client can call `complete` again. A recorded file comes with
+its title and year from its name, and a probe job in the same transaction: the probe
+itself runs later, in the background (see probing.py), never while `complete` waits.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from movievault import claims, library, uploads, validation
+from movievault import claims, jobs, library, uploads, validation
 from movievault.errors import Conflict, InvalidInput, NotFound, StorageRejected, UploadMismatch
+from movievault.media.names import parse_title
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import Storage, StoredPart
 
@@ -206,6 +209,7 @@ def _complete_claimed(
     if actual is not None and actual != sha256:
         raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
 
+    title, year = parse_title(upload.name)
     stored_file = StoredFile(
         owner_id=upload.owner_id,
         name=upload.name,
@@ -215,10 +219,14 @@ def _complete_claimed(
         content_type=upload.content_type,
         key=upload.key,
         upload_id=upload.id,
+        title=title,
+        year=year,
     )
     session.add(stored_file)
     try:
-        # This statement flushes the insert first, so a clash can surface here too.
+        session.flush()  # the insert: a clash surfaces here, and the file gets its id
+        assert stored_file.id is not None
+        jobs.enqueue(session=session, file_id=stored_file.id)
         session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
         session.commit()
     except IntegrityError:

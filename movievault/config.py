@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "THREADS": 16,
     "PROXY_COUNT": 0,  # reverse proxies in front whose X-Forwarded-* headers to trust
     "PAGE_SIZE": 50,
+    "MEDIA_WORKERS": None,  # files probed at once in the background; default: see below
+    "PROBE_TIMEOUT": 60,  # seconds one file's probe and poster may take
 }
 
 # Settings that must stay strings even when the environment value looks like JSON.
@@ -69,6 +71,8 @@ _INTS = (
     "THREADS",
     "PROXY_COUNT",
     "PAGE_SIZE",
+    "MEDIA_WORKERS",
+    "PROBE_TIMEOUT",
 )
 
 
@@ -229,6 +233,23 @@ def _storage_origin(value: str, public_url: str) -> str:
     return origin
 
 
+def default_media_workers() -> int:
+    """Background probes at once: 1 on a small machine, up to 4 with 8 cores or more.
+
+    Each probe decodes a frame or two on a CPU: half the cores at most leaves the others
+    to the pages and the uploads.
+    """
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def _check_media(config: Any) -> None:
+    """Refuse probe settings that cannot work."""
+    if config["MEDIA_WORKERS"] < 0:
+        raise ConfigError("MOVIEVAULT_MEDIA_WORKERS must be 0 (no background probing) or more")
+    if config["PROBE_TIMEOUT"] < 1:
+        raise ConfigError("MOVIEVAULT_PROBE_TIMEOUT must be at least 1 (second)")
+
+
 def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Layer defaults, then MOVIEVAULT_* variables, then `test_config`; derive the rest."""
     app.config.from_mapping(DEFAULTS)
@@ -240,11 +261,14 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     _private_folder(instance)
     for name in _STRINGS:
         config[name] = "" if config[name] is None else str(config[name])
+    if config["MEDIA_WORKERS"] is None or config["MEDIA_WORKERS"] == "":
+        config["MEDIA_WORKERS"] = default_media_workers()
     for name in _INTS:
         try:
             config[name] = int(config[name])
         except (TypeError, ValueError) as error:
             raise ConfigError(f"MOVIEVAULT_{name} must be an integer") from error
+    _check_media(config)
     if config["SECRET_KEY"] is None:
         config["SECRET_KEY"] = _secret_key(instance)
     else:

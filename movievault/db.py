@@ -40,7 +40,12 @@ def make_engine(url: str) -> Engine:
 
 def engine() -> Engine:
     """Return the current app's engine."""
-    made: Engine = current_app.extensions["movievault.engine"]
+    return engine_of(current_app)
+
+
+def engine_of(app: Flask) -> Engine:
+    """Return `app`'s engine (outside a request: CLI commands, background threads)."""
+    made: Engine = app.extensions["movievault.engine"]
     return made
 
 
@@ -55,7 +60,7 @@ def session() -> Session:
 @contextmanager
 def session_scope(app: Flask) -> Iterator[Session]:
     """Open a session outside a request (CLI commands, tests)."""
-    with Session(app.extensions["movievault.engine"], expire_on_commit=False) as db:
+    with Session(engine_of(app), expire_on_commit=False) as db:
         yield db
 
 

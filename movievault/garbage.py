@@ -1,4 +1,4 @@
-"""Housekeeping: expired uploads, and objects that no file or upload refers to."""
+"""Housekeeping: expired uploads, and objects (movies, posters) that no row refers to."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from movievault import claims, uploads
+from movievault import claims, posters, uploads
 from movievault.errors import MovieVaultError
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage
 
 #: Objects no catalogue row refers to are removed by `collect_garbage` once this old.
 ORPHAN_GRACE = timedelta(hours=24)
+#: Where the app's own objects live; anything else in the bucket is not gc's to judge.
+PREFIXES = (uploads.OBJECT_PREFIX, posters.PREFIX)
 
 
 @dataclass
@@ -31,8 +33,10 @@ def collect_garbage(
     """Discard expired uploads, then objects no file or upload refers to (after a grace).
 
     Orphans come from a client that wrote with a signed URL and never completed, or from
-    a crash between the store and the catalogue. The store is listed before the catalogue
-    is read: an object recorded meanwhile is then found in the catalogue, never deleted.
+    a crash between the store and the catalogue (a poster stored by a probe that never
+    recorded it, an old poster whose removal failed). A file's movie and poster keys and
+    a pending upload's key are known objects. The store is listed before the catalogue is
+    read: an object recorded meanwhile is then found in the catalogue, never deleted.
     """
     now = now or utcnow()
     report = GarbageReport()
@@ -47,7 +51,7 @@ def collect_garbage(
     try:
         candidates = [
             item.key for item in storage.iter_objects()
-            if item.key.startswith(uploads.OBJECT_PREFIX) and item.modified < now - ORPHAN_GRACE
+            if item.key.startswith(PREFIXES) and item.modified < now - ORPHAN_GRACE
         ]
     except MovieVaultError as error:
         report.failures.append(f"listing the store: {error.message}")
@@ -55,6 +59,11 @@ def collect_garbage(
     for start in range(0, len(candidates), 500):  # SQLite's bound-parameter limit
         batch = candidates[start : start + 500]
         known = set(session.exec(select(StoredFile.key).where(col(StoredFile.key).in_(batch))))
+        known |= set(
+            session.exec(
+                select(StoredFile.poster_key).where(col(StoredFile.poster_key).in_(batch))
+            )
+        )
         known |= set(
             session.exec(select(PendingUpload.key).where(col(PendingUpload.key).in_(batch)))
         )

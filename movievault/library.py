@@ -1,7 +1,8 @@
-"""The file catalogue: look-ups, search, rename and delete, always within one owner's files."""
+"""The file catalogue: look-ups, search, edits and delete, always within one owner's files."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -9,13 +10,17 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, or_, select
 
-from movievault import validation
+from movievault import jobs, posters, validation
 from movievault.errors import InvalidInput, NotFound
 from movievault.models import (
+    AudioPublic,
     DuplicateCheckPublic,
     FilePagePublic,
     FilePublic,
+    MediaPublic,
     StoredFile,
+    SubtitlePublic,
+    VideoPublic,
     isoformat,
 )
 from movievault.storage import Storage
@@ -27,6 +32,12 @@ SORTS: dict[str, ColumnElement[Any]] = {
     "-created": col(StoredFile.created_at).desc(),
     "size": col(StoredFile.size).asc(),
     "-size": col(StoredFile.size).desc(),
+    "title": func.lower(col(StoredFile.title)).asc(),
+    "-title": func.lower(col(StoredFile.title)).desc(),
+    "year": col(StoredFile.year).asc(),
+    "-year": col(StoredFile.year).desc(),
+    "duration": col(StoredFile.duration).asc(),
+    "-duration": col(StoredFile.duration).desc(),
 }
 DEFAULT_SORT = "-created"
 MAX_CHECK = 1000
@@ -45,8 +56,43 @@ class Page:
     sort: str
 
 
-def public(stored: StoredFile) -> FilePublic:
-    """Return a file as the API shows it."""
+def media_public(stored: StoredFile, *, root: str = "") -> MediaPublic:
+    """What probing found about a file, as the API shows it."""
+    poster_url = posters.poster_url(stored, root=root)
+    empty = MediaPublic(
+        status=stored.media_status, error=stored.media_error, duration=None, container=None,
+        bitrate=None, video=None, audio=[], subtitles=[], poster_url=poster_url,
+    )
+    if stored.media_status != "ready" or not stored.media_info:
+        return empty
+    from movievault.media.probe import MediaInfo  # PyAV loads with it: only when shown
+
+    info = MediaInfo.from_json(json.loads(stored.media_info))
+    video = info.video
+    return MediaPublic(
+        status=stored.media_status,
+        error=None,
+        duration=info.duration,
+        container=info.container,
+        bitrate=info.bitrate,
+        video=None if video is None else VideoPublic(
+            codec=video.codec, profile=video.profile, level=video.level, width=video.width,
+            height=video.height, fps=video.fps, pix_fmt=video.pix_fmt, hdr=video.hdr,
+        ),
+        audio=[
+            AudioPublic(codec=a.codec, channels=a.channels, language=a.language)
+            for a in info.audio
+        ],
+        subtitles=[
+            SubtitlePublic(language=s.language, codec=s.codec, source="embedded")
+            for s in info.subtitles
+        ],
+        poster_url=poster_url,
+    )
+
+
+def public(stored: StoredFile, *, root: str = "") -> FilePublic:
+    """Return a file as the API shows it (`root`: the app's path, for the poster's URL)."""
     assert stored.id is not None
     return FilePublic(
         id=stored.id,
@@ -55,13 +101,16 @@ def public(stored: StoredFile) -> FilePublic:
         sha256=stored.sha256,
         content_type=stored.content_type,
         created_at=isoformat(stored.created_at),
+        title=stored.title,
+        year=stored.year,
+        media=media_public(stored, root=root),
     )
 
 
-def public_page(page: Page) -> FilePagePublic:
+def public_page(page: Page, *, root: str = "") -> FilePagePublic:
     """Return a page of files as the API shows it."""
     return FilePagePublic(
-        files=[public(stored) for stored in page.files],
+        files=[public(stored, root=root) for stored in page.files],
         total=page.total, total_size=page.total_size, page=page.page, pages=page.pages,
     )
 
@@ -155,7 +204,10 @@ def list_files(
     conditions: list[ColumnElement[bool]] = [col(StoredFile.owner_id) == owner_id]
     if query:
         pattern = f"%{_escape_like(query)}%"
-        conditions.append(col(StoredFile.name).ilike(pattern, escape="\\"))
+        conditions.append(or_(
+            col(StoredFile.name).ilike(pattern, escape="\\"),
+            col(StoredFile.title).ilike(pattern, escape="\\"),
+        ))
     total, total_size = session.exec(
         select(func.count(), func.coalesce(func.sum(StoredFile.size), 0)).where(*conditions)
     ).one()
@@ -178,16 +230,41 @@ def list_files(
 
 def rename_file(*, session: Session, owner_id: int, file_id: int, name: Any) -> StoredFile:
     """Rename the owner's file (the object key never changes)."""
+    return update_file(session=session, owner_id=owner_id, file_id=file_id, data={"name": name})
+
+
+#: What an edit may change; the rest of a file is what its bytes are.
+EDITABLE = ("name", "title", "year")
+
+
+def update_file(*, session: Session, owner_id: int, file_id: int, data: Any) -> StoredFile:
+    """Change the owner's file's name, title and/or year: all checked first, then saved."""
+    if not isinstance(data, dict) or not any(field in data for field in EDITABLE):
+        raise InvalidInput("The request body must be a JSON object with name, title or year.")
     stored = get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
-    stored.name = validation.file_name(name)
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = validation.file_name(data["name"])
+    if "title" in data:
+        changes["title"] = validation.title(data["title"])
+    if "year" in data:
+        changes["year"] = validation.year(data["year"])
+    for field, value in changes.items():
+        setattr(stored, field, value)
     session.add(stored)
     session.commit()
     return stored
 
 
 def delete_file(*, session: Session, storage: Storage, owner_id: int, file_id: int) -> None:
-    """Delete the object first, then the row: if the store is down, nothing changes."""
+    """Delete the object first, then the row: if the store is down, nothing changes.
+
+    The poster goes too, and the probe job; a poster the store fails to remove is left
+    for gc, which removes objects no row names.
+    """
     stored = get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
     storage.delete(stored.key)
+    posters.discard(storage=storage, key=stored.poster_key)
+    jobs.forget(session=session, file_id=file_id)
     session.delete(stored)
     session.commit()

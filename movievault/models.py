@@ -1,11 +1,11 @@
-"""SQLModel tables: users, the file catalogue, pending uploads and login attempts."""
+"""SQLModel tables: users, the file catalogue, probe jobs, pending uploads and login attempts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -62,6 +62,11 @@ class StoredFile(FileBase, table=True):
         # without sorting every file the owner has (10,000 files: 27 ms -> under 1 ms).
         Index("ix_file_owner_created", "owner_id", "created_at"),
         Index("ix_file_owner_lower_name", "owner_id", text("lower(name)")),
+        Index("ix_file_owner_lower_title", "owner_id", text("lower(title)")),
+        Index("ix_file_owner_year", "owner_id", "year"),
+        Index("ix_file_owner_duration", "owner_id", "duration"),
+        # gc looks poster keys up among the objects it lists; no two files share one.
+        Index("uq_file_poster_key", "poster_key", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -72,6 +77,47 @@ class StoredFile(FileBase, table=True):
     # The pending upload this file came from, so a late second `complete` is a duplicate.
     upload_id: str | None = Field(default=None, index=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    # The film's title and year: parsed from the name when the file is recorded
+    # (media/names.py), then the owner's to edit; renaming the file leaves them alone.
+    title: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    year: int | None = None
+    # What probing found: "pending" until the file's probe job has run, then "ready"
+    # (media_info holds MediaInfo.to_json() as JSON text) or "failed" (media_error says why).
+    media_status: str = Field(
+        default="pending", max_length=16, sa_column_kwargs={"server_default": "pending"}
+    )
+    media_error: str | None = Field(default=None, max_length=500)
+    media_info: str | None = Field(default=None, sa_type=Text)
+    # Copied out of media_info, so the library can sort and filter by them.
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    hdr: str | None = Field(default=None, max_length=16)  # "HDR10", "HLG" or None
+    # The poster's object in the same store as the movie (see posters.py), if it has one.
+    poster_key: str | None = Field(default=None, max_length=255)
+
+
+class ProbeJob(SQLModel, table=True):
+    """A file waiting to be probed: one per file, claimed by one worker at a time."""
+
+    __tablename__ = "probe_job"
+    __table_args__ = (Index("uq_probe_job_file_id", "file_id", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Deleting a file takes its job along (library.delete_file also does it by hand).
+    file_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("file.id", ondelete="CASCADE"), nullable=False)
+    )
+    # Claims so far, the current one included: a probe that crashes its process counts.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # When the job may run (now, or later after a failure: see jobs.BACKOFF).
+    due_at: datetime = Field(default_factory=utcnow, index=True)
+    # A worker holds the job until then; past it, the job is taken to have died with it.
+    leased_until: datetime | None = None
+    # Which claim holds the lease: a worker whose lease was taken over records nothing.
+    lease: str | None = Field(default=None, max_length=32)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # --- what the API shows: every JSON shape it answers with, declared side by side ---------
@@ -83,11 +129,57 @@ def shown(model: SQLModel) -> dict[str, Any]:
     return model.model_dump(exclude_unset=True)
 
 
+class VideoPublic(SQLModel):
+    """The video stream of a file, with FFmpeg's names for codec, profile and pixels."""
+
+    codec: str
+    profile: str | None
+    level: int | None
+    width: int
+    height: int
+    fps: float | None
+    pix_fmt: str | None
+    hdr: str | None  # "HDR10", "HLG" or None
+
+
+class AudioPublic(SQLModel):
+    """One audio stream."""
+
+    codec: str
+    channels: int | None
+    language: str | None
+
+
+class SubtitlePublic(SQLModel):
+    """One subtitle: a stream inside the file, or a subtitle file attached to it."""
+
+    language: str | None
+    codec: str
+    source: str  # "embedded" or "file"
+
+
+class MediaPublic(SQLModel):
+    """What probing found: everything but `status` is empty until it is "ready"."""
+
+    status: str  # "pending", "ready" or "failed"
+    error: str | None
+    duration: float | None
+    container: str | None
+    bitrate: int | None
+    video: VideoPublic | None
+    audio: list[AudioPublic]
+    subtitles: list[SubtitlePublic]
+    poster_url: str | None
+
+
 class FilePublic(FileBase):
     """A file as the API shows it."""
 
     id: int
     created_at: str
+    title: str
+    year: int | None
+    media: MediaPublic
 
 
 class FilePagePublic(SQLModel):

@@ -19,7 +19,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from movievault import db, library
 from movievault.backends import get_storage
 from movievault.config import settings
-from movievault.errors import InvalidInput
+from movievault.errors import InvalidInput, NotFound
+from movievault.posters import CONTENT_TYPE as POSTER_TYPE
 
 bp = Blueprint("pages", __name__)
 
@@ -150,13 +151,14 @@ def delete(file_id: int) -> ResponseReturnValue:
     return redirect(url_for("pages.library"))
 
 
-def _signed_redirect(file_id: int, *, inline: bool) -> WerkzeugResponse:
-    """Check ownership, then send the browser to a time-limited URL on the store."""
-    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+def _redirect_to_store(
+    *, key: str, filename: str, content_type: str, inline: bool
+) -> WerkzeugResponse:
+    """Send the browser to a time-limited URL on the store for the object at `key`."""
     url = get_storage().download_url(
-        key=stored.key,
-        filename=stored.name,
-        content_type=stored.content_type,
+        key=key,
+        filename=filename,
+        content_type=content_type,
         inline=inline,
         expires=settings().url_expires,
     )
@@ -165,6 +167,14 @@ def _signed_redirect(file_id: int, *, inline: bool) -> WerkzeugResponse:
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _signed_redirect(file_id: int, *, inline: bool) -> WerkzeugResponse:
+    """Check ownership, then send the browser to the movie's signed URL."""
+    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    return _redirect_to_store(
+        key=stored.key, filename=stored.name, content_type=stored.content_type, inline=inline
+    )
 
 
 @bp.get("/files/<int:file_id>/download")
@@ -179,3 +189,16 @@ def download(file_id: int) -> ResponseReturnValue:
 def stream(file_id: int) -> ResponseReturnValue:
     """Redirect to a presigned GET for playing in place (Range requests seek)."""
     return _signed_redirect(file_id, inline=True)
+
+
+@bp.get("/files/<int:file_id>/poster")
+@login_required
+def poster(file_id: int) -> ResponseReturnValue:
+    """Redirect to a signed GET of the movie's poster (WebP); 404 while it has none."""
+    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    if stored.poster_key is None:
+        raise NotFound("This movie has no poster yet.")
+    return _redirect_to_store(
+        key=stored.poster_key, filename=f"{stored.title}.webp", content_type=POSTER_TYPE,
+        inline=True,
+    )

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from movievault.jobs import ProbeSettings
 from movievault.uploads import UploadSettings
 
 
@@ -42,6 +43,8 @@ class Settings:
     threads: int
     proxy_count: int
     page_size: int
+    media_workers: int
+    probe_timeout: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, storage: str) -> Settings:
@@ -61,3 +64,8 @@ class Settings:
             max_file_size=self.max_file_size,
             max_pending_uploads=self.max_pending_uploads,
         )
+
+    @property
+    def probing(self) -> ProbeSettings:
+        """How files are probed: the time limit, and how many at once in the background."""
+        return ProbeSettings(timeout=self.probe_timeout, workers=self.media_workers)

@@ -7,6 +7,7 @@ import unicodedata
 from typing import Any
 
 from movievault.errors import InvalidInput
+from movievault.media import names
 
 MAX_NAME_LENGTH = 255
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -104,3 +105,28 @@ def positive_int(value: Any, *, name: str, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise InvalidInput(f"{name} must be an integer from 1 to {maximum}.")
     return value
+
+
+def title(value: Any) -> str:
+    """A film's title: 1 to 200 visible characters (control characters are dropped)."""
+    if not isinstance(value, str):
+        raise InvalidInput("title must be a string.")
+    cleaned = names.clean_title(value)
+    if not cleaned:
+        raise InvalidInput("title must contain at least one visible character.")
+    if len(value.strip()) > names.MAX_TITLE_LENGTH:
+        raise InvalidInput(f"title must be at most {names.MAX_TITLE_LENGTH} characters.")
+    return cleaned
+
+
+def year(value: Any) -> int | None:
+    """A film's year, from 1870 to five years ahead, or null for none."""
+    if value is None:
+        return None
+    found = names.plausible_year(value)
+    if found is None:
+        raise InvalidInput(
+            f"year must be a whole number from {names.FIRST_YEAR} to {names.latest_year()}, "
+            "or null."
+        )
+    return found

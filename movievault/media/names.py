@@ -1,0 +1,88 @@
+"""Titles and years from file names ("Long.Film.1999.1080p.BluRay.x264-GRP.mkv")."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_TITLE_LENGTH = 200
+#: The first films were shot in the late 1880s; a year a few ahead is an announced release.
+FIRST_YEAR = 1870
+YEARS_AHEAD = 5
+# guessit's rules are compiled on first use and its matcher keeps state while it runs: one
+# name at a time (about 20 ms each), which the catalogue's rate of new files never notices.
+_lock = threading.Lock()
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+def latest_year() -> int:
+    """The latest year a film may have: this year plus a few (announced releases)."""
+    return datetime.now(UTC).year + YEARS_AHEAD
+
+
+def plausible_year(value: Any) -> int | None:
+    """`value` when it is a year a film can have, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if FIRST_YEAR <= value <= latest_year():
+            return value
+    return None
+
+
+def clean_title(text: str) -> str:
+    """Drop control characters and surrounding space, NFC-normalise, cut to 200 characters."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    return unicodedata.normalize("NFC", visible).strip()[:MAX_TITLE_LENGTH].strip()
+
+
+def _stem_title(filename: str) -> str:
+    """The name without its extension, dots and underscores read as spaces; never empty."""
+    stem = _EXTENSION.sub("", filename)
+    spaced = re.sub(r"\s+", " ", re.sub(r"[._]+", " ", stem))
+    return clean_title(spaced) or clean_title(stem) or clean_title(filename) or "Untitled"
+
+
+def _guess(filename: str) -> dict[str, Any]:
+    """guessit's reading of the name as a movie; {} when it fails on an odd name."""
+    from guessit import guessit  # its rules take half a second to load: only when needed
+
+    try:
+        with _lock:
+            return dict(guessit(filename, {"type": "movie"}))
+    except Exception as error:  # any failure inside guessit means "no better guess"
+        log.warning("could not parse the name %r: %s", filename, error)
+        return {}
+
+
+def _text(value: Any) -> str:
+    """A guessit property as text (it gives a list when it found several)."""
+    if isinstance(value, list):
+        return " - ".join(str(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def parse_title(filename: str) -> tuple[str, int | None]:
+    """The film's title and year as the name tells them; the title is never empty.
+
+    "Long Film (1999).mkv" and "Long.Film.1999.1080p.BluRay.x264-GRP.mkv" both give
+    ("Long Film", 1999). A name guessit finds no title in gives its stem ("2012.mkv" gives
+    ("2012", None): the number is the title there, not a year).
+    """
+    guess = _guess(filename)
+    year = plausible_year(guess.get("year"))
+    title = _text(guess.get("title"))
+    alternative = _text(guess.get("alternative_title"))
+    if title and alternative:
+        # "Star Wars Episode IV - A New Hope": guessit splits such titles at the dash.
+        title = f"{title} - {alternative}"
+    title = clean_title(title)
+    if not title:
+        title = _stem_title(filename)
+        if year is not None and title.strip("()[] ") == str(year):
+            year = None
+    return title, year
