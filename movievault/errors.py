@@ -72,6 +72,23 @@ class StorageUnavailable(MovieVaultError):
     status = 503
 
 
+class ProbeFailed(MovieVaultError):
+    """A stored file cannot be read as a movie: not a video, truncated or corrupt.
+
+    `reason` says so in words a person understands; the file stays downloadable.
+    """
+
+    status = 422
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ProbeTimeout(ProbeFailed):
+    """Reading the movie took longer than its time limit (a stuck store, a pathological file)."""
+
+
 class CatalogueUnavailable(MovieVaultError):
     """The database could not be written (disk full, locked too long); nothing changed."""
 

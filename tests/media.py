@@ -180,10 +180,12 @@ def make_h264_mp4(
     audio: bool = True,
     cover: bool = False,
     faststart: bool = False,
+    rotation: int = 0,
 ) -> Path:
     """H.264 High + AAC-LC stereo in MP4, its index (moov) at the end unless `faststart`.
 
-    `black` seconds of black frames come first; a keyframe every `gop` frames.
+    `black` seconds of black frames come first; a keyframe every `gop` frames. A
+    `rotation` (degrees counterclockwise) goes in the display matrix, as phones write it.
     """
     path = Path(path)
     options = {"movflags": "+faststart"} if faststart else {}
@@ -192,6 +194,8 @@ def make_h264_mp4(
             out, "libx264", size=size, fps=fps,
             options={**X264, "g": str(gop), "keyint_min": str(gop)},
         )
+        if rotation:
+            video.set_display_rotation(rotation)
         audio_streams = [_audio_stream(out, "aac", language="eng")] if audio else []
         picture = _cover_packets(out) if cover else []
         _encode_interleaved(out, video, audio_streams, seconds=seconds, black=black, fps=fps)
@@ -207,7 +211,7 @@ def remux(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
         for stream in inp.streams:
             mapping[stream.index].metadata.update(stream.metadata)
         for packet in inp.demux():
-            if packet.dts is None:  # the flush packet at the end of each stream
+            if packet.size == 0:  # the flush packet at the end of each stream
                 continue
             packet.stream = mapping[packet.stream.index]
             out.mux(packet)
@@ -251,11 +255,51 @@ def make_hevc_mkv(
             text.metadata["title"] = "Français"
             _encode_interleaved(out, video, audio, seconds=seconds, fps=fps)
             for packet in subtitles.demux(subtitles.streams[0]):
-                if packet.dts is not None:
+                if packet.size:
                     packet.stream = text
                     out.mux(packet)
     finally:
         srt.unlink()
+    return path
+
+
+def make_hdr10_mkv(path: str | os.PathLike[str], *, seconds: float = 1.0) -> Path:
+    """HEVC Main 10 with the PQ transfer and BT.2020 colours (HDR10), in Matroska."""
+    path = Path(path)
+    params = "log-level=error:keyint=12:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc"
+    with av.open(str(path), "w") as out:
+        video = _video_stream(
+            out, "libx265", size=(WIDTH, HEIGHT), fps=FPS,
+            options={"preset": "ultrafast", "x265-params": params},
+        )
+        video.pix_fmt = "yuv420p10le"
+        _encode_interleaved(out, video, [], seconds=seconds)
+    return path
+
+
+def make_hlg_mp4(path: str | os.PathLike[str], *, seconds: float = 1.0) -> Path:
+    """H.264 High 10 tagged with the HLG transfer and BT.2020 colours, in MP4."""
+    path = Path(path)
+    with av.open(str(path), "w", format="mp4") as out:
+        video = _video_stream(out, "libx264", size=(WIDTH, HEIGHT), fps=FPS, options=X264)
+        video.pix_fmt = "yuv420p10le"
+        context = video.codec_context
+        context.color_trc, context.color_primaries, context.colorspace = 18, 9, 9
+        _encode_interleaved(out, video, [], seconds=seconds)
+    return path
+
+
+def make_av1_mp4(path: str | os.PathLike[str], *, seconds: float = 1.0) -> Path:
+    """AV1 Main, 8-bit (SVT-AV1 at its fastest preset) with Opus, in MP4."""
+    path = Path(path)
+    os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 talks a lot otherwise
+    with av.open(str(path), "w", format="mp4") as out:
+        video = _video_stream(
+            out, "libsvtav1", size=(WIDTH, HEIGHT), fps=FPS,
+            options={"preset": "12", "g": "12"},
+        )
+        audio = [_audio_stream(out, "libopus", language="eng")]
+        _encode_interleaved(out, video, audio, seconds=seconds)
     return path
 
 
@@ -423,7 +467,7 @@ def _repeat_clip(clip: Path, path: Path, *, seconds: float, fps: int) -> None:
         video.time_base = Fraction(1, fps * 512)
         packets = [
             (bytes(p), p.is_keyframe, p.pts, p.dts, p.duration)
-            for p in inp.demux(source) if p.dts is not None
+            for p in inp.demux(source) if p.size
         ]
         audio = _audio_stream(out, "aac", language="eng", bit_rate=64_000)
         silence = [bytes(p) for p in _silent_aac(audio)]  # the encoder's first packet differs

@@ -198,6 +198,14 @@ class Storage(ABC):
         """Open the object at `key` for streaming reads."""
 
     @abstractmethod
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Return `length` bytes of the object from `start`: fewer at its end, none past it.
+
+        One request to the store (a ranged GET on S3), so reading a movie's header costs
+        what it reads, never the whole file. NoSuchKey when the object is gone.
+        """
+
+    @abstractmethod
     def put(self, *, key: str, stream: Readable, size: int, content_type: str) -> None:
         """Store `size` bytes read from `stream` at `key` (server-side copies only)."""
 

@@ -314,6 +314,19 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             raise StorageRejected(f"NoSuchKey: there is no object {key}.") from None
 
+    @disk_errors("read part of an object")
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Seek and read: `length` bytes from `start`, fewer at the end of the file."""
+        self.check_ready()
+        if start < 0 or length < 0:
+            raise InvalidInput("A range starts at 0 or later and has a length of 0 or more.")
+        try:
+            with open(self.object_path(key), "rb") as file:
+                file.seek(start)
+                return file.read(length)
+        except FileNotFoundError:
+            raise NoSuchKey(f"NoSuchKey: there is no object {key}.") from None
+
     @disk_errors("store an object")
     def put(self, *, key: str, stream: Readable, size: int, content_type: str) -> None:
         """Copy exactly `size` bytes from `stream` into the object, crash-safely."""
