@@ -181,7 +181,7 @@ def save_title(file_id: int) -> ResponseReturnValue:
             title=title, year=year,
         ), 422
     if _is_htmx():
-        return render_template("library/_movie_head.html", file=stored)
+        return render_template("library/_movie_head.html", file=stored, retitle=True)
     flash("Saved the title.", "info")
     return redirect(url_for("pages.movie", file_id=file_id))
 

@@ -1,6 +1,6 @@
-// Buttons that copy a field's text: <button data-copy="field-id"> next to
-// <input id="field-id" readonly>, and an optional [data-copy-status] in the same parent
-// that says whether it worked.
+// Buttons that copy a field's text: <button data-copy="field-id" data-copy-report="status-id">
+// copies <input id="field-id" readonly>; the optional element status-id (a live region)
+// says whether it worked.
 
 /**
  * Copy `text` to the clipboard; falls back to selecting `field` and the old copy command
@@ -35,7 +35,7 @@ export function initCopyButtons() {
     const field = document.getElementById(button.dataset.copy);
     if (!field) return;
     const copied = await copyText(field.value, field);
-    const status = button.parentElement.querySelector("[data-copy-status]");
+    const status = document.getElementById(button.dataset.copyReport ?? "");
     if (status) {
       status.textContent = copied ? "Copied." : "Select the address and copy it (Ctrl+C).";
     }

@@ -42,31 +42,33 @@ export function canPlay(type, media = document.createElement("video")) {
 /**
  * Whether this browser plays a movie, and if not, why in people's words.
  *
- * When the whole type is refused, the container is asked alone (Firefox refuses Matroska
- * whatever it holds), then each codec alone in that container, so the answer names the
- * culprit ("HEVC video").
+ * `parts` are what the server listed the file needs, each with a type of its own: the
+ * container (a type without codecs, e.g. "video/x-matroska", named "Matroska (MKV) files"),
+ * the video codec and the first audio stream's codec (e.g. `video/mp4; codecs="ac-3"`,
+ * named "AC-3 (Dolby Digital) audio"). When the whole type is refused, each part is asked
+ * alone so the answer names the culprit: the container if it is refused (Firefox refuses
+ * Matroska whatever it holds), else every codec that is.
  *
- * @param {string} type the MIME type with its codecs
- * @param {object} [options]
- * @param {Record<string, string>} [options.names] codec string → name ("HEVC video")
- * @param {string} [options.container] the container's name ("Matroska")
- * @param {{canPlayType: (type: string) => string}} [options.media] a media element to ask
+ * @param {string} type the MIME type with all its codecs
+ * @param {{type: string, name: string}[]} [parts]
+ * @param {{canPlayType: (type: string) => string}} [media] a media element to ask
  * @returns {{plays: boolean, culprits: string[], message: string}}
  */
-export function verdict(type, { names = {}, container = "", media } = {}) {
-  const probe = media ?? document.createElement("video");
-  if (canPlay(type, probe)) return { plays: true, culprits: [], message: "" };
-  const mime = mimeOf(type);
-  const refusedContainer = {
-    plays: false,
-    culprits: [],
-    message: `This browser can't play ${container ? `${container} files` : `${mime} files`}.`,
-  };
-  if (!canPlay(mime, probe)) return refusedContainer;
-  const culprits = codecsOf(type)
-    .filter((codec) => !canPlay(`${mime}; codecs="${codec}"`, probe))
-    .map((codec) => names[codec] || `the codec ${codec}`);
-  if (culprits.length === 0) return refusedContainer;
+export function verdict(type, parts = [], media = document.createElement("video")) {
+  if (canPlay(type, media)) return { plays: true, culprits: [], message: "" };
+  const refused = parts.filter((part) => !canPlay(part.type, media));
+  const container = refused.find((part) => codecsOf(part.type).length === 0);
+  if (container) {
+    return {
+      plays: false,
+      culprits: [container.name],
+      message: `This browser can't play ${container.name}.`,
+    };
+  }
+  const culprits = refused.map((part) => part.name);
+  if (culprits.length === 0) {
+    return { plays: false, culprits, message: "This browser can't play this file." };
+  }
   return { plays: false, culprits, message: `This browser can't decode ${joinWords(culprits)}.` };
 }
 

@@ -4,8 +4,8 @@
 // Markup contract (templates/library/movie.html):
 //   [data-player]                  data-playback-type: MIME type with codecs, absent when
 //                                  the movie's streams are not known (not yet analysed, or
-//                                  the analysis failed); data-codec-names: JSON object,
-//                                  codec string → name ("HEVC video"); data-container-name
+//                                  the analysis failed); data-playback-parts: JSON list of
+//                                  {type, name}, the container and each codec alone
 //     video                        the player (`<video src>` pointing at the stream route)
 //     [data-cannot-play]           hidden box shown instead of the player
 //       [data-cannot-play-reason]  filled with the reason
@@ -22,10 +22,7 @@ export function initPlayer(root) {
   const video = root.querySelector("video");
   const type = root.dataset.playbackType;
   if (type) {
-    const answer = verdict(type, {
-      names: parseNames(root.dataset.codecNames),
-      container: root.dataset.containerName ?? "",
-    });
+    const answer = verdict(type, parseParts(root.dataset.playbackParts));
     if (!answer.plays) {
       showCannotPlay(root, video, answer.message);
       return { plays: false, message: answer.message };
@@ -52,12 +49,12 @@ function showCannotPlay(root, video, message) {
   root.dataset.plays = "no";
 }
 
-/** The codec names the server sent, or none if the attribute is missing or malformed. */
-function parseNames(json) {
+/** The parts the server listed, or none if the attribute is missing or malformed. */
+function parseParts(json) {
   try {
-    const names = JSON.parse(json ?? "{}");
-    return names && typeof names === "object" ? names : {};
+    const parts = JSON.parse(json ?? "[]");
+    return Array.isArray(parts) ? parts : [];
   } catch {
-    return {};
+    return [];
   }
 }
