@@ -9,8 +9,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from movievault import completion, db, library, probing, uploads
-from movievault.background import wake_probe_worker
 from movievault.backends import get_storage
+from movievault.background import wake_probe_worker
 from movievault.config import settings
 from movievault.errors import InvalidInput
 from movievault.models import FilePublic, StoredFile, StoredPartPublic, shown

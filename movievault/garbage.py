@@ -59,11 +59,11 @@ def collect_garbage(
     for start in range(0, len(candidates), 500):  # SQLite's bound-parameter limit
         batch = candidates[start : start + 500]
         known = set(session.exec(select(StoredFile.key).where(col(StoredFile.key).in_(batch))))
-        known |= set(
-            session.exec(
+        known |= {
+            key for key in session.exec(
                 select(StoredFile.poster_key).where(col(StoredFile.poster_key).in_(batch))
-            )
-        )
+            ) if key is not None
+        }
         known |= set(
             session.exec(select(PendingUpload.key).where(col(PendingUpload.key).in_(batch)))
         )

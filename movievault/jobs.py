@@ -110,6 +110,7 @@ def claim(
         if row is None:
             return None
         job_id, job_file_id, attempts = row
+        assert job_id is not None
         token = secrets.token_hex(16)
         until = moment + lease
         # Won only if nobody claimed it since it was read: same attempts, no live lease.
@@ -138,7 +139,9 @@ def take_done(*, session: Session, claim: Claim) -> bool:
     after the lease ran out: then this worker must record nothing.
     """
     result = session.exec(
-        delete(ProbeJob).where(col(ProbeJob.id) == claim.job_id, ProbeJob.lease == claim.token)
+        delete(ProbeJob).where(
+            col(ProbeJob.id) == claim.job_id, col(ProbeJob.lease) == claim.token
+        )
     )
     return result.rowcount == 1
 
@@ -156,7 +159,7 @@ def retry_later(
     assert delay is not None, "no retry left: record the failure instead"
     result = session.exec(
         update(ProbeJob)
-        .where(col(ProbeJob.id) == claim.job_id, ProbeJob.lease == claim.token)
+        .where(col(ProbeJob.id) == claim.job_id, col(ProbeJob.lease) == claim.token)
         .values(
             due_at=(now or utcnow()) + delay, leased_until=None, lease=None,
             last_error=error[:500],

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, func, or_, select
 
 from movievault import jobs, posters, validation
 from movievault.errors import InvalidInput, NotFound
+from movievault.media.probe import MediaInfo
 from movievault.models import (
     AudioPublic,
     DuplicateCheckPublic,
@@ -65,8 +66,6 @@ def media_public(stored: StoredFile, *, root: str = "") -> MediaPublic:
     )
     if stored.media_status != "ready" or not stored.media_info:
         return empty
-    from movievault.media.probe import MediaInfo  # PyAV loads with it: only when shown
-
     info = MediaInfo.from_json(json.loads(stored.media_info))
     video = info.video
     return MediaPublic(

@@ -130,8 +130,9 @@ def migrate_objects(
 
     Each file's poster goes with it. Objects the target already holds with the right size
     are skipped, so running it again after an interruption resumes where it stopped. Each
-    copy streams and is checked by size. Once every object is there, pending uploads are forgotten (and their parts freed
-    in `source`): they were begun on the old store and cannot be resumed on the new one.
+    copy streams and is checked by size. Once every object is there, pending uploads are
+    forgotten (and their parts freed in `source`): they were begun on the old store and
+    cannot be resumed on the new one.
     """
     files = session.exec(select(StoredFile).order_by(col(StoredFile.id))).all()
     report = MigrationReport(total=len(files))

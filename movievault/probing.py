@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -55,11 +55,21 @@ class _Retry(Exception):
     """A failure that may pass: the store, the time limit, or a bug (logged)."""
 
 
-def _read(storage: Storage, target: _Target, *, deadline: float) -> MediaInfo:
-    """Probe the file's streams; ProbeFailed says it is no movie, _Retry that it may pass."""
+def _examine(
+    storage: Storage, target: _Target, *, file_id: int, deadline: float
+) -> tuple[MediaInfo, str | None]:
+    """Probe the file's streams, then make its poster, through one ranged reader (which
+    keeps what the probe read, so the poster does not fetch the index again).
+
+    ProbeFailed says the file is no movie; _Retry that the failure may pass.
+    """
     try:
-        with open_ranged(storage, target.key, target.size, deadline=deadline) as source:
-            return probe(source)
+        with open_ranged(storage, target.key, target.size, deadline=deadline) as reader:
+            info = probe(reader)
+            poster_key = _poster(storage, reader, target, info, file_id=file_id)
+            log.info("probed %s: %d bytes in %d ranged reads", target.key,
+                     reader.raw.bytes_read, reader.raw.requests)  # type: ignore[attr-defined]
+            return info, poster_key
     except ProbeTimeout as error:
         raise _Retry(f"Reading the file took longer than the time limit: {error.reason}") from error
     except ProbeFailed:
@@ -74,7 +84,7 @@ def _read(storage: Storage, target: _Target, *, deadline: float) -> MediaInfo:
 
 
 def _poster(
-    storage: Storage, target: _Target, info: MediaInfo, *, file_id: int, deadline: float
+    storage: Storage, reader: BinaryIO, target: _Target, info: MediaInfo, *, file_id: int
 ) -> str | None:
     """Make and store the poster of a file that has none; its key, or None.
 
@@ -84,15 +94,14 @@ def _poster(
     if target.has_poster or info.video is None:
         return None
     try:
-        with open_ranged(storage, target.key, target.size, deadline=deadline) as source:
-            image = make_poster(source, duration=info.duration)
+        image = make_poster(reader, duration=info.duration)
         if image is None:
             return None
         return posters.store(
             storage=storage, owner_id=target.owner_id, file_id=file_id, image=image
         )
-    except (ProbeFailed, MovieVaultError) as error:
-        log.warning("no poster for %s: %s", target.key, error)
+    except MovieVaultError as error:  # ProbeFailed included
+        log.warning("no poster for %s: %s", target.key, error.message)
     except Exception:
         log.exception("making the poster of %s failed unexpectedly", target.key)
     return None
@@ -160,7 +169,6 @@ def run_job(
     stored = session.get(StoredFile, claim.file_id)
     if stored is None:
         return "lost"  # deleted: its job went with it
-    assert stored.id is not None
     target = _Target(
         owner_id=stored.owner_id, key=stored.key, size=stored.size,
         has_poster=stored.poster_key is not None,
@@ -168,7 +176,7 @@ def run_job(
     session.rollback()  # hold no transaction open while the probe reads
     deadline = time.monotonic() + settings.timeout
     try:
-        info = _read(storage, target, deadline=deadline)
+        info, poster_key = _examine(storage, target, file_id=claim.file_id, deadline=deadline)
     except ProbeFailed as error:
         return record_failure(session=session, claim=claim, reason=error.reason)
     except _Retry as error:
@@ -178,7 +186,6 @@ def run_job(
         log.info("probing %s failed (try %d), retrying later: %s",
                  target.key, claim.attempts, reason)
         return "retry" if jobs.retry_later(session=session, claim=claim, error=reason) else "lost"
-    poster_key = _poster(storage, target, info, file_id=stored.id, deadline=deadline)
     return _record_ready(
         session=session, storage=storage, claim=claim, info=info, poster_key=poster_key
     )

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from movievault import jobs, probing
 from movievault.errors import MovieVaultError
+from movievault.jobs import ProbeSettings
 from movievault.models import utcnow
 from movievault.storage import Storage
 
@@ -36,7 +37,7 @@ class ProbeWorker:
         *,
         session_factory: Callable[[], Session],
         storage: Storage,
-        settings: probing.ProbeSettings,
+        settings: ProbeSettings,
         poll: float = POLL_SECONDS,
     ) -> None:
         self.session_factory = session_factory

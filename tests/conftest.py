@@ -22,9 +22,13 @@ from moto.server import ThreadedMotoServer
 
 from movievault import create_app
 from movievault.client import ApiClient
+from movievault.storage.base import Storage
+from movievault.storage.local import LocalStorage
+from movievault.storage.s3 import S3Storage
 
 # Failed asserts inside the helpers report their values, as in the tests themselves.
 pytest.register_assert_rewrite("tests.support")
+from tests import media  # noqa: E402
 from tests.support import (  # noqa: E402
     MIB,
     SECRET_KEY,
@@ -152,3 +156,41 @@ def bob(live_server: LiveServer) -> ApiClient:
 def auth(client: FlaskClient) -> AuthActions:
     """Sign-in helpers bound to the test client."""
     return AuthActions(client)
+
+
+@pytest.fixture
+def bare_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    """A prepared store of the backend under test, without an app: a folder or a bucket."""
+    if backend == "s3":
+        store: Storage = S3Storage(
+            bucket=f"mv-{uuid.uuid4().hex[:12]}",
+            endpoint_url=request.getfixturevalue("s3_endpoint"),
+        )
+    else:
+        store = LocalStorage(root=tmp_path / "objects", secret=SECRET_KEY)
+    store.setup(public_url="http://127.0.0.1", abort_after_days=7)
+    return store
+
+
+@pytest.fixture(scope="session")
+def media_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The test movies of tests/media.py, made once per run (about 4 s on two cores)."""
+    folder = tmp_path_factory.mktemp("media")
+    makers = {
+        # One second of black, then pictures: the poster must not be black.
+        "h264.mp4": lambda path: media.make_h264_mp4(path, seconds=3.0, black=1.0),
+        "h264.mkv": lambda path: media.make_h264_mkv(path, seconds=3.0, black=1.0),
+        "hevc.mkv": media.make_hevc_mkv,
+        "vp9.webm": media.make_vp9_webm,
+        "av1.mp4": media.make_av1_mp4,
+        "hdr10.mkv": media.make_hdr10_mkv,
+        "hlg.mp4": media.make_hlg_mp4,
+        "song.m4a": lambda path: media.make_audio_only(path, cover=True),
+        "song.mp3": media.make_audio_only,
+        "random.mkv": media.make_random_bytes,
+        "truncated.mp4": media.make_truncated_mp4,
+        "cover.mp4": media.make_mp4_with_cover,
+        "rotated.mp4": lambda path: media.make_h264_mp4(path, seconds=1.0, rotation=90),
+        "subtitles.srt": media.write_srt,
+    }
+    return {name: make(folder / name) for name, make in makers.items()}

@@ -27,21 +27,23 @@ from urllib.parse import urljoin
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import SQLModel, select
+from sqlmodel import Session, SQLModel, select
 from waitress.server import create_server
 from werkzeug.test import TestResponse
 
-from movievault import db, users
+from movievault import background, db, probing, users
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.config import DEFAULTS, settings
 from movievault.errors import StorageRejected
+from movievault.jobs import ProbeSettings
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.serving import create_server as create_movievault_server
 from movievault.serving import serve_options
 from movievault.settings import Settings
 from movievault.storage import Storage
 from movievault.uploads import UploadSettings
+from movievault.worker import ProbeWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -379,6 +381,61 @@ def multipart_gone(storage: Storage, *, key: str, upload_id: str) -> bool:
     except StorageRejected:
         return True
     return False
+
+
+# --- probing ---------------------------------------------------------------------------------
+
+
+def new_probe_worker(
+    app: Flask, *, workers: int = 1, poll: float = 600.0, timeout: float = 30.0,
+    storage: Storage | None = None,
+) -> ProbeWorker:
+    """A probe worker on `app`'s catalogue, not started (`run_once` drives it by hand).
+
+    Its poll is long on purpose: a started worker that finds a job within seconds was woken.
+    """
+    return ProbeWorker(
+        session_factory=lambda: Session(db.engine_of(app), expire_on_commit=False),
+        storage=storage or get_storage(app),
+        settings=ProbeSettings(timeout=timeout, workers=workers),
+        poll=poll,
+    )
+
+
+@contextmanager
+def probe_worker(app: Flask, **options: Any) -> Iterator[ProbeWorker]:
+    """A started worker registered as the app's own (so `complete` wakes it), stopped after."""
+    worker = new_probe_worker(app, **options)
+    app.extensions[background.EXTENSION] = worker
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        app.extensions.pop(background.EXTENSION, None)
+        assert not worker.running, "the probe worker did not stop"
+
+
+def probe_due(app: Flask, storage: Storage | None = None) -> list[probing.Outcome]:
+    """Run every due probe job in this thread, as the worker would; their outcomes."""
+    worker = new_probe_worker(app, storage=storage)
+    outcomes = []
+    while (outcome := worker.run_once()) is not None:
+        outcomes.append(outcome)
+    return outcomes
+
+
+def wait_for_media(client: ApiClient, file_id: int, timeout: float = 30) -> dict[str, Any]:
+    """Poll the API until the file's probe has ended; the file as the API shows it then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.api("GET", f"/files/{file_id}")
+        assert answer.status_code == 200, answer.text
+        shown: dict[str, Any] = answer.json()["file"]
+        if shown["media"]["status"] != "pending":
+            return shown
+        assert time.monotonic() < deadline, f"file {file_id} still pending after {timeout} s"
+        time.sleep(0.05)
 
 
 # --- the API over HTTP ----------------------------------------------------------------------

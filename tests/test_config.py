@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from movievault import create_app
 from movievault.cli import cli
-from movievault.config import ConfigError
+from movievault.config import ConfigError, default_media_workers, settings
+from movievault.jobs import ProbeSettings
 from movievault.storage import storage_kind
 from tests.support import MOVIEVAULT, environment
 
@@ -178,3 +179,32 @@ def test_workers_starting_together_agree_on_one_key(instance: Path) -> None:
     second = _write_secret_key(instance / "secret_key", "b" * 64)
     assert first == second == "a" * 64
     assert sorted(p.name for p in instance.iterdir()) == ["secret_key"]
+
+
+def test_probing_settings_default_to_one_worker_per_two_cores_and_a_minute(
+    instance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cores = os.cpu_count() or 1
+    assert default_media_workers() == max(1, min(4, cores // 2))
+    assert settings(create_app()).probing == ProbeSettings(
+        timeout=60, workers=default_media_workers()
+    )
+    monkeypatch.setenv("MOVIEVAULT_MEDIA_WORKERS", "0")  # no background probing
+    monkeypatch.setenv("MOVIEVAULT_PROBE_TIMEOUT", "20")
+    configured = settings(create_app()).probing
+    assert configured == ProbeSettings(timeout=20, workers=0)
+    assert configured.lease.total_seconds() == 80  # the limit, and a minute to record it
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [("MEDIA_WORKERS", "-1", "MEDIA_WORKERS must be 0"),
+     ("MEDIA_WORKERS", "many", "MEDIA_WORKERS must be an integer"),
+     ("PROBE_TIMEOUT", "0", "PROBE_TIMEOUT must be at least 1")],
+)
+def test_bad_probing_settings_are_refused(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(f"MOVIEVAULT_{name}", value)
+    with pytest.raises(ConfigError, match=message):
+        create_app()

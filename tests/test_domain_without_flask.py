@@ -11,7 +11,7 @@ from tests.support import run_without
 BLOCKED = (
     "flask", "flask_login", "flask_wtf", "movievault.config", "movievault.db",
     "movievault.backends", "movievault.handlers", "movievault.api", "movievault.pages",
-    "movievault.auth", "movievault.security",
+    "movievault.auth", "movievault.security", "movievault.background",
 )
 SCRIPT = r'''
 import hashlib
@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 from sqlmodel import Session, create_engine
 
 from movievault import (
-    completion, library, migrations, quotas, throttle, uploads, users, validation,
+    completion, jobs, library, migrations, probing, quotas, throttle, uploads, users, validation,
 )
+from movievault.worker import ProbeWorker
 from movievault.storage.local import LocalStorage
 from movievault.storage.local_requests import receive_form
 
@@ -65,6 +66,15 @@ with Session(engine, expire_on_commit=False) as session:
         session=session, storage=store, owner_id=owner.id, upload_id=started.upload.id, data={}
     )
     assert not done.duplicate and done.file.sha256 == sha256
+    assert (done.file.title, done.file.year, done.file.media_status) == ("Film", 1999, "pending")
+    # Its probe job was queued with it; random bytes are no movie: recorded as failed.
+    worker = ProbeWorker(
+        session_factory=lambda: Session(engine, expire_on_commit=False), storage=store,
+        settings=jobs.ProbeSettings(timeout=30, workers=1),
+    )
+    assert worker.run_once() == "failed"
+    session.refresh(done.file)
+    assert done.file.media_status == "failed" and done.file.media_error
     page = library.list_files(session=session, owner_id=owner.id, query="film")
     assert [f.name for f in page.files] == ["Film (1999).mkv"]
     assert quotas.usage(session=session, owner_id=owner.id).stored_bytes == len(data)

@@ -19,7 +19,8 @@ from movievault import create_app, db, migrate
 from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile
-from tests.support import MIB, LiveServer, make_user, override_settings, serving
+from tests import media
+from tests.support import MIB, LiveServer, make_user, override_settings, probe_due, serving
 
 
 @pytest.fixture
@@ -163,3 +164,37 @@ def test_without_s3_settings_it_says_what_to_set(app: Flask, runner: FlaskCliRun
     result = runner.invoke(args=["migrate-storage", "--to", "s3"])
     assert result.exit_code != 0
     assert "MOVIEVAULT_S3_BUCKET" in result.output
+
+
+def test_posters_move_with_their_movies(
+    app: Flask, app_config: dict[str, Any], live_server: LiveServer, runner: FlaskCliRunner,
+    bucket: str, s3: Any, s3_endpoint: str, tmp_path: Any,
+) -> None:
+    make_user(app, "alice")
+    alice = live_server.client_for("alice")
+    for n in (1, 2):
+        movie = media.make_h264_mp4(tmp_path / f"m{n}.mp4", seconds=1.5 + n).read_bytes()
+        alice.upload(name=f"Film {n}.mp4", data=movie)
+    assert probe_due(app) == ["ready", "ready"]
+    kept, lost = catalogue(app)
+    assert kept.poster_key and lost.poster_key
+    local = get_storage(app)
+    poster = local.read_range(kept.poster_key, 0, 10**6)
+    local.delete(lost.poster_key)  # a poster the disk lost: not worth stopping for
+
+    result = runner.invoke(args=["migrate-storage", "--to", "s3"])
+    assert result.exit_code == 0, result.output
+    assert "2 copied" in result.output and "(1 with a poster, copied along)" in result.output
+    assert f"its poster {lost.poster_key} is missing" in result.output
+    copied = s3.get_object(Bucket=bucket, Key=kept.poster_key)
+    assert copied["Body"].read() == poster and copied["ContentType"] == "image/webp"
+    assert [f.poster_key for f in catalogue(app)] == [kept.poster_key, None]
+
+    on_s3 = create_app({**app_config, "STORAGE": "s3", "S3_ENDPOINT_URL": s3_endpoint,
+                        "S3_BUCKET": bucket})
+    with serving(on_s3) as live:
+        alice = live.client_for("alice")
+        redirect = alice.http.get(f"{live.url}/files/{kept.id}/poster", allow_redirects=False)
+        assert redirect.headers["Location"].startswith(s3_endpoint)
+        assert requests.get(redirect.headers["Location"], timeout=60).content == poster
+        assert alice.http.get(f"{live.url}/files/{lost.id}/poster").status_code == 404

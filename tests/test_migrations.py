@@ -108,14 +108,16 @@ def test_a_0_1_0_catalogue_upgrades_with_every_row_intact(
         (0, None), (0, None)
     ]
     assert [a["in_flight"] for a in _rows(catalogue, "login_attempt")] == [0]
+    assert [(f["title"], f["year"], f["media_status"]) for f in _rows(catalogue, "file")] == [
+        ("Film", 1999, "pending")
+    ]
     # The upgraded library works: alice signs in, sees her file, resumes her upload.
     client = app.test_client()
     auth = AuthActions(client)
     assert auth.login("Alice").status_code == 302
     listed = client.get("/api/files").get_json()
-    assert [(f["id"], f["name"], f["sha256"]) for f in listed["files"]] == [
-        (7, "Film (1999).mkv", SHA)
-    ]
+    assert [(f["id"], f["name"], f["sha256"], f["title"], f["year"], f["media"]["status"])
+            for f in listed["files"]] == [(7, "Film (1999).mkv", SHA, "Film", 1999, "pending")]
     resumed = client.post(
         "/api/uploads", headers=auth.headers(),
         json={"name": "Other.mp4", "size": 9, "sha256": "cd" * 32, "content_type": "video/mp4"},
@@ -155,3 +157,77 @@ def test_db_upgrade_reports_the_revision(app: Any) -> None:
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert f"at revision {migrations.head()}" in result.output
+
+
+def _fill_0002(path: Path) -> None:
+    """A library as the release before movie metadata kept it (revision 0002): two
+    accounts, three files, a pending upload."""
+    engine = db.make_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine, "0002")
+    engine.dispose()
+    with sqlite3.connect(path) as connection:
+        for n, name in enumerate(["alice", "bob"], start=1):
+            connection.execute(
+                "INSERT INTO user (id, username, password_hash, created_at, session_generation,"
+                " quota_bytes) VALUES (?, ?, ?, '2026-11-01 10:00:00.000000', 3, ?)",
+                (n, name, generate_password_hash(PASSWORD), 10**12 if n == 2 else None),
+            )
+        names = [(1, "Long.Film.1999.1080p.BluRay.x264-GRP.mkv"), (1, "holiday.mp4"),
+                 (2, "Heat (1995).mkv")]
+        for n, (owner, name) in enumerate(names, start=1):
+            connection.execute(
+                "INSERT INTO file (id, owner_id, name, size, sha256, content_type, key,"
+                " fingerprint, upload_id, created_at) VALUES (?, ?, ?, ?, ?, 'video/mp4', ?,"
+                " NULL, ?, ?)",
+                (n, owner, name, 1000 + n, f"{n:064x}", f"movies/{owner}/{n:032x}", f"u{n}",
+                 f"2026-11-0{n} 11:00:00.000000"),
+            )
+        connection.execute(
+            "INSERT INTO pending_upload (id, owner_id, sha256, fingerprint, size, name,"
+            " content_type, key, method, multipart_id, part_size, completing_since, created_at,"
+            " expires_at) VALUES ('p1', 1, ?, NULL, 9, 'Other.mp4', 'video/mp4',"
+            " 'movies/1/fedcba9876543210fedcba9876543210', 'post', NULL, NULL, NULL,"
+            " '2026-11-02 11:00:00', '2999-01-01 00:00:00')",
+            ("cd" * 32,),
+        )
+
+
+def test_a_catalogue_of_the_previous_release_gains_titles_and_a_probe_job_per_file(
+    app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fill_0002(catalogue)
+    before = {table: _rows(catalogue, table) for table in ("user", "file", "pending_upload")}
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)
+    get_storage(app).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
+    for table, rows in before.items():
+        # Every row is there, and every old column keeps its value.
+        assert [{k: row[k] for k in rows[0]} for row in _rows(catalogue, table)] == rows
+    files = _rows(catalogue, "file")
+    assert [(f["title"], f["year"], f["media_status"], f["poster_key"]) for f in files] == [
+        ("Long Film", 1999, "pending", None),
+        ("holiday", None, "pending", None),
+        ("Heat", 1995, "pending", None),
+    ]
+    # One job each, due when its file was added (so files uploaded from now on go first).
+    assert [(j["file_id"], j["attempts"], j["due_at"], j["lease"])
+            for j in _rows(catalogue, "probe_job")] == [
+        (f["id"], 0, f["created_at"], None) for f in files
+    ]
+    # The library works as before: bob signs in with his session generation and quota
+    # kept, sees his file and finds it by its title; alice resumes her upload.
+    client = app.test_client()
+    auth = AuthActions(client)
+    assert auth.login("bob").status_code == 302
+    found = client.get("/api/files?q=heat").get_json()
+    assert [(f["id"], f["title"], f["media"]["status"]) for f in found["files"]] == [
+        (3, "Heat", "pending")
+    ]
+    auth.logout()
+    assert auth.login("alice").status_code == 302
+    resumed = client.post(
+        "/api/uploads", headers=auth.headers(),
+        json={"name": "Other.mp4", "size": 9, "sha256": "cd" * 32, "content_type": "video/mp4"},
+    )
+    assert resumed.status_code == 200 and resumed.get_json()["upload"]["id"] == "p1"

@@ -70,7 +70,8 @@ def frame_poster(source: BinaryIO, *, at: float, max_width: int = 640) -> bytes:
             chosen = frame
             if frame.time is not None and frame.time + _frame_duration(stream) / 2 >= at:
                 break
-        if chosen is None:
+        # Past the end, the seek lands on the last keyframe and the frames run out early.
+        if chosen is None or (chosen.time is not None and at - chosen.time > 1.0):
             raise ProbeFailed(f"there is no picture at {at:.1f} s in the file")
         return encode_webp(chosen, max_width=max_width, aspect=_pixel_aspect(stream))
 

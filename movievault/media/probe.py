@@ -152,18 +152,24 @@ def _open(source: BinaryIO, head: bytes, size: int) -> Iterator[InputContainer]:
     """`open_media` for a file whose first bytes and size are known."""
     if size == 0:
         raise ProbeFailed("the file is empty")
+    reader = _ranged(source)
     try:
         container = av.open(source, "r", options=OPEN_OPTIONS)
     except av.FFmpegError:
         raise ProbeFailed(diagnose(head, size, reads_of(source))) from None
     except (EOFError, ValueError) as error:  # PyAV's own complaints
         raise ProbeFailed(f"the file cannot be read as a movie ({error})") from None
+    # A read that fails inside FFmpeg (the store's error, a timeout) comes back out of
+    # PyAV as that same exception, not as a damaged file.
     try:
         yield container
     except av.FFmpegError as error:
         raise ProbeFailed(f"the file is damaged: {_plain(error)}") from None
     finally:
         container.close()
+    # Should FFmpeg ever take a failed read for the end of the file, what it found then
+    # is not what the file holds: say what failed instead.
+    reader.check()
 
 
 def probe(source: BinaryIO) -> MediaInfo:
@@ -190,10 +196,24 @@ def probe(source: BinaryIO) -> MediaInfo:
         )
 
 
+class _PlainFile:
+    """What `open_media` asks of a source that is not a ranged reader: nothing can fail
+    unseen, since its read errors reach FFmpeg's caller as they are."""
+
+    def check(self) -> None:
+        """Nothing to report."""
+
+
+def _ranged(source: BinaryIO) -> RangedReader | _PlainFile:
+    """The ranged reader under `source` (a buffered one), if it is one."""
+    raw = getattr(source, "raw", None)
+    return raw if isinstance(raw, RangedReader) else _PlainFile()
+
+
 def reads_of(source: BinaryIO) -> ReadAt:
     """Small reads at any offset of `source`: one ranged request each on a ranged reader
     (no 256 KiB buffer filled for 16 bytes), else seek and read."""
-    raw = getattr(source, "raw", None)
+    raw = _ranged(source)
     if isinstance(raw, RangedReader):
         return raw.read_at
 

@@ -51,11 +51,18 @@ class RangedReader(io.RawIOBase):
         self.position = 0
         self.bytes_read = 0
         self.requests = 0
-        self.failed = False
+        #: The first read that failed (a timeout, the store's error): FFmpeg may take a
+        #: failed read for the end of the file, so callers check this after it answers.
+        self.error: Exception | None = None
         # (offset, bytes) of earlier reads: the poster opens the file again after the
         # probe, and FFmpeg then reads the same header and index at the same offsets.
         self.cache: list[tuple[int, bytes]] = []
         self.cached = 0
+
+    def check(self) -> None:
+        """Raise the error of a read that failed, if one did."""
+        if self.error is not None:
+            raise self.error
 
     def readable(self) -> bool:
         """Always: reading is the point."""
@@ -86,7 +93,7 @@ class RangedReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         """Fill `buffer` from the current position with one ranged read; 0 at the end."""
-        if self.failed:
+        if self.error is not None:
             # FFmpeg retries a read that failed; PyAV keeps the first error and raises it
             # once FFmpeg gives up, so later reads end quietly instead of asking again.
             return 0
@@ -100,8 +107,10 @@ class RangedReader(io.RawIOBase):
         """Up to `length` bytes at `offset`, from the cache or in one ranged read; the
         position stays put."""
         if self.deadline is not None and self.clock() > self.deadline:
-            self.failed = True
-            raise ProbeTimeout("reading the file took too long (the store is slow or stuck)")
+            self.error = ProbeTimeout(
+                "reading the file took too long (the store is slow or stuck)"
+            )
+            raise self.error
         wanted = min(length, self.size - offset)
         if wanted <= 0:
             return b""
@@ -110,8 +119,8 @@ class RangedReader(io.RawIOBase):
                 return data[offset - start:offset - start + wanted]
         try:
             data = self.storage.read_range(self.key, offset, wanted)
-        except Exception:
-            self.failed = True
+        except Exception as error:
+            self.error = error
             raise
         self.requests += 1
         self.bytes_read += len(data)
