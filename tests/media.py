@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 from collections.abc import Iterator
 from fractions import Fraction
 from functools import cache
@@ -76,7 +75,7 @@ def _video_frames(
         yield frame
 
 
-def _audio_frames(
+def audio_frames(
     stream: AudioStream, *, seconds: float, samples: int = 1024, silent: bool = False
 ) -> Iterator[av.AudioFrame]:
     """A 440 Hz tone (or silence) on every channel of the stream's layout, in planar floats."""
@@ -117,7 +116,7 @@ def _encode_interleaved(
             size = 960
         pending += [
             (float(f.pts or 0) / (stream.rate or SAMPLE_RATE), f, stream)
-            for f in _audio_frames(stream, seconds=seconds, samples=size)
+            for f in audio_frames(stream, seconds=seconds, samples=size)
         ]
     for _, frame, stream in sorted(pending, key=lambda item: item[0]):
         out.mux(stream.encode(frame))  # type: ignore[arg-type]
@@ -126,7 +125,7 @@ def _encode_interleaved(
             out.mux(stream.encode(None))
 
 
-def _video_stream(
+def video_stream(
     out: OutputContainer,
     codec: str,
     *,
@@ -141,7 +140,7 @@ def _video_stream(
     return stream
 
 
-def _audio_stream(
+def audio_stream(
     out: OutputContainer, codec: str, *, layout: str = "stereo", language: str | None = None,
     title: str | None = None, bit_rate: int | None = None,
 ) -> AudioStream:
@@ -190,13 +189,13 @@ def make_h264_mp4(
     path = Path(path)
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=options) as out:
-        video = _video_stream(
+        video = video_stream(
             out, "libx264", size=size, fps=fps,
             options={**X264, "g": str(gop), "keyint_min": str(gop)},
         )
         if rotation:
             video.set_display_rotation(rotation)
-        audio_streams = [_audio_stream(out, "aac", language="eng")] if audio else []
+        audio_streams = [audio_stream(out, "aac", language="eng")] if audio else []
         picture = _cover_packets(out) if cover else []
         _encode_interleaved(out, video, audio_streams, seconds=seconds, black=black, fps=fps)
         out.mux(picture)
@@ -242,13 +241,13 @@ def make_hevc_mkv(
     srt = write_srt(path.with_name(path.stem + "-subs.srt"), encoding="utf-8")
     try:
         with av.open(str(srt)) as subtitles, av.open(str(path), "w") as out:
-            video = _video_stream(
+            video = video_stream(
                 out, "libx265", size=size, fps=fps,
                 options={"preset": "ultrafast", "x265-params": "log-level=error:keyint=12"},
             )
             audio = [
-                _audio_stream(out, "ac3", layout="5.1", language="eng", bit_rate=384_000),
-                _audio_stream(out, "aac", language="fre", title="Commentaire"),
+                audio_stream(out, "ac3", layout="5.1", language="eng", bit_rate=384_000),
+                audio_stream(out, "aac", language="fre", title="Commentaire"),
             ]
             text = out.add_stream_from_template(subtitles.streams[0])
             text.metadata["language"] = "fre"
@@ -268,7 +267,7 @@ def make_hdr10_mkv(path: str | os.PathLike[str], *, seconds: float = 1.0) -> Pat
     path = Path(path)
     params = "log-level=error:keyint=12:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc"
     with av.open(str(path), "w") as out:
-        video = _video_stream(
+        video = video_stream(
             out, "libx265", size=(WIDTH, HEIGHT), fps=FPS,
             options={"preset": "ultrafast", "x265-params": params},
         )
@@ -281,7 +280,7 @@ def make_hlg_mp4(path: str | os.PathLike[str], *, seconds: float = 1.0) -> Path:
     """H.264 High 10 tagged with the HLG transfer and BT.2020 colours, in MP4."""
     path = Path(path)
     with av.open(str(path), "w", format="mp4") as out:
-        video = _video_stream(out, "libx264", size=(WIDTH, HEIGHT), fps=FPS, options=X264)
+        video = video_stream(out, "libx264", size=(WIDTH, HEIGHT), fps=FPS, options=X264)
         video.pix_fmt = "yuv420p10le"
         context = video.codec_context
         context.color_trc, context.color_primaries, context.colorspace = 18, 9, 9
@@ -294,11 +293,11 @@ def make_av1_mp4(path: str | os.PathLike[str], *, seconds: float = 1.0) -> Path:
     path = Path(path)
     os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 talks a lot otherwise
     with av.open(str(path), "w", format="mp4") as out:
-        video = _video_stream(
+        video = video_stream(
             out, "libsvtav1", size=(WIDTH, HEIGHT), fps=FPS,
             options={"preset": "12", "g": "12"},
         )
-        audio = [_audio_stream(out, "libopus", language="eng")]
+        audio = [audio_stream(out, "libopus", language="eng")]
         _encode_interleaved(out, video, audio, seconds=seconds)
     return path
 
@@ -313,11 +312,11 @@ def make_vp9_webm(
     """VP9 (profile 0, 8-bit) and Opus stereo in WebM."""
     path = Path(path)
     with av.open(str(path), "w", format="webm") as out:
-        video = _video_stream(
+        video = video_stream(
             out, "libvpx-vp9", size=size, fps=fps,
             options={"deadline": "realtime", "cpu-used": "8", "g": "12", "b": "300k"},
         )
-        audio = [_audio_stream(out, "libopus", language="eng")]
+        audio = [audio_stream(out, "libopus", language="eng")]
         _encode_interleaved(out, video, audio, seconds=seconds, fps=fps)
     return path
 
@@ -334,7 +333,7 @@ def make_audio_only(
     codec = "libmp3lame" if path.suffix == ".mp3" else "aac"
     container = "mp3" if path.suffix == ".mp3" else "mp4"
     with av.open(str(path), "w", format=container) as out:
-        audio = [_audio_stream(out, codec)]
+        audio = [audio_stream(out, codec)]
         picture = _cover_packets(out) if cover else []
         _encode_interleaved(out, None, audio, seconds=seconds)
         out.mux(picture)
@@ -392,143 +391,3 @@ def write_srt(
     path = Path(path)
     path.write_bytes(srt_text(cues).encode(encoding))
     return path
-
-
-# --- a large movie for the benchmark and the bytes-read tests ------------------------------
-
-
-def make_large_mp4(
-    path: str | os.PathLike[str],
-    *,
-    size: int,
-    seconds: float = 300.0,
-    frame: tuple[int, int] = (1280, 720),
-    fps: int = FPS,
-    gop_seconds: int = 10,
-) -> Path:
-    """A movie of `seconds` and exactly `size` bytes whose index (moov) is at the end.
-
-    A 10 s clip at `frame` is encoded once: a detailed still picture (a keyframe of about
-    250 KB at 1280×720, like a real film's) with a small moving bar, a keyframe every
-    `gop_seconds` (x264's default keyint is 250 frames). Its packets are repeated to fill
-    `seconds`, beside a silent AAC track, so every sample has a real entry in the index and
-    the index is as large as a real movie's of that length (about 3 MB for two hours). The
-    mdat box is then grown to make the file `size` bytes: the growth is a hole (a sparse
-    file on disk) after the samples, and mdat may hold unreferenced bytes, so readers see a
-    valid file of that size. Where the bytes lie does not change what a reader fetches: it
-    follows the index.
-    """
-    path = Path(path)
-    clip = path.with_name(path.stem + "-clip.mp4")
-    plain = path.with_name(path.stem + "-plain.mp4")
-    try:
-        _detailed_clip(clip, seconds=min(10.0, seconds), frame=frame, fps=fps,
-                       gop=gop_seconds * fps)
-        _repeat_clip(clip, plain, seconds=seconds, fps=fps)
-        _grow_mdat(plain, path, size)
-    finally:
-        clip.unlink(missing_ok=True)
-        plain.unlink(missing_ok=True)
-    return path
-
-
-def _detailed_clip(
-    path: Path, *, seconds: float, frame: tuple[int, int], fps: int, gop: int
-) -> None:
-    """A still, finely textured picture with a bar moving across it, in H.264."""
-    width, height = frame
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], -1)
-    grain = np.random.default_rng(0).integers(0, 24, (height, width, 1))
-    still = (base + grain).clip(0, 255).astype(np.uint8)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = _video_stream(
-            out, "libx264", size=frame, fps=fps,
-            options={"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop),
-                     "x264-params": "log-level=error:scenecut=0"},
-        )
-        bar = max(8, height // 18)
-        for index in range(round(seconds * fps)):
-            image = still.copy()
-            left = index * 5 % max(1, width - 80)
-            image[height // 2:height // 2 + bar, left:left + 80] = 255
-            picture_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            picture_frame.pts = index
-            picture_frame.time_base = Fraction(1, fps)
-            out.mux(video.encode(picture_frame))
-        out.mux(video.encode(None))
-
-
-def _repeat_clip(clip: Path, path: Path, *, seconds: float, fps: int) -> None:
-    """Mux `clip`'s video packets over and over for `seconds`, with silent AAC beside them."""
-    with av.open(str(clip)) as inp, av.open(str(path), "w", format="mp4") as out:
-        source = inp.streams.video[0]
-        video = out.add_stream_from_template(source)
-        video.time_base = Fraction(1, fps * 512)
-        packets = [
-            (bytes(p), p.is_keyframe, p.pts, p.dts, p.duration)
-            for p in inp.demux(source) if p.size
-        ]
-        audio = _audio_stream(out, "aac", language="eng", bit_rate=64_000)
-        silence = [bytes(p) for p in _silent_aac(audio)]  # the encoder's first packet differs
-        tick = source.time_base
-        clip_ticks = len(packets) * round(1 / (fps * tick))
-        audio_per_clip = 0
-        repeats = max(1, round(seconds * fps / len(packets)))
-        for repeat in range(repeats):
-            for data, key, pts, dts, duration in packets:
-                packet = av.Packet(data)
-                packet.stream = video
-                packet.time_base = tick
-                packet.pts = pts + repeat * clip_ticks
-                packet.dts = dts + repeat * clip_ticks
-                packet.duration = duration
-                packet.is_keyframe = key
-                out.mux(packet)
-            # The audio of this clip's span, in 1024-sample AAC frames.
-            clip_end = (repeat + 1) * clip_ticks * float(tick)
-            while audio_per_clip * 1024 / SAMPLE_RATE < clip_end:
-                packet = av.Packet(silence[min(audio_per_clip, len(silence) - 1)])
-                packet.stream = audio
-                packet.time_base = Fraction(1, SAMPLE_RATE)
-                packet.pts = packet.dts = audio_per_clip * 1024
-                packet.duration = 1024
-                out.mux(packet)
-                audio_per_clip += 1
-
-
-def _silent_aac(stream: AudioStream) -> list[av.Packet]:
-    """A few AAC packets of silence from the stream's own encoder."""
-    packets: list[av.Packet] = []
-    for frame in _audio_frames(stream, seconds=0.2, silent=True):
-        packets += stream.encode(frame)
-    return packets + stream.encode(None)
-
-
-def _grow_mdat(source: Path, path: Path, size: int) -> None:
-    """Copy `source` into `path` with its mdat box grown (sparsely) to make `size` bytes."""
-    data = source.read_bytes()
-    boxes: list[tuple[bytes, int, int]] = []  # (type, start, end)
-    offset = 0
-    while offset < len(data):
-        box_size, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        if box_size == 1:
-            (box_size,) = struct.unpack(">Q", data[offset + 8:offset + 16])
-        boxes.append((kind, offset, offset + box_size))
-        offset += box_size
-    kinds = [kind for kind, _, _ in boxes]
-    if kinds[-3:] != [b"free", b"mdat", b"moov"] or len(data) > size:
-        raise ValueError(f"expected …free, mdat, moov (index at the end) under {size} bytes")
-    (_, free_start, _), (_, mdat_start, mdat_end), (_, moov_start, _) = boxes[-3:]
-    samples = data[mdat_start + 8:mdat_end]  # chunk offsets point here: they must not move
-    moov = data[moov_start:]
-    grown = size - len(moov) - free_start  # the new mdat, 16-byte header included
-    with open(path, "wb") as out:
-        out.write(data[:free_start])
-        # The 8-byte free box the muxer left before mdat makes room for a 64-bit size.
-        out.write(struct.pack(">I4sQ", 1, b"mdat", grown))
-        out.write(samples)
-        out.seek(size - len(moov))  # the hole
-        out.write(moov)
-    if path.stat().st_size != size:
-        raise AssertionError("the grown file has the wrong size")

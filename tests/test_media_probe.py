@@ -15,6 +15,8 @@ from movievault.media.probe import PROBE_SIZE, AudioInfo, MediaInfo, SubtitleInf
 from movievault.media.reader import RangedReader, open_ranged
 from movievault.storage.base import Storage
 from tests import media
+from tests.large_media import make_large_mp4
+from tests.support import run_without
 
 MIB = 1024 * 1024
 
@@ -180,7 +182,7 @@ def test_an_mp4_with_its_index_first_but_cut_data_is_truncated(tmp_path: Path) -
 def large_movie(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 100 MB, 10-minute 1280×720 movie with its index at the end (mostly a hole)."""
     folder = tmp_path_factory.mktemp("large")
-    return media.make_large_mp4(folder / "large.mp4", size=100_000_000, seconds=600)
+    return make_large_mp4(folder / "large.mp4", size=100_000_000, seconds=600)
 
 
 def test_probe_and_poster_of_a_100_mb_movie_read_a_few_megabytes(
@@ -251,3 +253,37 @@ def test_an_unreachable_store_is_not_a_bad_file(
         make_poster(reader, duration=info.duration)
     assert probe(source).duration == pytest.approx(600, abs=0.1)
     bare_store.delete("movies/1/large_mp4")
+
+
+def test_the_media_core_needs_no_flask_database_or_numpy(
+    tmp_path: Path, media_files: dict[str, Path]
+) -> None:
+    # numpy draws the test movies; the app itself must not need it.
+    blocked = (
+        "flask", "flask_login", "flask_wtf", "sqlalchemy", "sqlmodel", "alembic", "numpy",
+        "boto3", "movievault.config", "movievault.db", "movievault.models",
+        "movievault.backends",
+    )
+    script = f"""
+import importlib, pkgutil, shutil
+import movievault.media
+for module in pkgutil.iter_modules(movievault.media.__path__):
+    importlib.import_module(f"movievault.media.{{module.name}}")
+from movievault.media.codecs import playback_type
+from movievault.media.poster import make_poster
+from movievault.media.probe import probe
+from movievault.media.reader import open_ranged
+from movievault.storage.local import LocalStorage
+
+store = LocalStorage(root="store", secret="a-secret-of-32-bytes-or-more-0123")
+store.setup()
+with open({str(media_files["h264.mkv"])!r}, "rb") as file:
+    store.put(key="movies/1/film", stream=file, size={media_files["h264.mkv"].stat().st_size},
+              content_type="video/x-matroska")
+reader = open_ranged(store, "movies/1/film", store.object_size("movies/1/film"))
+info = probe(reader)
+poster = make_poster(reader, duration=info.duration)
+print(playback_type(info), poster[:4].decode())
+"""
+    output = run_without(blocked, script, cwd=tmp_path)
+    assert output == 'video/x-matroska; codecs="avc1.64000C, mp4a.40.2" RIFF'

@@ -8,7 +8,13 @@ import os
 import pytest
 
 from movievault.errors import InvalidInput, NoSuchKey, ProbeTimeout
-from movievault.media.reader import BUFFER_SIZE, CACHE_SIZE, RangedReader, open_ranged
+from movievault.media.reader import (
+    BUFFER_SIZE,
+    CACHE_SIZE,
+    READ_AHEAD,
+    RangedReader,
+    open_ranged,
+)
 from movievault.storage.base import Storage
 
 DATA = os.urandom(300_000)
@@ -122,3 +128,26 @@ def test_a_reader_whose_object_shrank_sees_its_end(bare_store: Storage) -> None:
     put(bare_store, "movies/1/clip", DATA[:1000])
     reader = open_ranged(bare_store, "movies/1/clip", len(DATA))  # the size it had
     assert reader.read() == DATA[:1000]
+
+
+def test_reading_straight_on_asks_for_more_each_time(bare_store: Storage) -> None:
+    size = 6 * 1024 * 1024
+    data = os.urandom(size)
+    put(bare_store, "movies/1/long", data)
+    counting = CountingStore(bare_store)
+    raw = RangedReader(counting, "movies/1/long", size)  # type: ignore[arg-type]
+    reader = io.BufferedReader(raw, BUFFER_SIZE)
+    reader.seek(1000)
+    # FFmpeg reads 32 KiB at a time.
+    read = b"".join(reader.read(32 * 1024) for _ in range(96))
+    assert read == data[1000:1000 + 3 * 1024 * 1024]
+    # As much as was read in a row, up to READ_AHEAD: 3 MiB in 5 requests, not 12.
+    lengths = [length for _, length in counting.calls]
+    assert lengths[0] == BUFFER_SIZE
+    assert len(lengths) <= 5 and max(lengths) <= READ_AHEAD
+    # A seek starts small again: a keyframe costs one buffer, not megabytes.
+    counting.calls.clear()
+    reader.seek(5 * 1024 * 1024)
+    assert reader.read(1000) == data[5 * 1024 * 1024:5 * 1024 * 1024 + 1000]
+    assert counting.calls == [(5 * 1024 * 1024, BUFFER_SIZE)]
+    assert raw.bytes_read <= 3 * 1024 * 1024 + READ_AHEAD + BUFFER_SIZE

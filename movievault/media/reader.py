@@ -20,6 +20,8 @@ from movievault.storage.base import Storage
 #: to a keyframe does not drag megabytes of the film behind it.
 BUFFER_SIZE = 256 * 1024
 
+#: The most one request asks for while reading straight on (see `readinto`).
+READ_AHEAD = 2 * 1024 * 1024
 #: Bytes of earlier reads kept for reading again (a two-hour MP4's index is 4-5 MB).
 CACHE_SIZE = 16 * 1024 * 1024
 
@@ -58,6 +60,8 @@ class RangedReader(io.RawIOBase):
         # probe, and FFmpeg then reads the same header and index at the same offsets.
         self.cache: list[tuple[int, bytes]] = []
         self.cached = 0
+        self.last_end = -1
+        self.in_a_row = 0
 
     def check(self) -> None:
         """Raise the error of a read that failed, if one did."""
@@ -97,15 +101,22 @@ class RangedReader(io.RawIOBase):
             # FFmpeg retries a read that failed; PyAV keeps the first error and raises it
             # once FFmpeg gives up, so later reads end quietly instead of asking again.
             return 0
-        data = self.read_at(self.position, len(buffer))
+        # Reading on from where the last read ended (an index, a run of packets): ask for
+        # as much as has been read in a row so far, up to READ_AHEAD, and keep the rest
+        # for the next reads. A two-hour MP4's index then costs 5 requests, not 14.
+        in_a_row = self.in_a_row if self.position == self.last_end else 0
+        ahead = min(READ_AHEAD, in_a_row)
+        data = self.read_at(self.position, len(buffer), ahead=ahead)[: len(buffer)]
         count = len(data)
         memoryview(buffer).cast("B")[:count] = data
+        self.in_a_row = in_a_row + count
         self.position += count
+        self.last_end = self.position
         return count
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        """Up to `length` bytes at `offset`, from the cache or in one ranged read; the
-        position stays put."""
+    def read_at(self, offset: int, length: int, *, ahead: int = 0) -> bytes:
+        """Up to `length` bytes at `offset`, from the cache or in one ranged read of at
+        least `ahead` bytes (the rest is cached); the position stays put."""
         if self.deadline is not None and self.clock() > self.deadline:
             self.error = ProbeTimeout(
                 "reading the file took too long (the store is slow or stuck)"
@@ -118,14 +129,16 @@ class RangedReader(io.RawIOBase):
             if start <= offset and offset + wanted <= start + len(data):
                 return data[offset - start:offset - start + wanted]
         try:
-            data = self.storage.read_range(self.key, offset, wanted)
+            data = self.storage.read_range(
+                self.key, offset, min(max(wanted, ahead), self.size - offset)
+            )
         except Exception as error:
             self.error = error
             raise
         self.requests += 1
         self.bytes_read += len(data)
         self._remember(offset, data)
-        return data
+        return data[:wanted]
 
     def _remember(self, offset: int, data: bytes) -> None:
         """Keep what was read, the oldest going first past CACHE_SIZE bytes."""
