@@ -5,7 +5,8 @@
 //   button[data-poster-pick]   data-api: the API base; data-file-id; data-poster-url: the
 //                              page route that redirects to the poster
 //   [data-poster-status]       says what happened (a live region)
-//   img[data-poster-thumb]     the current poster, beside the button (may start hidden)
+//   img[data-poster-thumb]     the current poster, beside the button (made here if the
+//                              movie had none)
 // The player is the page's video.player.
 
 import { createApi } from "./api.js";
@@ -19,7 +20,7 @@ export function initPosterPicker(button) {
   const video = document.querySelector("video.player");
   const tools = button.closest("[data-player-tools]") ?? button.parentElement;
   const status = tools.querySelector("[data-poster-status]");
-  const thumb = tools.querySelector("img[data-poster-thumb]");
+  let thumb = tools.querySelector("img[data-poster-thumb]");
 
   button.addEventListener("click", async () => {
     const at = Math.round(video.currentTime * 1000) / 1000;
@@ -30,10 +31,8 @@ export function initPosterPicker(button) {
       // A new address, so neither the image cache nor the player reuses the old picture.
       const url = `${button.dataset.posterUrl}?v=${Date.now()}`;
       video.poster = url;
-      if (thumb) {
-        thumb.src = url;
-        thumb.hidden = false;
-      }
+      thumb ??= newThumb(button);
+      thumb.src = url;
       status.textContent = `Poster saved: the frame at ${clock(at)}.`;
     } catch (error) {
       status.textContent = error.message;
@@ -41,6 +40,18 @@ export function initPosterPicker(button) {
       button.disabled = false;
     }
   });
+}
+
+/** The small picture of the poster beside the button, for a movie that had none. */
+function newThumb(button) {
+  const thumb = document.createElement("img");
+  thumb.className = "poster-thumb";
+  thumb.alt = "Current poster";
+  thumb.width = 96;
+  thumb.height = 54;
+  thumb.dataset.posterThumb = "";
+  button.after(thumb);
+  return thumb;
 }
 
 /**

@@ -139,7 +139,12 @@ def test_grid_shows_posters_titles_lengths_and_badges(
     for index in range(3):
         assert decoded_width(images.nth(index)) > 0
     assert holiday.locator("img").get_attribute("alt") == "Poster of The Long Holiday"
-    screenshot(page, "library-grid")
+    page.set_viewport_size({"width": 390, "height": 844})
+    # On a phone the grid narrows to two columns and nothing sticks out sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    left = [box["x"] for box in (cards.nth(i).bounding_box() for i in range(3)) if box]
+    assert len(set(left)) == 2
+    screenshot(page, "library-grid-phone")
 
 
 def test_view_switch_is_remembered(
