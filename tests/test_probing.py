@@ -24,7 +24,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import update
 from sqlmodel import col
 
-from movievault import db, jobs, probing
+from movievault import background, db, jobs, probing
 from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.errors import StorageUnavailable
@@ -42,6 +42,7 @@ from tests.support import (
     keys,
     make_user,
     new_probe_worker,
+    override_settings,
     probe_due,
     probe_worker,
     rows,
@@ -473,3 +474,20 @@ def test_movievault_serve_probes_new_files_in_the_background(
         stop_process(process)
     assert shown["media"]["status"] == "ready" and shown["media"]["poster_url"]
     assert "Probing new files in the background, 1 at a time." in log.read_text()
+
+
+def test_a_wsgi_process_starts_its_worker_with_its_first_request(app: Flask) -> None:
+    override_settings(app, media_workers=2)
+    background.start_with_first_request(app)  # what wsgi.py does
+    assert background.EXTENSION not in app.extensions  # commands never start one
+    try:
+        app.test_client().get("/login")
+        worker = app.extensions[background.EXTENSION]
+        assert worker.running and len(worker._threads) == 2
+        app.test_client().get("/login")
+        assert app.extensions[background.EXTENSION] is worker  # once per process
+    finally:
+        worker = app.extensions.pop(background.EXTENSION, None)
+        if worker is not None:
+            worker.stop()
+            assert not worker.running

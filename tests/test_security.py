@@ -3,6 +3,7 @@ throttle, session cookies, `next` redirects and the security headers."""
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from datetime import timedelta
@@ -114,6 +115,12 @@ def test_another_users_ids_are_404_on_every_route_and_nothing_is_signed(
     make_user(app, "bob")
     alice, bob = sign_in(app, "alice"), sign_in(app, "bob")
     file_id = add_file(app, alice_id, "alices secret.mp4")
+    poster = f"posters/{alice_id}/{file_id}-{secrets.token_hex(8)}"
+    get_storage(app).put(key=poster, stream=io.BytesIO(b"RIFF"), size=4,
+                         content_type="image/webp")
+    with db.session_scope(app) as session:
+        session.exec(update(StoredFile).values(poster_key=poster))
+        session.commit()
     multipart = start_upload(alice, 11 * MIB)
     form = start_upload(alice, 1000)
     calls = record_storage_calls(app, monkeypatch)
@@ -122,12 +129,15 @@ def test_another_users_ids_are_404_on_every_route_and_nothing_is_signed(
     attempts: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/api/files/{file_id}", {}),
         ("PATCH", f"/api/files/{file_id}", {"json": {"name": "stolen.mp4"}}),
+        ("PATCH", f"/api/files/{file_id}", {"json": {"title": "Stolen", "year": 2000}}),
+        ("POST", f"/api/files/{file_id}/poster", {"json": {"at": 1}}),
         ("DELETE", f"/api/files/{file_id}", {}),
         ("GET", f"/files/{file_id}", {}),
         ("GET", f"/files/{file_id}/row", {"headers": htmx}),
         ("GET", f"/files/{file_id}/edit", {"headers": htmx}),
         ("GET", f"/files/{file_id}/download", {}),
         ("GET", f"/files/{file_id}/stream", {}),
+        ("GET", f"/files/{file_id}/poster", {}),
         ("POST", f"/files/{file_id}/rename", {"data": {"name": "stolen.mp4"}}),
         ("POST", f"/files/{file_id}/rename", {"data": {"name": "stolen.mp4"}, "headers": htmx}),
         ("POST", f"/files/{file_id}/delete", {}),
@@ -150,7 +160,8 @@ def test_another_users_ids_are_404_on_every_route_and_nothing_is_signed(
         body = answer.get_data(as_text=True)
         assert answer.status_code == 404, (method, path, answer.status_code, body[:200])
         assert "Location" not in answer.headers, (method, path)
-        for secret in ("alices secret", "X-Amz", "Signature", "movies/", "/storage/", "policy"):
+        for secret in ("alices secret", "X-Amz", "Signature", "movies/", "posters/", "/storage/",
+                       "policy"):
             assert secret not in body, (method, path, secret)
         if path.startswith("/api/"):
             assert answer.get_json() == {"error": answer.get_json()["error"]}
@@ -162,6 +173,7 @@ def test_another_users_ids_are_404_on_every_route_and_nothing_is_signed(
     )
     assert {u.id for u in rows(app, PendingUpload)} == {multipart["id"], form["id"]}
     assert alice.client.get(f"/files/{file_id}/download").status_code == 302
+    assert alice.client.get(f"/files/{file_id}/poster").status_code == 302
 
 
 def test_duplicates_are_per_user_so_a_hash_reveals_nothing(app: Flask) -> None:
