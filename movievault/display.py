@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from movievault import posters
-from movievault.models import StoredFile
+from movievault.models import StoredFile, as_utc, utcnow
 
 if TYPE_CHECKING:
     from movievault.media.probe import MediaInfo
@@ -96,6 +96,19 @@ class MovieFacts:
     details: list[tuple[str, str]]
     initials: str
     tone: int
+    #: Seconds between a pending movie's htmx polls (see `poll_interval`).
+    poll_seconds: int
+
+
+def poll_interval(age_seconds: float) -> int:
+    """How often a page asks again about a movie still being analysed: every 2 s while a
+    probe should be seconds away, then less and less often, so a long queue (a big import,
+    or probing switched off with MEDIA_WORKERS=0) costs an idle tab almost nothing."""
+    if age_seconds < 120:
+        return 2
+    if age_seconds < 1800:
+        return 10
+    return 60
 
 
 def movie_facts(stored: StoredFile, *, root: str = "") -> MovieFacts:
@@ -123,6 +136,7 @@ def movie_facts(stored: StoredFile, *, root: str = "") -> MovieFacts:
         details=details,
         initials=initials(title),
         tone=tone(title),
+        poll_seconds=poll_interval((utcnow() - as_utc(stored.created_at)).total_seconds()),
     )
 
 

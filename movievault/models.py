@@ -14,11 +14,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """The moment as an aware UTC datetime: SQLite gives stored times back naive."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def isoformat(moment: datetime) -> str:
     """Render a UTC datetime as ISO 8601 with a Z suffix, to the second."""
-    if moment.tzinfo is None:  # values read back by older SQLModel versions
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return as_utc(moment).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class User(SQLModel, table=True):

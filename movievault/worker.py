@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -20,7 +19,7 @@ from sqlmodel import Session
 from movievault import jobs, probing
 from movievault.errors import MovieVaultError
 from movievault.jobs import ProbeSettings
-from movievault.models import utcnow
+from movievault.models import as_utc, utcnow
 from movievault.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -95,9 +94,7 @@ class ProbeWorker:
             return self.poll
         if due is None:
             return self.poll
-        if due.tzinfo is None:  # SQLite gives back naive UTC
-            due = due.replace(tzinfo=UTC)
-        return max(0.05, min(self.poll, (due - utcnow()).total_seconds()))
+        return max(0.05, min(self.poll, (as_utc(due) - utcnow()).total_seconds()))
 
     def _loop(self) -> None:
         """Run jobs while there are due ones; then wait for a wake, a due job or `poll`."""

@@ -81,3 +81,10 @@ def test_tone_is_stable_and_spread() -> None:
     assert display.tone("Alien") == display.tone("Alien")
     tones = {display.tone(f"Movie {n}") for n in range(200)}
     assert tones == set(range(display.TONES))
+
+
+@pytest.mark.parametrize(
+    ("age", "every"), [(0, 2), (119, 2), (120, 10), (1799, 10), (1800, 60), (86400, 60)]
+)
+def test_poll_interval_grows_with_the_wait(age: float, every: int) -> None:
+    assert display.poll_interval(age) == every

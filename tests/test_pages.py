@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from urllib.parse import urlsplit
 
@@ -161,6 +162,25 @@ def test_the_chosen_view_is_remembered_in_a_cookie(
     odd = client.get("/?view=carousel")
     assert 'class="file-list"' in odd.get_data(as_text=True)
     assert "Set-Cookie" not in odd.headers
+
+
+def test_a_movie_pending_for_long_is_polled_less_and_less_often(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """A queue that does not move (probing off, a long import) must not keep idle tabs busy."""
+    owner = make_user(app, "alice")
+    file_id = add_file(app, owner, "Heat (1995).mp4")
+    auth.login()
+    for age, every in ((timedelta(seconds=10), 2), (timedelta(minutes=5), 10),
+                       (timedelta(hours=3), 60)):
+        with db.session_scope(app) as session:
+            stored = session.get(StoredFile, file_id)
+            assert stored is not None
+            stored.created_at = datetime.now(UTC) - age
+            session.commit()
+        for route in ("card", "row", "facts"):
+            pending = client.get(f"/files/{file_id}/{route}").get_data(as_text=True)
+            assert f'hx-trigger="every {every}s"' in pending, (route, age)
 
 
 def test_cards_and_rows_poll_until_the_movie_is_analysed(
