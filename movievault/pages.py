@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from movievault import db, library
+from movievault import db, library, subtitles
 from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput, NotFound
@@ -73,7 +73,10 @@ def library_page() -> ResponseReturnValue:
 def movie(file_id: int) -> ResponseReturnValue:
     """A movie's page: the player, its details, download."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
-    return render_template("library/movie.html", file=stored)
+    return render_template(
+        "library/movie.html", file=stored, embedded=library.embedded_subtitles(stored),
+        subtitle_url=library.subtitle_url,
+    )
 
 
 @bp.get("/files/<int:file_id>/row")
@@ -176,3 +179,35 @@ def poster(file_id: int) -> ResponseReturnValue:
         key=stored.poster_key, filename=f"{stored.title}.webp", content_type=POSTER_TYPE,
         inline=True,
     )
+
+
+@bp.get("/files/<int:file_id>/subtitles/<int:subtitle_id>.vtt")
+@login_required
+def subtitle_track(file_id: int, subtitle_id: int) -> ResponseReturnValue:
+    """A subtitle's WebVTT for the player's `<track>`.
+
+    Served by the app rather than by a redirect to the store: a `<track>` on another
+    origin needs CORS, and with it `crossorigin` on the video, which would then need the
+    store's CORS for the movie as well. A WebVTT is a few dozen KB, read once per view.
+    """
+    session = db.session()
+    subtitle = subtitles.get_owned_subtitle(
+        session=session, owner_id=_owner(), file_id=file_id, subtitle_id=subtitle_id
+    )
+    response = make_response(subtitles.read_vtt(storage=get_storage(), subtitle=subtitle))
+    response.headers["Content-Type"] = "text/vtt; charset=utf-8"
+    # The URL names this subtitle's version (see library.subtitle_url): it never changes.
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@bp.post("/files/<int:file_id>/subtitles/<int:subtitle_id>/delete")
+@login_required
+def delete_subtitle(file_id: int, subtitle_id: int) -> ResponseReturnValue:
+    """Remove a subtitle from the movie page's list, then show the page again."""
+    subtitles.remove(
+        session=db.session(), storage=get_storage(), owner_id=_owner(), file_id=file_id,
+        subtitle_id=subtitle_id,
+    )
+    flash("Subtitle removed.", "info")
+    return redirect(url_for("pages.movie", file_id=file_id))

@@ -2,6 +2,7 @@
 // scripts anywhere: pages pass data through data-* attributes and <meta> tags.
 
 import { csrfTokenFromMeta } from "./api.js";
+import { initSubtitlePicker } from "./subtitles.js";
 import { initUploadPanel } from "./upload-panel.js";
 
 /** htmx requests (rename, delete, ...) carry the CSRF token like the JSON API calls. */
@@ -24,3 +25,6 @@ confirmForms();
 
 const panel = document.querySelector("[data-upload-panel]");
 if (panel) initUploadPanel(panel);
+
+const subtitlePanel = document.querySelector("[data-subtitle-panel]");
+if (subtitlePanel) initSubtitlePicker(subtitlePanel);
