@@ -6,9 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
+)
 from sqlalchemy.orm import relationship
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
 def utcnow() -> datetime:
@@ -134,10 +144,10 @@ class StoredFile(FileBase, table=True):
 
 # Mapped by SQLAlchemy itself: SQLModel's Relationship cannot read `list[Subtitle]` from a
 # postponed annotation and would map a single subtitle.
-StoredFile.__mapper__.add_property(
+inspect(StoredFile).add_property(
     "subtitles",
     relationship(
-        Subtitle, lazy="selectin", order_by=Subtitle.id, cascade="all, delete-orphan",
+        Subtitle, lazy="selectin", order_by=col(Subtitle.id), cascade="all, delete-orphan",
         passive_deletes=True,
     ),
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urljoin
+
 from flask import (
     Blueprint,
     Response,
@@ -16,13 +19,21 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from movievault import db, library, subtitles
+from movievault import db, display, library, subtitles
 from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput, NotFound
+from movievault.models import StoredFile
 from movievault.posters import CONTENT_TYPE as POSTER_TYPE
 
 bp = Blueprint("pages", __name__)
+
+#: The library shows a poster grid or the list; the choice is remembered in this cookie so
+#: that the first render of the next visit is already the right one (no flash of the other).
+VIEW_COOKIE = "movievault_view"
+VIEWS = ("grid", "list")
+DEFAULT_VIEW = "grid"
+VIEW_COOKIE_AGE = 365 * 24 * 3600
 
 
 def _owner() -> int:
@@ -51,13 +62,32 @@ def _current_page() -> library.Page:
     )
 
 
+def _asked_view() -> str | None:
+    """The view the request asks for (`?view=grid|list`), if it names a known one."""
+    view = request.values.get("view")
+    return view if view in VIEWS else None
+
+
+def _current_view() -> str:
+    """The view to show: the one asked for, else the remembered one, else the grid."""
+    remembered = request.cookies.get(VIEW_COOKIE)
+    return _asked_view() or (remembered if remembered in VIEWS else DEFAULT_VIEW)
+
+
 def _render_list(status: int = 200) -> Response:
     """Render the catalogue: the whole page, or only the list fragment for htmx."""
     page = _current_page()
+    view = _current_view()
     template = "library/_file_list.html" if _is_htmx() else "library/index.html"
-    response = make_response(render_template(template, page=page), status)
+    response = make_response(render_template(template, page=page, view=view), status)
     # The same URL answers with two bodies; caches must keep them apart.
     response.vary.add("HX-Request")
+    asked = _asked_view()
+    if asked and asked != request.cookies.get(VIEW_COOKIE):
+        response.set_cookie(
+            VIEW_COOKIE, asked, max_age=VIEW_COOKIE_AGE, path=request.script_root or "/",
+            secure=request.is_secure, httponly=True, samesite="Lax",
+        )
     return response
 
 
@@ -68,23 +98,93 @@ def library_page() -> ResponseReturnValue:
     return _render_list()
 
 
+def _owned(file_id: int) -> StoredFile:
+    """The signed-in user's file, or NotFound."""
+    return library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+
+
 @bp.get("/files/<int:file_id>")
 @login_required
 def movie(file_id: int) -> ResponseReturnValue:
     """A movie's page: the player, its details, download."""
-    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+    stored = _owned(file_id)
+    expires = settings().url_expires
+    # For players outside the browser (VLC, mpv), which carry no session cookie: the
+    # signed URL itself, absolute, as the download route would redirect to it.
+    url = get_storage().download_url(
+        key=stored.key, filename=stored.name, content_type=stored.content_type, inline=True,
+        expires=expires,
+    )
     return render_template(
-        "library/movie.html", file=stored, embedded=library.embedded_subtitles(stored),
-        subtitle_url=library.subtitle_url,
+        "library/movie.html", file=stored, stream_url=urljoin(request.host_url, url),
+        stream_valid_for=display.running_time(expires),
+        embedded=library.embedded_subtitles(stored), subtitle_url=library.subtitle_url,
     )
 
 
 @bp.get("/files/<int:file_id>/row")
 @login_required
 def file_row(file_id: int) -> ResponseReturnValue:
-    """One row of the list (htmx: leaving rename mode)."""
-    stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
-    return render_template("library/_file_row.html", file=stored)
+    """One row of the list (htmx: leaving rename mode, or polling while it is analysed)."""
+    return render_template("library/_file_row.html", file=_owned(file_id))
+
+
+@bp.get("/files/<int:file_id>/card")
+@login_required
+def file_card(file_id: int) -> ResponseReturnValue:
+    """One card of the poster grid (htmx: polling while the movie is analysed)."""
+    return render_template("library/_file_card.html", file=_owned(file_id))
+
+
+@bp.get("/files/<int:file_id>/facts")
+@login_required
+def movie_facts(file_id: int) -> ResponseReturnValue:
+    """The movie page's details (htmx: polling while the movie is analysed)."""
+    return render_template("library/_movie_facts.html", file=_owned(file_id))
+
+
+@bp.get("/files/<int:file_id>/head")
+@login_required
+def movie_head(file_id: int) -> ResponseReturnValue:
+    """The movie page's title and year (htmx: leaving the title form)."""
+    return render_template("library/_movie_head.html", file=_owned(file_id))
+
+
+@bp.get("/files/<int:file_id>/title")
+@login_required
+def edit_title(file_id: int) -> ResponseReturnValue:
+    """The movie page's title and year as a form (htmx)."""
+    return render_template("library/_movie_head_edit.html", file=_owned(file_id))
+
+
+def _year_field(text: str) -> Any:
+    """The year form field as the catalogue takes it: empty is none, digits a number."""
+    text = text.strip()
+    if not text:
+        return None
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+@bp.post("/files/<int:file_id>/title")
+@login_required
+def save_title(file_id: int) -> ResponseReturnValue:
+    """Save the title and year; a bad value re-renders the form with the reason (422)."""
+    session = db.session()
+    title, year = request.form.get("title", ""), request.form.get("year", "")
+    try:
+        stored = library.update_file(
+            session=session, owner_id=_owner(), file_id=file_id,
+            data={"title": title, "year": _year_field(year)},
+        )
+    except InvalidInput as error:
+        return render_template(
+            "library/_movie_head_edit.html", file=_owned(file_id), error=error.message,
+            title=title, year=year,
+        ), 422
+    if _is_htmx():
+        return render_template("library/_movie_head.html", file=stored, retitle=True)
+    flash("Saved the title.", "info")
+    return redirect(url_for("pages.movie", file_id=file_id))
 
 
 @bp.get("/files/<int:file_id>/edit")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
+from movievault import display
 from movievault.backends import get_storage
+from movievault.models import StoredFile
 from movievault.units import human_size
 
 
@@ -34,9 +36,15 @@ def _page_context() -> dict[str, Any]:
     return {"storage_warning": get_storage().notice()}
 
 
+def movie_facts(stored: StoredFile) -> display.MovieFacts:
+    """What the pages show of a movie, with URLs under the app's path."""
+    return display.movie_facts(stored, root=request.script_root)
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and the context."""
     app.add_template_filter(human_size, "filesize")
     app.add_template_filter(human_date, "date")
     app.add_template_global(page_window, "page_window")
+    app.add_template_global(movie_facts, "movie_facts")
     app.context_processor(_page_context)

@@ -25,10 +25,11 @@ from movievault.client import ApiClient
 from movievault.storage.base import Storage
 from movievault.storage.local import LocalStorage
 from movievault.storage.s3 import S3Storage
+from tests import media
 
 # Failed asserts inside the helpers report their values, as in the tests themselves.
 pytest.register_assert_rewrite("tests.support")
-from tests import localstack, media  # noqa: E402
+from tests import localstack  # noqa: E402
 from tests.support import (  # noqa: E402
     MIB,
     SECRET_KEY,
@@ -207,3 +208,16 @@ def media_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "subtitles.srt": media.write_srt,
     }
     return {name: make(folder / name) for name, make in makers.items()}
+
+
+@pytest.fixture(scope="session")
+def movies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Real media, made once for the run: four H.264/AAC MP4s (index at the end) that
+    differ in length (`clip0`..`clip3`, 2 to 3.5 s), and random bytes named .mkv."""
+    folder = tmp_path_factory.mktemp("media")
+    made = {
+        f"clip{n}": media.make_h264_mp4(folder / f"clip{n}.mp4", seconds=2.0 + n / 2).read_bytes()
+        for n in range(4)
+    }
+    made["random"] = media.make_random_bytes(folder / "random.mkv").read_bytes()
+    return made

@@ -37,7 +37,7 @@ from movievault.client import ApiClient, sha256_of
 from movievault.config import DEFAULTS, settings
 from movievault.errors import StorageRejected
 from movievault.jobs import ProbeSettings
-from movievault.models import PendingUpload, StoredFile, utcnow
+from movievault.models import PendingUpload, ProbeJob, StoredFile, utcnow
 from movievault.serving import create_server as create_movievault_server
 from movievault.serving import serve_options
 from movievault.settings import Settings
@@ -423,6 +423,28 @@ def probe_due(app: Flask, storage: Storage | None = None) -> list[probing.Outcom
     while (outcome := worker.run_once()) is not None:
         outcomes.append(outcome)
     return outcomes
+
+
+def probe_job(app: Flask, file_id: int) -> ProbeJob | None:
+    """The file's probe job, read fresh."""
+    with db.session_scope(app) as session:
+        return session.exec(select(ProbeJob).where(ProbeJob.file_id == file_id)).first()
+
+
+def make_job_due(app: Flask, file_id: int) -> None:
+    """Let the file's probe job run now, as if its backoff had passed."""
+    with db.session_scope(app) as session:
+        job = probe_job_row(session, file_id)
+        job.due_at = utcnow() - timedelta(seconds=1)
+        session.add(job)
+        session.commit()
+
+
+def probe_job_row(session: Session, file_id: int) -> ProbeJob:
+    """The file's probe job in `session` (there must be one)."""
+    job = session.exec(select(ProbeJob).where(ProbeJob.file_id == file_id)).first()
+    assert job is not None, f"file {file_id} has no probe job"
+    return job
 
 
 def wait_for_media(client: ApiClient, file_id: int, timeout: float = 30) -> dict[str, Any]:

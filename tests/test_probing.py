@@ -1,30 +1,25 @@
-"""Probing in the background, on both stores: `complete` queues a job and answers, the
-woken worker records the metadata and a poster, broken files are recorded as such, a
-failing store is retried with backoff, a job outlives its worker, and two workers never
-probe one file; `movievault rescan` does the same work in-process.
+"""Probing a file, on both stores: what it records field by field, broken files recorded
+as such with the reason, a failing store retried with backoff, a probe past its time
+limit, a job that outlives its worker or keeps killing it, and `movievault rescan`
+doing the same work in-process.
 
-The queue alone (claims, leases, backoff) is in tests/test_jobs.py.
+The queue alone (claims, leases, backoff) is in tests/test_jobs.py; the background worker
+(woken by `complete`, several at once, started by `serve`) in tests/test_worker.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import threading
 import time
-from collections import Counter
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
-import requests
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import update
-from sqlmodel import col
 
-from movievault import background, db, jobs, probing
+from movievault import db, jobs, probing
 from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.errors import StorageUnavailable
@@ -32,40 +27,18 @@ from movievault.models import ProbeJob, StoredFile, utcnow
 from movievault.storage import Storage
 from tests import media
 from tests.support import (
-    MOVIEVAULT,
-    PASSWORD,
     LiveServer,
     add_file,
     download,
-    environment,
-    free_port,
     keys,
+    make_job_due,
     make_user,
     new_probe_worker,
-    override_settings,
     probe_due,
-    probe_worker,
+    probe_job,
     rows,
-    sign_in_over_http,
-    stop_process,
     wait_for_media,
-    wait_for_port,
 )
-
-WEBP = (b"RIFF", b"WEBP")
-
-
-@pytest.fixture(scope="module")
-def movies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """Real media, made once for the module: a few H.264/AAC MP4s (index at the end) that
-    differ in length, and random bytes named .mkv."""
-    folder = tmp_path_factory.mktemp("media")
-    made = {
-        f"clip{n}": media.make_h264_mp4(folder / f"clip{n}.mp4", seconds=2.0 + n / 2).read_bytes()
-        for n in range(4)
-    }
-    made["random"] = media.make_random_bytes(folder / "random.mkv").read_bytes()
-    return made
 
 
 class FlakyStore:
@@ -102,69 +75,6 @@ class SlowStore(FlakyStore):
 def flaky(app: Flask, failures: int) -> Storage:
     """The app's store failing its first `failures` ranged reads."""
     return FlakyStore(get_storage(app), failures)  # type: ignore[return-value]
-
-
-def job(app: Flask, file_id: int) -> ProbeJob | None:
-    """The file's probe job, read fresh."""
-    return next((j for j in rows(app, ProbeJob) if j.file_id == file_id), None)
-
-
-def make_due(app: Flask, file_id: int) -> None:
-    """Let the file's job run now, as if its backoff had passed."""
-    with db.session_scope(app) as session:
-        session.exec(
-            update(ProbeJob)
-            .where(col(ProbeJob.file_id) == file_id)
-            .values(due_at=utcnow() - timedelta(seconds=1))
-        )
-        session.commit()
-
-
-def fetch_poster(client: ApiClient, shown: dict[str, Any]) -> requests.Response:
-    """Follow the file's poster_url through the app's redirect to the store."""
-    redirect = client.http.get(urljoin(client.base, shown["media"]["poster_url"]),
-                               allow_redirects=False)
-    assert redirect.status_code == 302, redirect.text
-    return requests.get(urljoin(client.base, redirect.headers["Location"]), timeout=60)
-
-
-def test_complete_answers_at_once_and_the_woken_worker_fills_in_the_movie(
-    alice: ApiClient, live_server: LiveServer, movies: dict[str, bytes]
-) -> None:
-    app = live_server.app
-    with probe_worker(app, poll=600):
-        started = time.monotonic()
-        answer = alice.upload(name="Long.Film.1999.1080p.BluRay.x264-GRP.mp4",
-                              data=movies["clip0"])
-        done = answer["file"]
-        # `complete` did not wait for the probe: the file is recorded with its job pending.
-        assert (done["title"], done["year"]) == ("Long Film", 1999)
-        assert done["media"] == {
-            "status": "pending", "error": None, "duration": None, "container": None,
-            "bitrate": None, "video": None, "audio": [], "subtitles": [], "poster_url": None,
-        }
-        shown = wait_for_media(alice, done["id"])
-        # Far sooner than the worker's 600 s poll: complete woke it.
-        assert time.monotonic() - started < 30
-    found = shown["media"]
-    assert (found["status"], found["error"], found["container"]) == ("ready", None, "mp4")
-    assert found["duration"] == pytest.approx(2.0, abs=0.05)
-    assert 300_000 < found["bitrate"] < 800_000
-    assert found["video"] == {
-        "codec": "h264", "profile": "High", "level": 12, "width": 320, "height": 180,
-        "fps": 24.0, "pix_fmt": "yuv420p", "hdr": None,
-    }
-    assert found["audio"] == [{"codec": "aac", "channels": 2, "language": "eng"}]
-    assert found["subtitles"] == []
-    poster = fetch_poster(alice, shown)
-    assert poster.status_code == 200 and poster.headers["Content-Type"] == "image/webp"
-    assert (poster.content[:4], poster.content[8:12]) == WEBP
-    # The columns the library sorts by, and no job left behind.
-    (row,) = rows(app, StoredFile)
-    assert (row.width, row.height, row.hdr) == (320, 180, None)
-    assert row.duration == pytest.approx(2.0, abs=0.1)
-    assert row.poster_key is not None and row.poster_key.startswith(f"posters/{row.owner_id}/")
-    assert rows(app, ProbeJob) == []
 
 
 def test_every_audio_and_subtitle_stream_is_listed_and_cover_art_is_no_video(
@@ -229,7 +139,7 @@ def test_a_store_that_fails_is_retried_with_backoff_until_it_answers(
     store = flaky(app, failures=1)
     worker = new_probe_worker(app, storage=store)
     assert worker.run_once() == "retry"
-    waiting = job(app, file_id)
+    waiting = probe_job(app, file_id)
     assert waiting is not None and waiting.attempts == 1 and waiting.lease is None
     assert "The store is down" in (waiting.last_error or "")
     due = waiting.due_at if waiting.due_at.tzinfo else waiting.due_at.replace(tzinfo=UTC)
@@ -237,10 +147,10 @@ def test_a_store_that_fails_is_retried_with_backoff_until_it_answers(
     assert timedelta(seconds=25) < wait <= timedelta(seconds=30)
     assert alice.api("GET", f"/files/{file_id}").json()["file"]["media"]["status"] == "pending"
     assert worker.run_once() is None  # not due yet
-    make_due(app, file_id)
+    make_job_due(app, file_id)
     assert worker.run_once() == "ready"
     assert wait_for_media(alice, file_id)["media"]["video"]["codec"] == "h264"
-    assert job(app, file_id) is None
+    assert probe_job(app, file_id) is None
 
 
 def test_a_store_that_stays_down_fails_the_file_after_four_tries_then_rescan_fixes_it(
@@ -251,13 +161,13 @@ def test_a_store_that_stays_down_fails_the_file_after_four_tries_then_rescan_fix
     worker = new_probe_worker(app, storage=flaky(app, failures=10**6))
     outcomes = []
     for _ in range(jobs.MAX_ATTEMPTS):
-        make_due(app, file_id)
+        make_job_due(app, file_id)
         outcomes.append(worker.run_once())
     assert outcomes == ["retry", "retry", "retry", "failed"]
     shown = alice.api("GET", f"/files/{file_id}").json()["file"]
     assert shown["media"]["status"] == "failed"
     assert "The store is down" in shown["media"]["error"]
-    assert job(app, file_id) is None
+    assert probe_job(app, file_id) is None
     # Once the store is back, the owner asks for the failed files again.
     result = app.test_cli_runner().invoke(args=["rescan", "--failed"])
     assert result.exit_code == 0, result.output
@@ -278,7 +188,7 @@ def test_a_probe_past_its_time_limit_ends_and_is_tried_again_later(
     started = time.monotonic()
     assert worker.run_once() == "retry"
     assert time.monotonic() - started < 5  # ended by its deadline, not by the file's end
-    waiting = job(app, file_id)
+    waiting = probe_job(app, file_id)
     assert waiting is not None and "longer than the time limit" in (waiting.last_error or "")
     assert rows(app, StoredFile)[0].media_status == "pending"
 
@@ -327,35 +237,7 @@ def test_a_file_that_kills_its_worker_every_time_is_given_up_on(
     assert probe_due(app) == ["failed"]
     shown = alice.api("GET", f"/files/{file_id}").json()["file"]
     assert shown["media"]["error"] == "Probing was stopped 4 times before it finished."
-    assert job(app, file_id) is None
-
-
-def test_concurrent_workers_never_probe_one_file_twice(
-    alice: ApiClient, live_server: LiveServer, movies: dict[str, bytes],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    app = live_server.app
-    ids = [alice.upload(name=f"{name}.mp4", data=data)["file"]["id"]
-           for name, data in movies.items()]
-    probed: list[str] = []
-    lock = threading.Lock()
-    real_examine = probing._examine
-
-    def counting_examine(storage: Storage, target: Any, **options: Any) -> Any:
-        with lock:
-            probed.append(target.key)
-        return real_examine(storage, target, **options)
-
-    monkeypatch.setattr(probing, "_examine", counting_examine)
-    # Two workers of two threads each, each with its own engine, as two processes would be.
-    with probe_worker(app, workers=2) as first, probe_worker(app, workers=2) as second:
-        for worker in (first, second):
-            worker.wake()
-            worker.wake()
-        shown = [wait_for_media(alice, file_id) for file_id in ids]
-    assert sorted(f["media"]["status"] for f in shown) == ["failed"] + ["ready"] * 4
-    assert sorted(Counter(probed).values()) == [1] * len(ids)
-    assert rows(app, ProbeJob) == []
+    assert probe_job(app, file_id) is None
 
 
 def test_rescan_probes_files_recorded_before_probing_existed(
@@ -404,28 +286,7 @@ def test_rescan_leaves_a_file_a_running_worker_holds_to_it(
     assert result.exit_code == 0, result.output
     assert "Probed 1 file(s): 0 ready, 0 failed, 0 to be retried by the server, " \
            "1 being probed by the server." in result.output
-    assert job(app, file_id) is not None
-
-
-def test_the_worker_keeps_running_when_a_probe_goes_wrong(
-    app: Flask, movies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    owner = make_user(app, "alice")
-    file_id = add_file(app, owner, "Film.mp4", movies["clip0"])
-    with db.session_scope(app) as session:
-        jobs.enqueue(session=session, file_id=file_id)
-        session.commit()
-
-    def broken(source: Any) -> Any:
-        raise RuntimeError("a bug in the prober")
-
-    monkeypatch.setattr(probing, "probe", broken)
-    assert probe_due(app) == ["retry"]
-    waiting = job(app, file_id)
-    assert waiting is not None and "a bug in the prober" in (waiting.last_error or "")
-    monkeypatch.undo()
-    make_due(app, file_id)
-    assert probe_due(app) == ["ready"]
+    assert probe_job(app, file_id) is not None
 
 
 def test_deleting_a_file_removes_its_job_and_poster(
@@ -437,7 +298,7 @@ def test_deleting_a_file_removes_its_job_and_poster(
     assert probe_due(app) == ["ready"]
     queued = alice.upload(name="b.mp4", data=movies["clip1"])["file"]["id"]
     (with_poster,) = [f for f in rows(app, StoredFile) if f.id == probed]
-    assert with_poster.poster_key in keys(storage) and job(app, queued) is not None
+    assert with_poster.poster_key in keys(storage) and probe_job(app, queued) is not None
     for file_id in (probed, queued):
         assert alice.api("DELETE", f"/files/{file_id}").status_code == 204
     assert keys(storage) == set()  # both movies and the poster
@@ -445,49 +306,3 @@ def test_deleting_a_file_removes_its_job_and_poster(
 
 
 
-def test_movievault_serve_probes_new_files_in_the_background(
-    tmp_path: Path, movies: dict[str, bytes]
-) -> None:
-    """The command as deployed: its worker is started, and woken by `complete`."""
-    port = free_port()
-    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local", MEDIA_WORKERS=1,
-                      PUBLIC_URL=f"http://127.0.0.1:{port}")
-    created = subprocess.run([*MOVIEVAULT, "create-user", "alice"], input=f"{PASSWORD}\n",
-                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*MOVIEVAULT, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, process, log)
-        url = f"http://127.0.0.1:{port}"
-        alice = ApiClient(http=sign_in_over_http(url, "alice"), base=url)
-        started = time.monotonic()
-        file_id = alice.upload(name="Heat (1995).mp4", data=movies["clip2"])["file"]["id"]
-        shown = wait_for_media(alice, file_id, timeout=60)
-        # Woken by complete: sooner than the worker's 15 s look for due jobs.
-        assert time.monotonic() - started < 12, log.read_text()
-    finally:
-        stop_process(process)
-    assert shown["media"]["status"] == "ready" and shown["media"]["poster_url"]
-    assert "Probing new files in the background, 1 at a time." in log.read_text()
-
-
-def test_a_wsgi_process_starts_its_worker_with_its_first_request(app: Flask) -> None:
-    override_settings(app, media_workers=2)
-    background.start_with_first_request(app)  # what wsgi.py does
-    assert background.EXTENSION not in app.extensions  # commands never start one
-    try:
-        app.test_client().get("/login")
-        worker = app.extensions[background.EXTENSION]
-        assert worker.running and len(worker._threads) == 2
-        app.test_client().get("/login")
-        assert app.extensions[background.EXTENSION] is worker  # once per process
-    finally:
-        worker = app.extensions.pop(background.EXTENSION, None)
-        if worker is not None:
-            worker.stop()
-            assert not worker.running

@@ -307,6 +307,14 @@ def test_hostile_names_are_text_in_every_html_response(app: Flask, name: str) ->
         "movie page": alice.client.get(f"/files/{file_id}"),
         "refused rename": alice.client.post(f"/files/{file_id}/rename", data={"name": "  "},
                                             headers=htmx),
+        "card": alice.client.get(f"/files/{file_id}/card", headers=htmx),
+        "movie head": alice.client.get(f"/files/{file_id}/head", headers=htmx),
+        "title form": alice.client.get(f"/files/{file_id}/title", headers=htmx),
+        # A file recorded without a title shows its name as the title; typed back as the
+        # title with a bad year, it comes back in the refused form.
+        "refused title": alice.client.post(f"/files/{file_id}/title",
+                                           data={"title": name, "year": "soon"},
+                                           headers=htmx),
     }
     # Renaming to the hostile name through the plain form flashes it on the next page.
     renamed = alice.client.post(f"/files/{file_id}/rename", data={"name": name},

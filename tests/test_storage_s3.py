@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from movievault.errors import StorageRejected, StorageUnavailable
@@ -205,3 +206,41 @@ def test_checksums_off_keeps_checksum_headers_off_the_apps_own_uploads(
     names = {name.lower() for name in seen[0]}
     assert ("x-amz-sdk-checksum-algorithm" in names) is sent
     assert ("x-amz-trailer" in names) is sent
+
+
+def _refuse(status: int, code: str, operation: str) -> Callable[..., None]:
+    """A client call that fails as boto3 does when the store answers `status` with `code`."""
+
+    def call(**_: object) -> None:
+        """Raise the store's answer."""
+        raise ClientError(
+            {"Error": {"Code": code, "Message": "..."},
+             "ResponseMetadata": {"HTTPStatusCode": status}},
+            operation,
+        )
+
+    return call
+
+
+def test_setup_goes_on_past_a_bucket_setting_the_store_does_not_implement(
+    storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MinIO answers PutBucketCors with 501: say what to set by hand, still apply the rest."""
+    refuse = _refuse(501, "NotImplemented", "PutBucketCors")
+    monkeypatch.setattr(storage.client, "put_bucket_cors", refuse)
+    storage.client.delete_bucket_lifecycle(Bucket="unit-bucket")
+    done = storage.setup(public_url="https://movies.example.org/", abort_after_days=5)
+    skipped = "skipped: this store does not implement bucket CORS"
+    assert any(line.startswith(skipped) for line in done)
+    rules = storage.client.get_bucket_lifecycle_configuration(Bucket="unit-bucket")["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 5}
+
+
+def test_setup_stops_at_a_bucket_setting_the_store_refuses(
+    storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access denied is not "not implemented": the admin must hear it as an error."""
+    refuse = _refuse(403, "AccessDenied", "PutBucketCors")
+    monkeypatch.setattr(storage.client, "put_bucket_cors", refuse)
+    with pytest.raises(StorageRejected, match="AccessDenied"):
+        storage.setup(public_url="https://movies.example.org/", abort_after_days=5)

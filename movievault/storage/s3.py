@@ -41,6 +41,19 @@ _translate = translate_errors(boto_meaning)
 _MAX_CACHED_ADDRESSES = 1024
 
 
+def _skipped(error: ClientError, what: str, instead: str) -> str:
+    """The line `setup` prints for a bucket setting the store does not implement (501): a few
+    S3-compatible stores keep such settings elsewhere (MinIO's CORS is a server setting),
+    so say what to set by hand and go on. Any other refusal is raised."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status != 501 and error.response.get("Error", {}).get("Code") != "NotImplemented":
+        raise error
+    return (
+        f"skipped: this store does not implement {what}; set {instead} in the store's own "
+        "configuration (docs/STORAGE.md, Providers)"
+    )
+
+
 class S3Storage(Storage):
     """Objects in one S3 bucket; browsers get SigV4 presigned URLs for every transfer."""
 
@@ -324,42 +337,52 @@ class S3Storage(Storage):
                 options["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             self.client.create_bucket(**options)
             done.append(f"bucket {self.bucket} created")
-        self.client.put_bucket_cors(
-            Bucket=self.bucket,
-            CORSConfiguration={
-                "CORSRules": [
-                    {
-                        "AllowedOrigins": [public_url.rstrip("/")],
-                        "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],
-                        # What the page sends with a PUT: the signed type and checksum.
-                        "AllowedHeaders": ["content-type", CHECKSUM_HEADER],
-                        # Without ETag here the browser cannot read part ETags.
-                        "ExposeHeaders": ["ETag"],
-                        "MaxAgeSeconds": 3600,
-                    }
-                ]
-            },
-        )
-        done.append(
-            f"CORS allows {public_url.rstrip('/')} (GET, PUT, POST, HEAD; headers Content-Type "
-            f"and {CHECKSUM_HEADER}; exposes ETag)"
-        )
-        self.client.put_bucket_lifecycle_configuration(
-            Bucket=self.bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "movievault-abort-incomplete-multipart",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": ""},
-                        "AbortIncompleteMultipartUpload": {
-                            "DaysAfterInitiation": abort_after_days
-                        },
-                    }
-                ]
-            },
-        )
-        done.append(f"lifecycle aborts incomplete multipart uploads after {abort_after_days} days")
+        try:
+            self.client.put_bucket_cors(
+                Bucket=self.bucket,
+                CORSConfiguration={
+                    "CORSRules": [
+                        {
+                            "AllowedOrigins": [public_url.rstrip("/")],
+                            "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],
+                            # What the page sends with a PUT: the signed type and checksum.
+                            "AllowedHeaders": ["content-type", CHECKSUM_HEADER],
+                            # Without ETag here the browser cannot read part ETags.
+                            "ExposeHeaders": ["ETag"],
+                            "MaxAgeSeconds": 3600,
+                        }
+                    ]
+                },
+            )
+            done.append(
+                f"CORS allows {public_url.rstrip('/')} (GET, PUT, POST, HEAD; headers "
+                f"Content-Type and {CHECKSUM_HEADER}; exposes ETag)"
+            )
+        except ClientError as error:
+            done.append(_skipped(error, "bucket CORS (PutBucketCors)", "its CORS"))
+        try:
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket,
+                LifecycleConfiguration={
+                    "Rules": [
+                        {
+                            "ID": "movievault-abort-incomplete-multipart",
+                            "Status": "Enabled",
+                            "Filter": {"Prefix": ""},
+                            "AbortIncompleteMultipartUpload": {
+                                "DaysAfterInitiation": abort_after_days
+                            },
+                        }
+                    ]
+                },
+            )
+            done.append(
+                f"lifecycle aborts incomplete multipart uploads after {abort_after_days} days"
+            )
+        except ClientError as error:
+            done.append(
+                _skipped(error, "lifecycle rules", "a clean-up of unfinished multipart uploads")
+            )
         return done
 
     @_translate("list objects")

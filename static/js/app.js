@@ -2,6 +2,10 @@
 // scripts anywhere: pages pass data through data-* attributes and <meta> tags.
 
 import { csrfTokenFromMeta } from "./api.js";
+import { initCopyButtons } from "./copy-button.js";
+import { markUnplayable } from "./playable-badges.js";
+import { initPlayer } from "./player.js";
+import { initPosterPicker } from "./poster-picker.js";
 import { initSubtitlePicker } from "./subtitles.js";
 import { initUploadPanel } from "./upload-panel.js";
 
@@ -20,11 +24,22 @@ function confirmForms() {
   });
 }
 
+/** Badges on movies this browser will not play, also on cards and rows htmx swaps in. */
+function markMoviesThatWillNotPlay() {
+  markUnplayable(document.body);
+  document.body.addEventListener("htmx:load", (event) => markUnplayable(event.detail.elt));
+}
+
 sendCsrfWithHtmx();
 confirmForms();
+initCopyButtons();
+markMoviesThatWillNotPlay();
 
 const panel = document.querySelector("[data-upload-panel]");
 if (panel) initUploadPanel(panel);
-
+const player = document.querySelector("[data-player]");
+if (player) initPlayer(player);
+const posterPick = document.querySelector("button[data-poster-pick]");
+if (posterPick) initPosterPicker(posterPick);
 const subtitlePanel = document.querySelector("[data-subtitle-panel]");
 if (subtitlePanel) initSubtitlePicker(subtitlePanel);

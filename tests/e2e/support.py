@@ -16,6 +16,7 @@ from flask import Flask
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from movievault.backends import get_storage
+from movievault.pages import VIEW_COOKIE
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import MIB, PASSWORD
 
@@ -88,9 +89,16 @@ def chromium_resolving(browser: Browser, host: str) -> Browser:
     )
 
 
+def choose_view(page: Page, base: str, view: str) -> None:
+    """Have the library remember `view` ("grid" or "list"), as its switch does."""
+    page.context.add_cookies([{"name": VIEW_COOKIE, "value": view, "url": base}])
+
+
 def sign_in_page(page: Page, base: str, username: str = "alice",
-                 password: str = PASSWORD) -> None:
-    """Sign in through the login page at `base`, as a person would, and land on the library."""
+                 password: str = PASSWORD, view: str = "list") -> None:
+    """Sign in through the login page at `base`, as a person would, and land on the library
+    (in the list view by default: the upload tests read its rows)."""
+    choose_view(page, base, view)
     page.goto(f"{base}/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)

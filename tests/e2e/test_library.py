@@ -288,7 +288,7 @@ def test_movie_page_video_loads_metadata(
     add_files(page, clip)
     expect_stage(page, clip.name, "done")
     list_row(page, clip.name).get_by_role("link", name="Play").click()
-    expect(page.locator("h1.movie-title")).to_have_text(clip.name)
+    expect(page.locator(".movie-file")).to_have_text(clip.name)
     state = media_loaded(page)
     assert state["error"] is None
     assert abs(state["duration"] - 1.5) < 0.05, state

@@ -65,7 +65,7 @@ def test_uploads_and_playback_go_to_the_stores_own_origin(
             for path in (small, big, clip):
                 expect_stage(page, path.name, "done")
             list_row(page, clip.name).get_by_role("link", name="Play").click()
-            expect(page.locator("h1.movie-title")).to_have_text(clip.name)
+            expect(page.locator(".movie-file")).to_have_text(clip.name)
             assert abs(media_loaded(page)["duration"] - 1.5) < 0.05
             screenshot(page, "storage-origin-movie-page")
         finally:
