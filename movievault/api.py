@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from movievault import completion, db, library, probing, uploads
+from movievault import completion, db, library, probing, subtitles, uploads
 from movievault.backends import get_storage
 from movievault.background import wake_probe_worker
 from movievault.config import settings
@@ -127,6 +127,14 @@ def complete_upload(upload_id: str) -> ResponseReturnValue:
         session=db.session(), storage=get_storage(), owner_id=_owner(), upload_id=upload_id,
         data=_json_body(),
     )
+    if result.subtitle is not None:
+        # A subtitle upload: what was attached, and its movie with its subtitle list.
+        movie = shown(_public(result.file))
+        attached = next(
+            entry for entry in movie["media"]["subtitles"] if entry.get("id") == result.subtitle.id
+        )
+        status = 200 if result.duplicate else 201
+        return jsonify(duplicate=result.duplicate, subtitle=attached, file=movie), status
     if result.duplicate:
         return jsonify(duplicate=True, file=shown(_public(result.file))), 200
     # The file's probe job was recorded with it: the worker picks it up now, while this
@@ -187,6 +195,30 @@ def set_poster(file_id: int) -> ResponseReturnValue:
         data=_json_body(), timeout=settings().probe_timeout,
     )
     return jsonify(file=shown(_public(stored)))
+
+
+@bp.post("/files/<int:file_id>/subtitles")
+@login_required
+def create_subtitle_upload(file_id: int) -> ResponseReturnValue:
+    """Start the upload of a subtitle file for a movie (completed like any upload)."""
+    storage = get_storage()
+    upload, created = subtitles.start_upload(
+        session=db.session(), storage=storage, settings=_upload_settings(), owner_id=_owner(),
+        file_id=file_id, data=_json_body(),
+    )
+    body = uploads.describe(upload, storage=storage, settings=_upload_settings())
+    return jsonify(upload=shown(body)), 201 if created else 200
+
+
+@bp.delete("/files/<int:file_id>/subtitles/<int:subtitle_id>")
+@login_required
+def delete_subtitle(file_id: int, subtitle_id: int) -> ResponseReturnValue:
+    """Detach a subtitle from a movie and remove its objects."""
+    subtitles.remove(
+        session=db.session(), storage=get_storage(), owner_id=_owner(), file_id=file_id,
+        subtitle_id=subtitle_id,
+    )
+    return "", 204
 
 
 @bp.delete("/files/<int:file_id>")

@@ -4,6 +4,7 @@ A mismatch (size, parts, ETags, hash) discards the upload and records nothing; a
 that fails keeps it, so the client can call `complete` again. A recorded file comes with
 its title and year from its name, and a probe job in the same transaction: the probe
 itself runs later, in the background (see probing.py), never while `complete` waits.
+A subtitle upload (see subtitles.py) is verified the same way, then attached to its movie.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from movievault import claims, jobs, library, uploads, validation
-from movievault.errors import Conflict, InvalidInput, NotFound, StorageRejected, UploadMismatch
+from movievault import claims, jobs, library, subtitles, uploads, validation
+from movievault.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StorageRejected,
+    SubtitleInvalid,
+    UploadMismatch,
+)
 from movievault.media.names import parse_title
-from movievault.models import PendingUpload, StoredFile
+from movievault.models import PendingUpload, StoredFile, Subtitle
 from movievault.storage import Storage, StoredPart
 
 COMPLETION_WAIT_SECONDS = 60.0
@@ -26,10 +34,14 @@ COMPLETION_WAIT_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class CompleteResult:
-    """The recorded file, and whether it already existed (a racing or repeated upload)."""
+    """The recorded file, and whether it already existed (a racing or repeated upload).
+
+    For a subtitle upload, `subtitle` is what was attached and `file` its movie.
+    """
 
     file: StoredFile
     duplicate: bool
+    subtitle: Subtitle | None = None
 
 
 def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> StoredFile | None:
@@ -143,6 +155,14 @@ def complete_upload(
             done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
             if done is not None:
                 return CompleteResult(file=done, duplicate=True)
+            attached = subtitles.attached_by(
+                session=session, owner_id=owner_id, upload_id=upload_id
+            )
+            if attached is not None:
+                movie = library.get_owned_file(
+                    session=session, owner_id=owner_id, file_id=attached.file_id
+                )
+                return CompleteResult(file=movie, duplicate=True, subtitle=attached)
             raise
         declared = _declared_parts(upload, data)
         # Uploads started with a fingerprint learn their hash only now.
@@ -165,8 +185,9 @@ def complete_upload(
         return _complete_claimed(
             session=session, storage=storage, upload=upload, declared=declared, sha256=sha256
         )
-    except UploadMismatch:
-        # The client's declaration was wrong: remove what it left behind, record nothing.
+    except (UploadMismatch, SubtitleInvalid):
+        # The client's declaration was wrong, or a subtitle holds no cues: remove what it
+        # left behind, record nothing.
         try:
             claims.discard(session=session, storage=storage, upload=upload)
         except BaseException:
@@ -211,6 +232,12 @@ def _complete_claimed(
     actual = storage.object_sha256(upload.key)
     if actual is not None and actual != sha256:
         raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
+    if upload.subtitle_for is not None:
+        subtitle = subtitles.attach(session=session, storage=storage, upload=upload)
+        movie = library.get_owned_file(
+            session=session, owner_id=upload.owner_id, file_id=subtitle.file_id
+        )
+        return CompleteResult(file=movie, duplicate=False, subtitle=subtitle)
 
     title, year = parse_title(upload.name)
     stored_file = StoredFile(

@@ -89,6 +89,18 @@ class ProbeTimeout(ProbeFailed):
     """Reading the movie took longer than its time limit (a stuck store, a pathological file)."""
 
 
+class SubtitleInvalid(MovieVaultError):
+    """A subtitle file that cannot be read as SubRip, WebVTT or SubStation Alpha cues."""
+
+    status = 422
+
+
+class SubtitleTooLarge(SubtitleInvalid):
+    """A subtitle file larger than any real one (see media/subtitle_files.MAX_SIZE)."""
+
+    status = 413
+
+
 class CatalogueUnavailable(MovieVaultError):
     """The database could not be written (disk full, locked too long); nothing changed."""
 

@@ -1,4 +1,5 @@
-"""Housekeeping: expired uploads, and objects (movies, posters) that no row refers to."""
+"""Housekeeping: expired uploads, and objects (movies, posters, subtitles) that no row refers
+to."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from movievault import claims, posters, uploads
+from movievault import claims, posters, subtitles, uploads
 from movievault.errors import MovieVaultError
-from movievault.models import PendingUpload, StoredFile, utcnow
+from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
 
 #: Objects no catalogue row refers to are removed by `collect_garbage` once this old.
 ORPHAN_GRACE = timedelta(hours=24)
 #: Where the app's own objects live; anything else in the bucket is not gc's to judge.
-PREFIXES = (uploads.OBJECT_PREFIX, posters.PREFIX)
+PREFIXES = (uploads.OBJECT_PREFIX, posters.PREFIX, subtitles.PREFIX)
 
 
 @dataclass
@@ -34,9 +35,10 @@ def collect_garbage(
 
     Orphans come from a client that wrote with a signed URL and never completed, or from
     a crash between the store and the catalogue (a poster stored by a probe that never
-    recorded it, an old poster whose removal failed). A file's movie and poster keys and
-    a pending upload's key are known objects. The store is listed before the catalogue is
-    read: an object recorded meanwhile is then found in the catalogue, never deleted.
+    recorded it, an old poster whose removal failed). A file's movie and poster keys, its
+    subtitles' original and WebVTT keys, and a pending upload's key are known objects.
+    The store is listed before the catalogue is read: an object recorded meanwhile is
+    then found in the catalogue, never deleted.
     """
     now = now or utcnow()
     report = GarbageReport()
@@ -67,6 +69,8 @@ def collect_garbage(
         known |= set(
             session.exec(select(PendingUpload.key).where(col(PendingUpload.key).in_(batch)))
         )
+        for column in (Subtitle.source_key, Subtitle.vtt_key):
+            known |= set(session.exec(select(column).where(col(column).in_(batch))))
         for key in batch:
             if key in known:
                 continue

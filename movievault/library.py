@@ -8,18 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, delete, func, or_, select
 
 from movievault import jobs, posters, validation
 from movievault.errors import InvalidInput, NotFound
-from movievault.media.probe import MediaInfo
+from movievault.media.probe import MediaInfo, SubtitleInfo
 from movievault.models import (
     AudioPublic,
     DuplicateCheckPublic,
     FilePagePublic,
     FilePublic,
     MediaPublic,
+    PendingUpload,
     StoredFile,
+    Subtitle,
     SubtitlePublic,
     VideoPublic,
     isoformat,
@@ -57,12 +59,33 @@ class Page:
     sort: str
 
 
+def subtitle_url(subtitle: Subtitle, *, root: str = "") -> str:
+    """Where the app serves a subtitle's WebVTT; the key's random part rides along, so a
+    browser's cached copy is never another subtitle's."""
+    version = subtitle.vtt_key.rsplit("/", 1)[-1].split("-")[1]
+    return f"{root}/files/{subtitle.file_id}/subtitles/{subtitle.id}.vtt?v={version}"
+
+
+def embedded_subtitles(stored: StoredFile) -> list[SubtitleInfo]:
+    """The subtitle streams inside the file, as probing found them (none until it has)."""
+    if stored.media_status != "ready" or not stored.media_info:
+        return []
+    return MediaInfo.from_json(json.loads(stored.media_info)).subtitles
+
+
 def media_public(stored: StoredFile, *, root: str = "") -> MediaPublic:
     """What probing found about a file, as the API shows it."""
     poster_url = posters.poster_url(stored, root=root)
+    attached = [
+        SubtitlePublic(
+            language=sub.language, codec="webvtt", source="file", id=sub.id, label=sub.label,
+            url=subtitle_url(sub, root=root),
+        )
+        for sub in stored.subtitles
+    ]
     empty = MediaPublic(
         status=stored.media_status, error=stored.media_error, duration=None, container=None,
-        bitrate=None, video=None, audio=[], subtitles=[], poster_url=poster_url,
+        bitrate=None, video=None, audio=[], subtitles=attached, poster_url=poster_url,
     )
     if stored.media_status != "ready" or not stored.media_info:
         return empty
@@ -85,7 +108,7 @@ def media_public(stored: StoredFile, *, root: str = "") -> MediaPublic:
         subtitles=[
             SubtitlePublic(language=s.language, codec=s.codec, source="embedded")
             for s in info.subtitles
-        ],
+        ] + attached,
         poster_url=poster_url,
     )
 
@@ -258,12 +281,20 @@ def update_file(*, session: Session, owner_id: int, file_id: int, data: Any) -> 
 def delete_file(*, session: Session, storage: Storage, owner_id: int, file_id: int) -> None:
     """Delete the object first, then the row: if the store is down, nothing changes.
 
-    The poster goes too, and the probe job; a poster the store fails to remove is left
-    for gc, which removes objects no row names.
+    The poster goes too, its subtitles, and the probe job; a poster or subtitle the store
+    fails to remove is left for gc, which removes objects no row names.
     """
     stored = get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
     storage.delete(stored.key)
     posters.discard(storage=storage, key=stored.poster_key)
+    # Its subtitles (rows cascade) and unfinished subtitle uploads go with it.
+    pending = session.exec(
+        select(PendingUpload).where(PendingUpload.subtitle_for == file_id)
+    ).all()
+    extra = [key for sub in stored.subtitles for key in (sub.source_key, sub.vtt_key)]
+    for key in extra + [upload.key for upload in pending]:
+        posters.discard(storage=storage, key=key)
+    session.exec(delete(PendingUpload).where(col(PendingUpload.subtitle_for) == file_id))
     jobs.forget(session=session, file_id=file_id)
     session.delete(stored)
     session.commit()

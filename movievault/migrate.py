@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from movievault import claims, posters
+from movievault import claims, posters, subtitles
 from movievault.errors import MovieVaultError, StorageRejected
 from movievault.models import PendingUpload, StoredFile
 from movievault.storage import Readable, Storage
@@ -110,16 +110,33 @@ def _copy_poster(
     )
 
 
+def _copy_subtitles(
+    stored: StoredFile, *, source: Storage, target: Storage, say: Callable[[str], None]
+) -> None:
+    """Copy a file's subtitles (each one's original and its WebVTT)."""
+    for subtitle in stored.subtitles:
+        for key, size, content_type in (
+            (subtitle.source_key, subtitle.source_size, "application/octet-stream"),
+            (subtitle.vtt_key, subtitle.vtt_size, subtitles.VTT_TYPE),
+        ):
+            _copy_object(
+                key=key, size=size, content_type=content_type, source=source, target=target,
+                say=say,
+            )
+
+
 def _copy_one(
     stored: StoredFile, *, session: Session, source: Storage, target: Storage,
     say: Callable[[str], None],
 ) -> bool:
-    """Copy a file's movie, then its poster; True when the movie's bytes moved."""
+    """Copy a file's movie, then its poster and subtitles; True when the movie's bytes
+    moved."""
     moved = _copy_object(
         key=stored.key, size=stored.size, content_type=stored.content_type,
         source=source, target=target, say=say,
     )
     _copy_poster(stored, session=session, source=source, target=target, say=say)
+    _copy_subtitles(stored, source=source, target=target, say=say)
     return moved
 
 
@@ -128,11 +145,11 @@ def migrate_objects(
 ) -> MigrationReport:
     """Copy every catalogued object from `source` to `target` under the same key.
 
-    Each file's poster goes with it. Objects the target already holds with the right size
-    are skipped, so running it again after an interruption resumes where it stopped. Each
-    copy streams and is checked by size. Once every object is there, pending uploads are
-    forgotten (and their parts freed in `source`): they were begun on the old store and
-    cannot be resumed on the new one.
+    Each file's poster and subtitles go with it. Objects the target already holds with the
+    right size are skipped, so running it again after an interruption resumes where it
+    stopped. Each copy streams and is checked by size. Once every object is there, pending
+    uploads are forgotten (and their parts freed in `source`): they were begun on the old
+    store and cannot be resumed on the new one.
     """
     files = session.exec(select(StoredFile).order_by(col(StoredFile.id))).all()
     report = MigrationReport(total=len(files))

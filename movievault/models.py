@@ -1,12 +1,24 @@
-"""SQLModel tables: users, the file catalogue, probe jobs, pending uploads and login attempts."""
+"""SQLModel tables: users, the file catalogue, subtitles, probe jobs, pending uploads and
+login attempts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
+)
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, SQLModel, col
 
 
 def utcnow() -> datetime:
@@ -50,6 +62,36 @@ class FileBase(SQLModel):
     size: int
     sha256: str = Field(min_length=64, max_length=64)
     content_type: str = Field(max_length=255)
+
+
+class Subtitle(SQLModel, table=True):
+    """A subtitle file attached to a movie: the original as uploaded, and its WebVTT."""
+
+    __tablename__ = "subtitle"
+    __table_args__ = (
+        # gc looks both keys up among the objects it lists.
+        Index("uq_subtitle_source_key", "source_key", unique=True),
+        Index("uq_subtitle_vtt_key", "vtt_key", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Deleting a file takes its subtitles along (library.delete_file removes their objects).
+    file_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("file.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    language: str | None = Field(default=None, max_length=35)  # BCP 47: "en", "pt-BR"
+    label: str = Field(max_length=100)
+    source: str = Field(default="file", max_length=16)  # "file": uploaded by its owner
+    name: str = Field(max_length=255)  # the uploaded file's name
+    source_key: str = Field(max_length=255)  # the original, as uploaded
+    source_size: int
+    vtt_key: str = Field(max_length=255)  # its cues as WebVTT, what `<track>` loads
+    vtt_size: int
+    # The upload it came from, so a repeated `complete` answers with it again.
+    upload_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class StoredFile(FileBase, table=True):
@@ -98,6 +140,20 @@ class StoredFile(FileBase, table=True):
     hdr: str | None = Field(default=None, max_length=16)  # "HDR10", "HLG" or None
     # The poster's object in the same store as the movie (see posters.py), if it has one.
     poster_key: str | None = Field(default=None, max_length=255)
+    # Subtitle files attached to it, loaded with it (one query for a whole page of files);
+    # mapped below, after Subtitle.
+    subtitles: ClassVar[list[Subtitle]]
+
+
+# Mapped by SQLAlchemy itself: SQLModel's Relationship cannot read `list[Subtitle]` from a
+# postponed annotation and would map a single subtitle.
+inspect(StoredFile).add_property(
+    "subtitles",
+    relationship(
+        Subtitle, lazy="selectin", order_by=col(Subtitle.id), cascade="all, delete-orphan",
+        passive_deletes=True,
+    ),
+)
 
 
 class ProbeJob(SQLModel, table=True):
@@ -154,11 +210,15 @@ class AudioPublic(SQLModel):
 
 
 class SubtitlePublic(SQLModel):
-    """One subtitle: a stream inside the file, or a subtitle file attached to it."""
+    """One subtitle: a stream inside the file, or a subtitle file attached to it (those
+    have an `id`, a `label` and the `url` of their WebVTT)."""
 
     language: str | None
     codec: str
     source: str  # "embedded" or "file"
+    id: int | None = None
+    label: str | None = None
+    url: str | None = None
 
 
 class MediaPublic(SQLModel):
@@ -289,6 +349,9 @@ class PendingUpload(SQLModel, table=True):
     # "sha256" when the multipart upload was created for parts that carry their SHA-256
     # (the store then refuses a part without it); None for uploads without checksums.
     checksum: str | None = Field(default=None, max_length=16)
+    # The movie a subtitle upload attaches to; None for a movie (see subtitles.py).
+    # library.delete_file discards these uploads with their movie.
+    subtitle_for: int | None = Field(default=None, foreign_key="file.id")
     # Set while one request completes the upload, so a racing second one waits for it.
     completing_since: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from movievault import db, display, library
+from movievault import db, display, library, subtitles
 from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput, NotFound
@@ -118,6 +118,7 @@ def movie(file_id: int) -> ResponseReturnValue:
     return render_template(
         "library/movie.html", file=stored, stream_url=urljoin(request.host_url, url),
         stream_valid_for=display.running_time(expires),
+        embedded=library.embedded_subtitles(stored), subtitle_url=library.subtitle_url,
     )
 
 
@@ -278,3 +279,35 @@ def poster(file_id: int) -> ResponseReturnValue:
         key=stored.poster_key, filename=f"{stored.title}.webp", content_type=POSTER_TYPE,
         inline=True,
     )
+
+
+@bp.get("/files/<int:file_id>/subtitles/<int:subtitle_id>.vtt")
+@login_required
+def subtitle_track(file_id: int, subtitle_id: int) -> ResponseReturnValue:
+    """A subtitle's WebVTT for the player's `<track>`.
+
+    Served by the app rather than by a redirect to the store: a `<track>` on another
+    origin needs CORS, and with it `crossorigin` on the video, which would then need the
+    store's CORS for the movie as well. A WebVTT is a few dozen KB, read once per view.
+    """
+    session = db.session()
+    subtitle = subtitles.get_owned_subtitle(
+        session=session, owner_id=_owner(), file_id=file_id, subtitle_id=subtitle_id
+    )
+    response = make_response(subtitles.read_vtt(storage=get_storage(), subtitle=subtitle))
+    response.headers["Content-Type"] = "text/vtt; charset=utf-8"
+    # The URL names this subtitle's version (see library.subtitle_url): it never changes.
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@bp.post("/files/<int:file_id>/subtitles/<int:subtitle_id>/delete")
+@login_required
+def delete_subtitle(file_id: int, subtitle_id: int) -> ResponseReturnValue:
+    """Remove a subtitle from the movie page's list, then show the page again."""
+    subtitles.remove(
+        session=db.session(), storage=get_storage(), owner_id=_owner(), file_id=file_id,
+        subtitle_id=subtitle_id,
+    )
+    flash("Subtitle removed.", "info")
+    return redirect(url_for("pages.movie", file_id=file_id))

@@ -35,13 +35,14 @@ def store(*, storage: Storage, owner_id: int, file_id: int, image: bytes) -> str
 
 
 def discard(*, storage: Storage, key: str | None) -> None:
-    """Remove a poster no row names (any more); a failure leaves it to gc, logged."""
+    """Remove a poster (or another object of a movie) no row names any more; a failure
+    leaves it to gc, logged."""
     if key is None:
         return
     try:
         storage.delete(key)
     except MovieVaultError as error:
-        log.warning("could not remove the poster %s (gc will): %s", key, error.message)
+        log.warning("could not remove %s (gc will): %s", key, error.message)
 
 
 def poster_url(stored: StoredFile, *, root: str = "") -> str | None:

@@ -198,3 +198,31 @@ def test_posters_move_with_their_movies(
         assert redirect.headers["Location"].startswith(s3_endpoint)
         assert requests.get(redirect.headers["Location"], timeout=60).content == poster
         assert alice.http.get(f"{live.url}/files/{lost.id}/poster").status_code == 404
+
+
+def test_subtitles_move_with_their_movies(
+    app: Flask, app_config: dict[str, Any], live_server: LiveServer, runner: FlaskCliRunner,
+    bucket: str, s3: Any, s3_endpoint: str,
+) -> None:
+    from tests.test_subtitles import attach
+
+    make_user(app, "alice")
+    alice = live_server.client_for("alice")
+    movie_id = alice.upload(name="Film.mp4", data=os.urandom(5000))["file"]["id"]
+    srt = media.srt_text().encode("cp1252")
+    subtitle = attach(alice, movie_id, "Film.fr.srt", srt).json()["subtitle"]
+    ((row,),) = [stored.subtitles for stored in catalogue(app)]
+
+    result = runner.invoke(args=["migrate-storage", "--to", "s3"])
+    assert result.exit_code == 0, result.output
+    assert s3.get_object(Bucket=bucket, Key=row.source_key)["Body"].read() == srt
+    vtt = s3.get_object(Bucket=bucket, Key=row.vtt_key)
+    assert vtt["ContentType"].startswith("text/vtt")
+    assert "¡Señor, ça coûte 5 €!" in vtt["Body"].read().decode("utf-8")
+
+    on_s3 = create_app({**app_config, "STORAGE": "s3", "S3_ENDPOINT_URL": s3_endpoint,
+                        "S3_BUCKET": bucket})
+    with serving(on_s3) as live:
+        alice = live.client_for("alice")
+        served = alice.http.get(urljoin(live.url, subtitle["url"]))
+        assert served.status_code == 200 and "Où est la bibliothèque ?" in served.text

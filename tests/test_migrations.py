@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
 import warnings
@@ -211,11 +212,11 @@ def test_a_multipart_upload_begun_before_checksums_still_finishes_without_them(
 PREVIOUS_RELEASE = "0003"
 
 
-def _fill_previous_release(path: Path) -> None:
-    """A library as the release before movie metadata kept it: two accounts, three files,
-    a pending upload."""
+def _fill_previous_release(path: Path, revision: str = PREVIOUS_RELEASE) -> None:
+    """A library as the release before movie metadata (or `revision`) kept it: two
+    accounts, three files, a pending upload."""
     engine = db.make_engine(f"sqlite:///{path}")
-    migrations.upgrade(engine, PREVIOUS_RELEASE)
+    migrations.upgrade(engine, revision)
     engine.dispose()
     with sqlite3.connect(path) as connection:
         for n, name in enumerate(["alice", "bob"], start=1):
@@ -283,3 +284,46 @@ def test_a_catalogue_of_the_previous_release_gains_titles_and_a_probe_job_per_fi
         json={"name": "Other.mp4", "size": 9, "sha256": "cd" * 32, "content_type": "video/mp4"},
     )
     assert resumed.status_code == 200 and resumed.get_json()["upload"]["id"] == "p1"
+
+
+def test_a_catalogue_with_movie_metadata_gains_subtitles_with_every_row_intact(
+    app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fill_previous_release(catalogue, "0004")
+    before = {table: _rows(catalogue, table) for table in ("user", "file", "pending_upload")}
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)
+    get_storage(app).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
+    for table, rows in before.items():
+        assert [{k: row[k] for k in rows[0]} for row in _rows(catalogue, table)] == rows
+    # The pending upload is a movie's, as it was; no movie has subtitles yet.
+    assert [u["subtitle_for"] for u in _rows(catalogue, "pending_upload")] == [None]
+    assert _rows(catalogue, "subtitle") == []
+    client = app.test_client()
+    auth = AuthActions(client)
+    assert auth.login("alice").status_code == 302
+    shown = client.get("/api/files/1").get_json()["file"]
+    assert (shown["name"], shown["media"]["subtitles"]) == (
+        "Long.Film.1999.1080p.BluRay.x264-GRP.mkv", []
+    )
+    # A subtitle can be attached to a movie of the old catalogue, straight away.
+    srt = "1\r\n00:00:01,000 --> 00:00:02,000\r\nBonjour à tous\r\n".encode("cp1252")
+    created = client.post("/api/files/1/subtitles", headers=auth.headers(), json={
+        "name": "Long.Film.1999.fr.srt", "size": len(srt),
+        "sha256": hashlib.sha256(srt).hexdigest(),
+    })
+    assert created.status_code == 201, created.get_data(as_text=True)
+    upload = created.get_json()["upload"]
+    if upload["method"] == "post":
+        sent = client.post(upload["post"]["url"], data={
+            **upload["post"]["fields"], "file": (io.BytesIO(srt), "Long.Film.1999.fr.srt"),
+        })
+    else:
+        sent = client.put(upload["put"]["url"], data=srt, headers=upload["put"]["headers"])
+    assert sent.status_code in (200, 201, 204), sent.get_data(as_text=True)
+    done = client.post(f"/api/uploads/{upload['id']}/complete", headers=auth.headers(), json={})
+    assert done.status_code == 201, done.get_data(as_text=True)
+    assert done.get_json()["subtitle"]["language"] == "fr"
+    vtt = client.get(done.get_json()["subtitle"]["url"])
+    assert "Bonjour à tous" in vtt.get_data(as_text=True)

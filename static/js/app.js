@@ -6,6 +6,7 @@ import { initCopyButtons } from "./copy-button.js";
 import { markUnplayable } from "./playable-badges.js";
 import { initPlayer } from "./player.js";
 import { initPosterPicker } from "./poster-picker.js";
+import { initSubtitlePicker } from "./subtitles.js";
 import { initUploadPanel } from "./upload-panel.js";
 
 /** htmx requests (rename, delete, ...) carry the CSRF token like the JSON API calls. */
@@ -40,3 +41,5 @@ const player = document.querySelector("[data-player]");
 if (player) initPlayer(player);
 const posterPick = document.querySelector("button[data-poster-pick]");
 if (posterPick) initPosterPicker(posterPick);
+const subtitlePanel = document.querySelector("[data-subtitle-panel]");
+if (subtitlePanel) initSubtitlePicker(subtitlePanel);

@@ -47,6 +47,7 @@
 import { appendNew } from "./dom.js";
 import { bindDropAnywhere } from "./drop-zone.js";
 import { formatBytes, formatDuration, formatSpeed, percent } from "./format.js";
+import { sidecarUploader } from "./subtitles.js";
 import { UploadQueue } from "./upload-queue.js";
 import { FINAL_STAGES, canRetry } from "./upload-stages.js";
 
@@ -120,12 +121,14 @@ export function initUploadPanel(root) {
     for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) queue.remove(id);
   });
 
+  // Subtitle files wait for the movie of the same name in the drop (subtitles.js).
+  const add = sidecarUploader(queue, list, root.dataset.api || "/api");
   input.addEventListener("change", () => {
-    if (input.files.length) queue.add(input.files);
+    if (input.files.length) add(input.files);
     input.value = ""; // choosing the same file again must fire `change` again
   });
   bindDropAnywhere((files) => {
-    if (files.length) queue.add(files);
+    if (files.length) add(files);
   });
   window.addEventListener("beforeunload", (event) => {
     // Leaving stops the uploads; multipart ones can be resumed by adding the file again.

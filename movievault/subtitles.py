@@ -1,0 +1,191 @@
+"""Subtitle files attached to a movie: uploaded by the upload protocol, kept as WebVTT.
+
+A subtitle goes up like a movie, straight to the store: `start_upload` plans a pending
+upload sent whole (it is small) that names its movie (`PendingUpload.subtitle_for`), and
+the usual `complete` verifies it and then calls `attach`, which reads the original back
+(a few KB), converts it to WebVTT and stores that beside it. Keys are the server's:
+`subtitles/<owner id>/<file id>-<random>` for the original and the same with `-vtt` for
+its WebVTT (the local store's keys hold no dots). Both belong to the movie's row, go
+with it, and gc knows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+
+from movievault import claims, library, quotas, validation
+from movievault.errors import (
+    Conflict,
+    InvalidInput,
+    MovieVaultError,
+    NotFound,
+    SubtitleTooLarge,
+    UploadMismatch,
+)
+from movievault.media.subtitle_files import MAX_SIZE, parse_name, subtitle_format, to_webvtt
+from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
+from movievault.storage import Storage
+from movievault.uploads import UploadSettings
+
+log = logging.getLogger(__name__)
+
+PREFIX = "subtitles/"
+VTT_TYPE = "text/vtt"
+
+
+def _new_key(*, owner_id: int, file_id: int) -> str:
+    """A fresh key for a subtitle's original; its WebVTT takes the same key + `-vtt`."""
+    return f"{PREFIX}{owner_id}/{file_id}-{secrets.token_hex(12)}"
+
+
+def start_upload(
+    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int,
+    file_id: int, data: Any,
+) -> tuple[PendingUpload, bool]:
+    """Plan the upload of a subtitle file for the owner's movie, or resume the pending one
+    of the same content for it; returns the upload and whether it is new.
+
+    Takes what `POST /api/uploads` takes (`name`, `size`, `sha256`, `content_type`); the
+    file must be .srt, .vtt, .ass or .ssa and at most MAX_SIZE bytes.
+    """
+    movie = library.get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
+    data = validation.require_object(data)
+    name = validation.file_name(data.get("name"))
+    subtitle_format(name)
+    size = data.get("size")
+    if isinstance(size, int) and not isinstance(size, bool) and size > MAX_SIZE:
+        raise SubtitleTooLarge(
+            f"{name} has {size:,} bytes; subtitle files are limited to {MAX_SIZE // 2**20} MiB."
+        )
+    size = validation.file_size(size, maximum=MAX_SIZE)
+    if data.get("sha256") is None:
+        raise InvalidInput("sha256 is required for subtitle files.")
+    sha256 = validation.sha256_hex(data["sha256"])
+    content_type = validation.content_type(data.get("content_type"))
+    storage.ping()
+
+    pending = session.exec(
+        select(PendingUpload).where(
+            PendingUpload.owner_id == owner_id, PendingUpload.sha256 == sha256
+        )
+    ).first()
+    if pending is not None:
+        live = pending.expires_at > utcnow() and pending.size == size
+        if live and pending.subtitle_for == movie.id:
+            pending.expires_at = utcnow() + timedelta(seconds=settings.ttl(pending.method))
+            session.add(pending)
+            session.commit()
+            return pending, False
+        if live:
+            raise Conflict("This file is being uploaded already; try again when it is done.")
+        if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
+            raise Conflict("An earlier upload of this file is being completed; try again.")
+    quotas.check_room(
+        session=session, owner_id=owner_id, size=size, max_pending=settings.max_pending_uploads
+    )
+    storage.check_capacity(size)
+    method = storage.upload_method()  # "post" or "put": a subtitle always goes up whole
+    assert movie.id is not None
+    upload = PendingUpload(
+        id=secrets.token_urlsafe(16), owner_id=owner_id, sha256=sha256, size=size,
+        name=name, content_type=content_type, key=_new_key(owner_id=owner_id, file_id=movie.id),
+        method=method, subtitle_for=movie.id,
+        expires_at=utcnow() + timedelta(seconds=settings.ttl(method)),
+    )
+    session.add(upload)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same file was started by another request meanwhile, or the movie deleted.
+        session.rollback()
+        raise Conflict("This file is being uploaded already; try again when it is done.") from None
+    return upload, True
+
+
+def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subtitle:
+    """Convert a verified subtitle upload to WebVTT, store it, and record the subtitle.
+
+    The caller (`completion.complete_upload`) holds the upload's claim and has checked the
+    stored object's size and hash. SubtitleInvalid (not a subtitle file) stores nothing:
+    the caller then discards the upload.
+    """
+    assert upload.subtitle_for is not None
+    original = storage.read_range(upload.key, 0, upload.size)
+    if len(original) != upload.size:
+        raise UploadMismatch(f"The store returned {len(original)} of {upload.size} bytes.")
+    # Not every store checks the hash itself; a subtitle is small enough to check here.
+    if hashlib.sha256(original).hexdigest() != upload.sha256:
+        raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
+    vtt = to_webvtt(original, name=upload.name).encode("utf-8")
+    vtt_key = f"{upload.key}-vtt"
+    storage.put(key=vtt_key, stream=io.BytesIO(vtt), size=len(vtt), content_type=VTT_TYPE)
+    described = parse_name(upload.name)
+    subtitle = Subtitle(
+        file_id=upload.subtitle_for, language=described.language, label=described.label,
+        name=upload.name, source_key=upload.key, source_size=upload.size, vtt_key=vtt_key,
+        vtt_size=len(vtt), upload_id=upload.id,
+    )
+    session.add(subtitle)
+    try:
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        session.commit()
+    except IntegrityError:
+        # The movie was deleted while its subtitle was being converted.
+        session.rollback()
+        _discard_objects(storage=storage, keys=[vtt_key])
+        raise NotFound("The movie this subtitle was for has been deleted.") from None
+    return subtitle
+
+
+def attached_by(*, session: Session, owner_id: int, upload_id: str) -> Subtitle | None:
+    """The subtitle an upload already became, if it did (a repeated `complete`)."""
+    return session.exec(
+        select(Subtitle).join(StoredFile, col(StoredFile.id) == col(Subtitle.file_id)).where(
+            StoredFile.owner_id == owner_id, Subtitle.upload_id == upload_id
+        )
+    ).first()
+
+
+def get_owned_subtitle(
+    *, session: Session, owner_id: int, file_id: int, subtitle_id: int
+) -> Subtitle:
+    """The subtitle of the owner's movie, or NotFound (also for other users' movies)."""
+    library.get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
+    subtitle = session.get(Subtitle, subtitle_id)
+    if subtitle is None or subtitle.file_id != file_id:
+        raise NotFound("No such subtitle.")
+    return subtitle
+
+
+def read_vtt(*, storage: Storage, subtitle: Subtitle) -> bytes:
+    """The subtitle's WebVTT (small: the app serves it itself, see pages.subtitle_track)."""
+    return storage.read_range(subtitle.vtt_key, 0, subtitle.vtt_size)
+
+
+def _discard_objects(*, storage: Storage, keys: list[str]) -> None:
+    """Remove objects no row names any more; a failure leaves them to gc, logged."""
+    for key in keys:
+        try:
+            storage.delete(key)
+        except MovieVaultError as error:
+            log.warning("could not remove %s (gc will): %s", key, error.message)
+
+
+def remove(*, session: Session, storage: Storage, owner_id: int, file_id: int,
+           subtitle_id: int) -> None:
+    """Detach a subtitle from the owner's movie, and remove its objects."""
+    subtitle = get_owned_subtitle(
+        session=session, owner_id=owner_id, file_id=file_id, subtitle_id=subtitle_id
+    )
+    keys = [subtitle.source_key, subtitle.vtt_key]
+    session.delete(subtitle)
+    session.commit()
+    _discard_objects(storage=storage, keys=keys)
