@@ -182,17 +182,7 @@ def _details(info: MediaInfo) -> list[tuple[str, str]]:
             sound.append(_CHANNELS.get(audio.channels, f"{audio.channels} channels"))
         sound += [text for text in (audio.language, audio.title) if text]
         lines.append(("Audio", " · ".join(sound)))
-    if info.subtitles:
-        tracks = [
-            " ".join(
-                text for text in (
-                    subtitle.language or "unknown language",
-                    f"({subtitle.codec}{'' if subtitle.text else ', picture'})",
-                ) if text
-            )
-            for subtitle in info.subtitles
-        ]
-        lines.append(("Subtitles", ", ".join(tracks)))
+    # Subtitle streams are listed in the page's Subtitles section, beside subtitle files.
     container = describe_container(info.container)
     if info.bitrate:
         container += f" · {info.bitrate / 1_000_000:.1f} Mbit/s"

@@ -223,6 +223,19 @@ def test_a_failed_probe_is_shown_with_its_reason_and_a_placeholder(
     assert "Not analysed: not a movie" in page
 
 
+def test_movie_page_lists_each_embedded_subtitle_stream_once(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    owner = make_user(app, "alice")
+    file_id = add_file(app, owner, "Rip.mkv")
+    analysed(app, file_id, movie_info())
+    auth.login()
+    html = client.get(f"/files/{file_id}").get_data(as_text=True)
+    section = html[html.index('id="subtitles"'):]
+    assert "fre · embedded (subrip; not shown in the player here)" in section
+    assert html.count("subrip") == 1
+
+
 def test_movie_page_passes_the_playback_type_and_a_stream_address(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
