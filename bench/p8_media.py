@@ -195,7 +195,9 @@ def run(*, quick: bool = False) -> Result:
     full = [100 * 10**6] if quick else [100 * 10**6, 10**9, 10 * 10**9]
     sizes = {
         "local": full,
-        "localstack": [] if localstack.missing() else full,
+        # At 10 GB LocalStack answered the probe's first read with text (not investigated
+        # yet; see bench/notes.md): 1 GB at most for now.
+        "localstack": [] if localstack.missing() else full[:2],
         # moto holds the whole object in memory for every ranged GET: 1 GB at most.
         "moto": [100 * 10**6] if quick else [100 * 10**6, 10**9],
     }
@@ -295,7 +297,7 @@ def report(result: Result, figures: dict[str, dict[int, dict[str, Any]]]) -> Non
         f"(up to {fmt_bytes(_index(figures))}), grown to size with a sparse hole in mdat; "
         "bytes read follow the index, not the size. S3 is measured on two servers, each "
         "in its own process on loopback: LocalStack's S3 (signatures checked), which "
-        "serves a range from the stored object without reading the rest, up to 10 GB; "
+        "serves a range from the stored object without reading the rest, up to 1 GB; "
         "and moto, up to 1 GB, which reads the whole object for every ranged GET (the "
         "time of a 1-byte GET is shown), so its times are moto's more than the app's and "
         "carry no target. Without LocalStack installed (scripts/install-localstack) moto "
