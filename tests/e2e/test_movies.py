@@ -370,15 +370,15 @@ def test_title_and_year_are_edited_on_the_movie_page(
     page.goto(f"{e2e_server.url}/files/{file_id}")
     expect(page.locator("h1.movie-title")).to_have_text("the long holiday (1999)")
     page.get_by_role("button", name="Edit title").click()
-    page.get_by_label("Title").fill("The Long Holiday")
-    page.get_by_label("Year").fill("1")
+    page.get_by_label("Title", exact=True).fill("The Long Holiday")
+    page.get_by_label("Year (optional)", exact=True).fill("1")
     # The field's own pattern would stop the form; the server's check is what is tested.
     page.locator("input[name=year]").evaluate("field => field.removeAttribute('pattern')")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#title-error")).to_contain_text("year must be a whole number")
     screenshot(page, "movie-title-error")
 
-    page.get_by_label("Year").fill("1998")
+    page.get_by_label("Year (optional)", exact=True).fill("1998")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("h1.movie-title")).to_have_text("The Long Holiday (1998)")
     expect(page.locator(".movie-file")).to_have_text("the.long.holiday.1999.mp4")
