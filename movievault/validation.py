@@ -156,7 +156,7 @@ def year(value: Any) -> int | None:
     found = names.plausible_year(value)
     if found is None:
         raise InvalidInput(
-            f"year must be a whole number from {names.FIRST_YEAR} to {names.latest_year()}, "
-            "or null."
+            f"The year must be a whole number from {names.FIRST_YEAR} to "
+            f"{names.latest_year()}, or left empty (null in the API)."
         )
     return found
