@@ -101,11 +101,26 @@ def storage_port() -> int:
 
 
 @pytest.fixture
+def upload_method() -> str:
+    """S3_UPLOAD_METHOD of the app under test (a test module or parameter may change it)."""
+    return "auto"
+
+
+@pytest.fixture
+def checksums() -> str:
+    """S3_CHECKSUMS of the app under test (a test module or parameter may change it)."""
+    return "on"
+
+
+@pytest.fixture
 def app_config(
-    backend: str, tmp_path: Path, server_port: int, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, server_port: int, request: pytest.FixtureRequest,
+    upload_method: str, checksums: str,
 ) -> dict[str, Any]:
     """Settings for a fresh app: its own SQLite file and its own bucket or data folder."""
     config: dict[str, Any] = {
+        "S3_UPLOAD_METHOD": upload_method,
+        "S3_CHECKSUMS": checksums,
         "TESTING": True,
         "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'movievault.db'}",

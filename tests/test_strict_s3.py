@@ -52,22 +52,8 @@ def backend() -> str:
     return "s3"
 
 
-@pytest.fixture
-def upload_method() -> str:
-    """S3_UPLOAD_METHOD ("auto" is a form POST for LocalStack; the PUT tests parametrize it)."""
-    return "auto"
-
-
-@pytest.fixture
-def checksums() -> str:
-    """S3_CHECKSUMS (tests parametrize it)."""
-    return "on"
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], upload_method: str, checksums: str) -> dict[str, Any]:
-    """The shared settings, with the upload method and checksums asked for."""
-    return {**app_config, "S3_UPLOAD_METHOD": upload_method, "S3_CHECKSUMS": checksums}
+# `upload_method` ("auto": a form POST for LocalStack) and `checksums` come from
+# tests/conftest.py; the PUT and checksum tests parametrize them.
 
 
 @pytest.fixture(autouse=True)

@@ -41,18 +41,6 @@ def upload_method() -> str:
     return "put"
 
 
-@pytest.fixture
-def checksums() -> str:
-    """S3_CHECKSUMS for the app under test (tests parametrize it)."""
-    return "on"
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], upload_method: str, checksums: str) -> dict[str, Any]:
-    """The shared settings, with the upload method and checksums asked for."""
-    return {**app_config, "S3_UPLOAD_METHOD": upload_method, "S3_CHECKSUMS": checksums}
-
-
 def b64(data: bytes) -> str:
     """The checksum header's value for `data`: its SHA-256, base64."""
     return base64.b64encode(hashlib.sha256(data).digest()).decode()

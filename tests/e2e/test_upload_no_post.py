@@ -53,17 +53,11 @@ def no_post(s3_endpoint: str) -> Iterator[NoPostS3]:
 
 
 @pytest.fixture
-def upload_method() -> str:
-    """S3_UPLOAD_METHOD (the tests parametrize it)."""
-    return "auto"
-
-
-@pytest.fixture
 def app_config(
     app_config: dict[str, Any], no_post: NoPostS3, upload_method: str
 ) -> dict[str, Any]:
     """The app's bucket behind the proxy; with `auto`, on an R2 endpoint's name."""
-    config = {**app_config, "S3_ENDPOINT_URL": no_post.url, "S3_UPLOAD_METHOD": upload_method}
+    config = {**app_config, "S3_ENDPOINT_URL": no_post.url}
     if upload_method == "auto":
         config["S3_PUBLIC_ENDPOINT_URL"] = f"http://{R2_HOST}:{no_post.port}"
     return config
