@@ -1,17 +1,19 @@
-// Dropping files anywhere on the page: an overlay while files hover the window, and the
-// dropped folders walked for their files. The whole window is the target: a file dropped
+// Dropping files anywhere on the page: an overlay while files hover the window; dropped
+// folders are walked by folder-walk.js. The whole window is the target: a file dropped
 // just outside a smaller one would be opened by the browser in place of the page.
 
 import { appendNew } from "./dom.js";
+import { readDrop } from "./folder-walk.js";
 
 // dragover repeats every ~50 ms while files hover the window; silence means they left.
 const DRAG_HIDE_MS = 250;
 
 /**
  * Take files dropped anywhere on the page, folders walked, with an overlay while dragging.
- * @param {(files: File[]) => void} onFiles called once per drop (the list may be empty)
+ * @param {(walked: import("./folder-walk.js").Walked) => void} onDrop called once per drop
+ *   with what it held (the lists may be empty)
  */
-export function bindDropAnywhere(onFiles) {
+export function bindDropAnywhere(onDrop) {
   const overlay = document.createElement("div");
   overlay.className = "drop-overlay";
   overlay.hidden = true;
@@ -47,36 +49,6 @@ export function bindDropAnywhere(onFiles) {
     if (!carriesFiles(event)) return;
     event.preventDefault();
     hide();
-    filesFromDrop(event.dataTransfer).then(onFiles, (error) => console.error(error));
+    readDrop(event.dataTransfer).then(onDrop, (error) => console.error(error));
   });
-}
-
-/**
- * The dropped files, with dropped folders walked recursively (hidden files skipped).
- * Entries must be taken synchronously: the DataTransfer empties after the event.
- */
-function filesFromDrop(dataTransfer) {
-  const items = [...(dataTransfer.items ?? [])].filter((item) => item.kind === "file");
-  const entries = items.map((item) => item.webkitGetAsEntry?.() ?? null);
-  if (entries.length === 0 || entries.some((entry) => entry === null)) {
-    return Promise.resolve([...dataTransfer.files]);
-  }
-  return Promise.all(entries.map((entry) => walkEntry(entry, true))).then((lists) => lists.flat());
-}
-
-async function walkEntry(entry, topLevel = false) {
-  if (!topLevel && entry.name.startsWith(".")) return [];
-  if (entry.isFile) {
-    return [await new Promise((resolve, reject) => entry.file(resolve, reject))];
-  }
-  const reader = entry.createReader();
-  const children = [];
-  // readEntries answers in chunks (100 in Chromium) until it returns an empty list.
-  for (;;) {
-    const chunk = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-    if (chunk.length === 0) break;
-    children.push(...chunk);
-  }
-  const lists = await Promise.all(children.map((child) => walkEntry(child)));
-  return lists.flat();
 }

@@ -17,6 +17,11 @@ import { sendXhr, storageErrorMessage } from "./transfer.js";
 
 const SUBTITLE = /\.(srt|vtt|ass|ssa)$/i;
 
+/** Whether the file name is a subtitle file's. */
+export function isSubtitle(name) {
+  return SUBTITLE.test(name);
+}
+
 /** The name without its extension. */
 function stem(name) {
   const dot = name.lastIndexOf(".");
@@ -25,11 +30,13 @@ function stem(name) {
 
 /**
  * Split a drop into movies and subtitles, each subtitle paired with the movie whose base
- * name its own begins with (the longest such name, so "Film 2" wins over "Film").
+ * name its own begins with (the longest such name, so "Film 2" wins over "Film"), in the
+ * same folder when they come from folders.
  * @param {File[]} files
+ * @param {Map<File, string>} [folderOf] each file's folder (folder-walk.js); none: loose
  * @returns {{movies: File[], pairs: Map<File, File[]>, skipped: File[]}}
  */
-export function pairSidecars(files) {
+export function pairSidecars(files, folderOf = new Map()) {
   const movies = files.filter((file) => !SUBTITLE.test(file.name));
   const pairs = new Map();
   const skipped = [];
@@ -37,6 +44,7 @@ export function pairSidecars(files) {
     const own = stem(subtitle.name).toLowerCase();
     let best = null;
     for (const movie of movies) {
+      if (folderOf.get(movie) !== folderOf.get(subtitle)) continue;
       const base = stem(movie.name).toLowerCase();
       const fits = own === base || own.startsWith(`${base}.`);
       if (fits && (!best || base.length > stem(best.name).length)) best = movie;
@@ -100,7 +108,7 @@ function subtitleRow(list, file) {
  * @param {import("./upload-queue.js").UploadQueue} queue
  * @param {HTMLElement} list where subtitle rows go (the upload rows)
  * @param {string} apiBase
- * @returns {(files: Iterable<File>) => void}
+ * @returns {(files: Iterable<File>, folderOf?: Map<File, string>) => void}
  */
 export function sidecarUploader(queue, list, apiBase) {
   const api = createApi({ base: apiBase });
@@ -120,8 +128,8 @@ export function sidecarUploader(queue, list, apiBase) {
       }
     }
   });
-  return (files) => {
-    const { movies, pairs, skipped } = pairSidecars([...files]);
+  return (files, folderOf) => {
+    const { movies, pairs, skipped } = pairSidecars([...files], folderOf);
     const ids = movies.length ? queue.add(movies) : [];
     movies.forEach((movie, index) => {
       const subtitles = (pairs.get(movie) ?? []).map((file) => {
@@ -133,7 +141,9 @@ export function sidecarUploader(queue, list, apiBase) {
     });
     for (const file of skipped) {
       const show = subtitleRow(list, file);
-      show("skipped", "Skipped", "No movie of the same name in this drop: add it on the movie's page.");
+      show("skipped", "Skipped", folderOf?.has(file)
+        ? "No movie of the same name in its folder: add it on the movie's page."
+        : "No movie of the same name in this drop: add it on the movie's page.");
     }
   };
 }

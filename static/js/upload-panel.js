@@ -13,14 +13,19 @@
 //   >
 //     <div class="upload-intro">
 //       <h2>Add movies</h2>
-//       <p class="muted">Drop files anywhere on this page, or
+//       <p class="muted">Drop files or folders anywhere on this page, or
 //         <label class="button button-primary file-picker">Choose files
 //           <input type="file" multiple data-upload-input class="visually-hidden">
+//         </label>
+//         <label class="button file-picker">Add folder                  (optional)
+//           <input type="file" webkitdirectory data-upload-folder-input class="visually-hidden">
 //         </label>
 //         <button type="button" class="button button-quiet button-small" data-upload-clear
 //                 hidden>Clear finished</button>            (optional)
 //       </p>
 //     </div>
+//     <details class="upload-skipped" data-upload-skipped hidden>    (optional: created)
+//       <summary></summary><ul></ul></details>
 //     <ol class="upload-rows" data-upload-rows aria-live="polite"></ol>
 //   </section>
 //
@@ -46,10 +51,14 @@
 
 import { appendNew } from "./dom.js";
 import { bindDropAnywhere } from "./drop-zone.js";
+import { readPicked } from "./folder-walk.js";
 import { formatBytes, formatDuration, formatSpeed, percent } from "./format.js";
+import { SkippedList } from "./skipped-list.js";
 import { sidecarUploader } from "./subtitles.js";
 import { UploadQueue } from "./upload-queue.js";
 import { FINAL_STAGES, canRetry } from "./upload-stages.js";
+
+const ROWS_PER_FRAME = 40;
 
 const STAGE_LABELS = {
   queued: "Waiting",
@@ -83,16 +92,35 @@ export function initUploadPanel(root) {
   const fileUrl = root.dataset.fileUrl || "";
   const rows = new Map();
 
-  const render = (event) => {
-    const state = event.detail;
-    let row = rows.get(state.id);
-    if (!row) {
-      row = createRow(state);
-      rows.set(state.id, row);
-      list.append(row.element);
+  // Rows are drawn once per frame with each file's latest state, at most ROWS_PER_FRAME a
+  // frame: a folder of hundreds of files, added or answered at once, is drawn over a few
+  // frames instead of holding the page, and a file's many progress events cost one update.
+  const pending = new Map();
+  let drawing = false;
+  const draw = () => {
+    drawing = false;
+    let drawn = 0;
+    for (const [id, state] of pending) {
+      if (drawn++ === ROWS_PER_FRAME) break; // the rest next frame, in order
+      let row = rows.get(id);
+      if (!row) {
+        row = createRow(state);
+        rows.set(id, row);
+        list.append(row.element);
+      }
+      updateRow(row, state, fileUrl);
+      pending.delete(id);
     }
-    updateRow(row, state, fileUrl);
+    if (pending.size) schedule();
     if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
+  };
+  const schedule = () => {
+    if (!drawing) requestAnimationFrame(draw);
+    drawing = true;
+  };
+  const render = (event) => {
+    pending.set(event.detail.id, event.detail);
+    schedule();
   };
   queue.addEventListener("file-added", render);
   queue.addEventListener("file-stage", render);
@@ -104,6 +132,7 @@ export function initUploadPanel(root) {
     });
   }
   queue.addEventListener("file-removed", (event) => {
+    pending.delete(event.detail.id);
     rows.get(event.detail.id)?.element.remove();
     rows.delete(event.detail.id);
     if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
@@ -119,17 +148,26 @@ export function initUploadPanel(root) {
   });
   clear?.addEventListener("click", () => {
     for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) queue.remove(id);
+    skippedList.clear();
   });
 
   // Subtitle files wait for the movie of the same name in the drop (subtitles.js).
   const add = sidecarUploader(queue, list, root.dataset.api || "/api");
+  const skippedList = new SkippedList(root.querySelector("[data-upload-skipped]"), list);
+  const addWalked = ({ files, folderOf, skipped }) => {
+    if (files.length) add(files, folderOf);
+    skippedList.add(skipped);
+  };
   input.addEventListener("change", () => {
     if (input.files.length) add(input.files);
     input.value = ""; // choosing the same file again must fire `change` again
   });
-  bindDropAnywhere((files) => {
-    if (files.length) add(files);
+  const folderInput = root.querySelector("[data-upload-folder-input]");
+  folderInput?.addEventListener("change", () => {
+    addWalked(readPicked(folderInput.files));
+    folderInput.value = "";
   });
+  bindDropAnywhere(addWalked);
   window.addEventListener("beforeunload", (event) => {
     // Leaving stops the uploads; multipart ones can be resumed by adding the file again.
     if (queue.busy) event.preventDefault();
