@@ -32,6 +32,8 @@ def test_a_token_is_made_copied_used_and_revoked_on_the_account_page(
     field = page.locator("#new-token-secret")
     expect(field).to_have_value(re.compile(r"^mvt_[A-Za-z0-9_-]{43}$"))
     secret = field.input_value()
+    # The copy buttons work once the page's scripts have run (they load after the page).
+    assert page.evaluate("() => import('/static/js/app.js').then(() => true)") is True
     page.locator("#new-token").get_by_role("button", name="Copy").click()
     expect(page.locator("#new-token-status")).to_have_text("Copied.")
     assert page.evaluate("navigator.clipboard.readText()") == secret
