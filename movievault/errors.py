@@ -123,3 +123,10 @@ class TooManyAttempts(MovieVaultError):
     """Login throttled: too many failed attempts for this username or address."""
 
     status = 429
+
+
+class ImportRefused(MovieVaultError):
+    """A file cannot be imported as asked: a hard link across filesystems, `--link` on a
+    bucket, a file that changed while it was being imported."""
+
+    status = 422
