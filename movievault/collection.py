@@ -94,9 +94,9 @@ class Summary:
     #: Files skipped for their extension alone, counted by extension (not listed one by one).
     ignored: Counter[str] = field(default_factory=Counter)
 
-    def lines(self, *, dry_run: bool = False) -> list[str]:
+    def lines(self, *, dry_run: bool = False, verb: str = "imported") -> list[str]:
         """The summary as printed, the totals first, then one line per skip and failure."""
-        verb = "would import" if dry_run else "imported"
+        verb = f"would be {verb}" if dry_run else verb
         ignored = sum(self.ignored.values())
         shown = ", ".join(f"{n} {ext or '(none)'}" for ext, n in self.ignored.most_common(6))
         lines = [

@@ -128,7 +128,7 @@ def test_dry_run_changes_nothing(
     app: Flask, runner: FlaskCliRunner, alice_id: int, tree: Path, cache_home: Path
 ) -> None:
     result = run_import(runner, str(tree / "nested"), "--dry-run")
-    assert "1 would import, 0 already in the library" in result.output, result.output
+    assert "1 would be imported, 0 already in the library" in result.output, result.output
     assert files_of(app, alice_id) == {}
     assert keys(get_storage(app)) == set()
 
