@@ -1,4 +1,5 @@
-"""Sign-in, sign-out, first-run setup and account pages, and flask-login's wiring."""
+"""Sign-in, sign-out, first-run setup and account pages (API tokens among them), and
+flask-login's wiring, bearer tokens on the API included."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask import (
     Blueprint,
     Flask,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -24,10 +26,16 @@ from flask_login import (
     logout_user,
 )
 
-from movievault import db, quotas, throttle, users
-from movievault.errors import CatalogueUnavailable, InvalidInput, TooManyAttempts
+from movievault import api_tokens, db, quotas, throttle, users
+from movievault.errors import (
+    CatalogueUnavailable,
+    InvalidInput,
+    TokenRejected,
+    TooManyAttempts,
+)
 from movievault.handlers import json_error, wants_json
-from movievault.models import User
+from movievault.models import User, utcnow
+from movievault.security import bearer_secret
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -62,6 +70,34 @@ def _load_user(session_id: str) -> SessionUser | None:
     except ValueError:
         return None
     return SessionUser(user)
+
+
+def _authenticate_bearer() -> ResponseReturnValue | None:
+    """On an API request with `Authorization: Bearer`, act as the token's user, or refuse.
+
+    A bad, revoked or expired token is a 401 at once, never a fall-back to the session
+    cookie. The user is set for this request only (nothing is written to the cookie).
+    Unknown tokens count against the address in the login throttle.
+    """
+    secret = bearer_secret()
+    if secret is None:
+        return None
+    session = db.session()
+    address = request.remote_addr or "unknown"
+    try:
+        throttle.check_token_address(session=session, address=address)
+        user = api_tokens.authenticate(session=session, secret=secret, now=utcnow())
+    except TooManyAttempts as error:
+        return json_error(error.message, error.status)
+    except TokenRejected as error:
+        if error.guessed:
+            throttle.token_guessed(session=session, address=address)
+        answer = json_error(error.message, error.status)
+        answer.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return answer
+    # flask-login keeps the request's user here; `current_user` then is the token's user.
+    g._login_user = SessionUser(user)
+    return None
 
 
 def _sign_in(user: User) -> None:
@@ -170,12 +206,61 @@ def account() -> ResponseReturnValue:
     return _account_page()
 
 
-def _account_page(error: str | None = None) -> str:
-    """Render the account page, with an error for the password form when there is one."""
+def _account_page(
+    error: str | None = None, *, token_error: str | None = None, new_secret: str | None = None,
+) -> str:
+    """Render the account page, with an error for the password or token form when there is
+    one, and a new token's secret the one time it is shown."""
     session = db.session()
-    user = users.get_user(session=session, user_id=int(current_user.id))
-    usage = quotas.usage(session=session, owner_id=int(current_user.id))
-    return render_template("auth/account.html", user=user, usage=usage, error=error)
+    user_id = int(current_user.id)
+    user = users.get_user(session=session, user_id=user_id)
+    usage = quotas.usage(session=session, owner_id=user_id)
+    tokens = api_tokens.list_tokens(session=session, user_id=user_id)
+    now = utcnow()
+    expired = {token.id for token in tokens if api_tokens.is_expired(token, now=now)}
+    return render_template(
+        "auth/account.html", user=user, usage=usage, error=error, tokens=tokens,
+        expired=expired, token_error=token_error, new_secret=new_secret,
+        max_expiry_days=api_tokens.MAX_EXPIRY_DAYS,
+    )
+
+
+def _expiry_days(text: str) -> int | None:
+    """The form's "expires after N days" (empty: never); raise when it is not a number."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput("The expiry is a whole number of days, or empty for never.") from None
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token() -> ResponseReturnValue:
+    """Make an API token and show its secret, this once (the page is not cached)."""
+    session = db.session()
+    try:
+        expires_at = api_tokens.expiry_in_days(
+            _expiry_days(request.form.get("expires_days", "")), now=utcnow()
+        )
+        _token, secret = api_tokens.create_token(
+            session=session, user_id=int(current_user.id),
+            name=request.form.get("name", ""), expires_at=expires_at,
+        )
+    except InvalidInput as error:
+        return _account_page(token_error=error.message), 422
+    return _account_page(new_secret=secret), 201
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> ResponseReturnValue:
+    """Revoke one of the user's API tokens; it stops working at once (another user's: 404)."""
+    api_tokens.revoke_token(session=db.session(), user_id=int(current_user.id), token_id=token_id)
+    flash("The token is revoked: anything using it is refused from now on.", "info")
+    return redirect(url_for("auth.account")), 303
 
 
 @bp.post("/account/password")
@@ -226,4 +311,5 @@ def sign_out_everywhere() -> ResponseReturnValue:
 def init_app(app: Flask) -> None:
     """Register the pages and flask-login."""
     login_manager.init_app(app)
+    app.before_request(_authenticate_bearer)
     app.register_blueprint(bp)

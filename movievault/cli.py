@@ -376,6 +376,8 @@ def rescan_command(scope: probing.Scope, username: str | None) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app (so `flask --app wsgi ...` has them too)."""
+    from movievault.cli_tokens import token_group  # it uses this module's helpers
+
     for command in (
         create_user_command,
         reset_password_command,
@@ -386,6 +388,7 @@ def init_app(app: Flask) -> None:
         serve_command,
         migrate_storage_command,
         rescan_command,
+        token_group,
     ):
         app.cli.add_command(command)
     from movievault.import_command import import_command

@@ -41,12 +41,21 @@ class SignedPart:
 
 @dataclass
 class ApiClient:
-    """A signed-in `requests` session (with `X-CSRFToken` set) and the app's base URL."""
+    """A signed-in `requests` session (with `X-CSRFToken` set), or one sending an API
+    token (see `with_token`), and the app's base URL."""
 
     http: requests.Session
     base: str
     #: Every request made to the app (method, path): lets tests count control-plane calls.
     calls: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def with_token(cls, base_url: str, token: str) -> ApiClient:
+        """A client that sends a personal API token (`Authorization: Bearer`) instead of
+        signing in: no session cookie, no CSRF token."""
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        return cls(http=http, base=base_url.rstrip("/"))
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the app's API."""

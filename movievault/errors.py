@@ -130,3 +130,17 @@ class ImportRefused(MovieVaultError):
     bucket, a file that changed while it was being imported."""
 
     status = 422
+
+
+class TokenRejected(MovieVaultError):
+    """An API token that is unknown, revoked or expired.
+
+    `guessed` is True for a secret no token ever had: only those count towards the login
+    throttle (a revoked or expired token was once given out; using it is no guess).
+    """
+
+    status = 401
+
+    def __init__(self, message: str, *, guessed: bool) -> None:
+        super().__init__(message)
+        self.guessed = guessed

@@ -87,7 +87,7 @@ def upload_command(
             "Set MOVIEVAULT_TOKEN to a personal API token of your account (create one on "
             "the account page, or with `movievault token create --user NAME` on the server)."
         )
-    uploader = Uploader(client=token_client(server_url, token), parallel=parallel)
+    uploader = Uploader(client=ApiClient.with_token(server_url, token), parallel=parallel)
     summary = Summary()
     try:
         run_upload(paths, uploader=uploader, jobs=jobs, dry_run=dry_run, summary=summary)

@@ -1,5 +1,5 @@
-"""SQLModel tables: users, the file catalogue, subtitles, probe jobs, pending uploads and
-login attempts."""
+"""SQLModel tables: users, the file catalogue, subtitles, probe jobs, pending uploads,
+login attempts and API tokens."""
 
 from __future__ import annotations
 
@@ -369,3 +369,21 @@ class LoginAttempt(SQLModel, table=True):
     # Recorded before the password is checked: True until the check has failed (or for
     # good, if the check never ended; see throttle.IN_FLIGHT_LIMIT).
     in_flight: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token: its owner, a name, and the SHA-256 of its secret (never the
+    secret itself, which is shown once when the token is made)."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(index=True, unique=True, min_length=64, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    # Updated at most once a minute (see api_tokens.LAST_USED_PRECISION).
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None  # None: until revoked
+    # Revoked tokens are kept (not deleted), so a script using one is told it was revoked.
+    revoked_at: datetime | None = None

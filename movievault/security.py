@@ -72,6 +72,28 @@ def _store_origins() -> list[str]:
     return origins
 
 
+def bearer_secret() -> str | None:
+    """The secret of an `Authorization: Bearer` header on a JSON API request, else None.
+
+    Only the API takes tokens: pages and their /files/... routes stay cookie-only, so a
+    token cannot act as a signed-in person in a browser. "" when the header has no secret.
+    """
+    if request.blueprint != "api":
+        return None
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else None
+
+
+def _protect_from_csrf() -> None:
+    """Check the CSRF token, except on API requests that carry a bearer token.
+
+    Those are not sent by a browser on the person's behalf: a page elsewhere cannot add an
+    Authorization header without this app's CORS consent, and they never use the cookie.
+    """
+    if current_app.config["WTF_CSRF_ENABLED"] and bearer_secret() is None:
+        csrf.protect(apply_exemptions=True)
+
+
 def _set_headers(response: Response) -> Response:
     """Add the headers every response carries."""
     headers = response.headers
@@ -104,4 +126,7 @@ def init_app(app: Flask) -> None:
             app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_prefix=count
         )
     csrf.init_app(app)
+    # flask-wtf's own check cannot be told about bearer tokens: run it from ours instead.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.before_request(_protect_from_csrf)
     app.after_request(_set_headers)

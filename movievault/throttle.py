@@ -142,3 +142,32 @@ def succeeded(*, session: Session, attempt: Attempt, user_id: int) -> None:
         raise CatalogueUnavailable(
             "Signing in is unavailable: the database cannot be written. Try again later."
         ) from error
+
+
+# --- API tokens --------------------------------------------------------------------------
+# A token guess counts against its address, in the same counter as password guesses: an
+# address that guesses one is refused the other too. Unlike a password check, a token
+# look-up is cheap and a valid token is used on every API call, so no attempt is written
+# before it (that would be a write per call): the check reads the count, and only a guess
+# writes. Parallel guesses can pass the limit by the requests in flight at that moment;
+# the secrets' 256 random bits are what makes guessing hopeless, the throttle bounds the
+# rate of trying.
+
+
+def check_token_address(*, session: Session, address: str) -> None:
+    """Raise TooManyAttempts when the address has failed too often to try a token now."""
+    failures, _ = _counts(session, f"addr:{address}")
+    if failures >= MAX_FAILURES:
+        raise TooManyAttempts(
+            "Too many failed sign-in attempts or unknown API tokens from this address. "
+            f"Wait {int(WINDOW.total_seconds() // 60)} minutes and try again."
+        )
+
+
+def token_guessed(*, session: Session, address: str) -> None:
+    """Count an unknown token as a failed attempt of its address (quietly, like `failed`)."""
+    try:
+        session.add(LoginAttempt(subject=f"addr:{address}", in_flight=False))
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()

@@ -38,13 +38,6 @@ class UploadFailed(Exception):
     gave one)."""
 
 
-def token_client(base_url: str, token: str) -> ApiClient:
-    """An API client that authenticates with a personal API token (no cookie, no CSRF)."""
-    http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {token}"
-    return ApiClient(http=http, base=base_url.rstrip("/"))
-
-
 def _reason(answer: requests.Response) -> str:
     """The error the server or store gave, in one line."""
     try:

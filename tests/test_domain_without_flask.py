@@ -24,7 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 from sqlmodel import Session, create_engine
 
 from movievault import (
-    completion, jobs, library, migrations, probing, quotas, throttle, uploads, users, validation,
+    api_tokens, completion, jobs, library, migrations, probing, quotas, throttle, uploads, users,
+    validation,
 )
 from movievault.worker import ProbeWorker
 from movievault.storage.local import LocalStorage
@@ -83,6 +84,9 @@ with Session(engine, expire_on_commit=False) as session:
     )
     assert again.status == "duplicate"
     assert validation.content_type("text/html") == "application/octet-stream"
+    token, secret = api_tokens.create_token(session=session, user_id=owner.id, name="script")
+    found = api_tokens.user_for_token(session=session, secret=secret, now=token.created_at)
+    assert found is not None and found.id == owner.id
 print("the domain ran without Flask")
 '''
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import sqlite3
 import warnings
 from pathlib import Path
@@ -327,3 +328,28 @@ def test_a_catalogue_with_movie_metadata_gains_subtitles_with_every_row_intact(
     assert done.get_json()["subtitle"]["language"] == "fr"
     vtt = client.get(done.get_json()["subtitle"]["url"])
     assert "Bonjour à tous" in vtt.get_data(as_text=True)
+
+
+def test_a_catalogue_with_subtitles_gains_api_tokens_with_every_row_intact(
+    app_config: dict[str, Any], catalogue: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fill_previous_release(catalogue, "0005")
+    before = {table: _rows(catalogue, table) for table in ("user", "file", "pending_upload")}
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)
+    for table, rows in before.items():
+        assert _rows(catalogue, table) == rows  # no column was added to them
+    assert _rows(catalogue, "api_token") == []
+    # bob (session generation and quota kept) makes a token; it sees his files, not alice's.
+    client = app.test_client()
+    auth = AuthActions(client)
+    assert auth.login("bob").status_code == 302
+    made = client.post("/account/tokens", data={"name": "nas", "csrf_token": auth.csrf("/account")})
+    assert made.status_code == 201, made.get_data(as_text=True)
+    secret = re.search(r'value="(mvt_[^"]+)"', made.get_data(as_text=True))
+    assert secret is not None
+    bearer = {"Authorization": f"Bearer {secret.group(1)}"}
+    listed = app.test_client().get("/api/files", headers=bearer).get_json()
+    assert [f["name"] for f in listed["files"]] == ["Heat (1995).mkv"]
+    assert app.test_client().get("/api/files/1", headers=bearer).status_code == 404

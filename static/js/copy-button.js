@@ -37,7 +37,7 @@ export function initCopyButtons() {
     const copied = await copyText(field.value, field);
     const status = document.getElementById(button.dataset.copyReport ?? "");
     if (status) {
-      status.textContent = copied ? "Copied." : "Select the address and copy it (Ctrl+C).";
+      status.textContent = copied ? "Copied." : "Select the text and copy it (Ctrl+C).";
     }
     if (!copied) field.select();
   });
