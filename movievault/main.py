@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from movievault.client import ApiClient
 from movievault.collection import Candidate, HashCache, Summary, cache_path, hash_all, walk
-from movievault.uploader import Uploader, UploadFailed, token_client
+from movievault.uploader import Uploader, UploadFailed
 
 #: The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
