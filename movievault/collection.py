@@ -13,8 +13,8 @@ import sqlite3
 import stat
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,40 +272,56 @@ def hash_all(
 ) -> list[Candidate]:
     """Hash the files (and their subtitles) not in the cache, `jobs` at a time; return
     those that could be read. The others are failures in `summary`."""
-    todo: list[Candidate] = []
-    for item in items:
-        for each in (item, *item.subtitles):
-            each.sha256 = cache.get(each)
-            if each.sha256 is None:
-                todo.append(each)
-            else:
-                summary.cached += 1
-                if each is item:
-                    progress(each.size)
-    unreadable: set[int] = set()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        counted = {id(item) for item in items}
-        futures = {
-            pool.submit(hash_file, each.path, progress if id(each) in counted else _ignore): each
-            for each in todo
-        }
-        for future in as_completed(futures):
-            each = futures[future]
-            try:
-                each.sha256 = future.result()
-            except OSError as error:
-                unreadable.add(id(each))
-                summary.failed.append((str(each.path), f"could not be read "
-                                                      f"({error.strerror or error})"))
-                continue
-            summary.hashed += 1
-            cache.put(each)
-    kept = []
-    for item in items:
-        item.subtitles = [s for s in item.subtitles if id(s) not in unreadable]
-        if id(item) not in unreadable:
-            kept.append(item)
-    return kept
+    return list(hash_in_order(items, jobs=jobs, cache=cache, summary=summary,
+                              progress=progress))
+
+
+def hash_in_order(
+    items: list[Candidate], *, jobs: int, cache: HashCache, summary: Summary,
+    progress: Callable[[int], object] = lambda _: None,
+) -> Iterator[Candidate]:
+    """Yield each file that could be read, in order, as soon as it and its subtitles are
+    hashed: the caller stores one file while the threads hash the next ones."""
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        pending: dict[int, Future[str]] = {}
+        for item in items:
+            for each in (item, *item.subtitles):
+                each.sha256 = cache.get(each)
+                if each.sha256 is not None:
+                    summary.cached += 1
+                    if each is item:
+                        progress(each.size)
+                    continue
+                # Subtitles are not in the byte totals of the progress bar.
+                counted = progress if each is item else _ignore
+                pending[id(each)] = pool.submit(hash_file, each.path, counted)
+        for item in items:
+            readable = [each for each in (item, *item.subtitles) if _collect(
+                each, pending.pop(id(each), None), cache=cache, summary=summary
+            )]
+            if readable and readable[0] is item:
+                item.subtitles = readable[1:]
+                yield item
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _collect(
+    each: Candidate, future: Future[str] | None, *, cache: HashCache, summary: Summary
+) -> bool:
+    """Take a file's hash from its future (none: it came from the cache); False when the
+    file could not be read (a failure in `summary`)."""
+    if future is None:
+        return True
+    try:
+        each.sha256 = future.result()
+    except OSError as error:
+        summary.failed.append((str(each.path), f"could not be read ({error.strerror or error})"))
+        return False
+    summary.hashed += 1
+    cache.put(each)
+    return True
 
 
 def _ignore(_: int) -> None:

@@ -19,7 +19,14 @@ from tqdm import tqdm
 
 from movievault import db, importer, users
 from movievault.backends import get_storage
-from movievault.collection import Candidate, HashCache, Summary, cache_path, hash_all, walk
+from movievault.collection import (
+    Candidate,
+    HashCache,
+    Summary,
+    cache_path,
+    hash_in_order,
+    walk,
+)
 from movievault.config import settings
 from movievault.errors import MovieVaultError
 from movievault.storage import Storage
@@ -57,16 +64,6 @@ def counter(bar: tqdm) -> Callable[[int], None]:
             bar.update(count)
 
     return update
-
-
-def hash_with_progress(
-    items: list[Candidate], *, jobs: int, cache: HashCache, summary: Summary
-) -> list[Candidate]:
-    """Hash what the cache does not know, with a progress bar (bytes, speed, time left)."""
-    total = sum(item.size for item in items)
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="Hashing",
-              disable=None) as bar:
-        return hash_all(items, jobs=jobs, cache=cache, summary=summary, progress=counter(bar))
 
 
 def default_jobs() -> int:
@@ -112,18 +109,24 @@ def import_command(
     try:
         with first_interrupt_only():
             items = walk(paths, summary)
-            items = hash_with_progress(items, jobs=jobs, cache=cache, summary=summary)
-            with db.session_scope(app) as session:
-                if dry_run:
-                    for item in items:
+            total = sum(item.size for item in items)
+            with _bar("Hashing", total, 0) as hashing, _bar("Importing", total, 1) as bar, \
+                    db.session_scope(app) as session:
+                # Each file is stored as soon as it is hashed, while the next ones hash.
+                for number, item in enumerate(hash_in_order(
+                    items, jobs=jobs, cache=cache, summary=summary, progress=counter(hashing)
+                ), start=1):
+                    bar.set_postfix_str(f"file {number}/{len(items)}")
+                    if dry_run:
                         assert item.sha256 is not None
                         found = importer.owned(session=session, owner_id=owner_id,
                                                sha256=item.sha256)
                         (summary.duplicates if found else summary.imported).append(item.name)
-                else:
-                    _import_all(items, session=session, storage=storage,
-                                upload_settings=upload_settings, owner_id=owner_id,
-                                link=link, summary=summary)
+                    else:
+                        _import_one(item, session=session, storage=storage,
+                                    upload_settings=upload_settings, owner_id=owner_id,
+                                    link=link, summary=summary)
+                    bar.update(item.size)
     except KeyboardInterrupt:
         echo_summary(summary)
         click.echo("Interrupted: the file under way was discarded; run the import again to "
@@ -135,30 +138,30 @@ def import_command(
     sys.exit(summary.exit_code)
 
 
-def _import_all(
-    items: list[Candidate], *, session: Session, storage: Storage,
-    upload_settings: UploadSettings, owner_id: int, link: bool, summary: Summary,
+def _bar(desc: str, total: int, position: int) -> tqdm:
+    """A progress bar of bytes (with speed and time left), on the terminal only."""
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                position=position, disable=None)
+
+
+def _import_one(
+    item: Candidate, *, session: Session, storage: Storage, upload_settings: UploadSettings,
+    owner_id: int, link: bool, summary: Summary,
 ) -> None:
-    """Import the hashed movies one after the other, with a progress bar."""
-    total = sum(item.size for item in items)
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="Importing",
-              disable=None) as bar:
-        for number, item in enumerate(items, start=1):
-            bar.set_postfix_str(f"file {number}/{len(items)}")
-            try:
-                result = importer.import_movie(
-                    session=session, storage=storage, settings=upload_settings,
-                    owner_id=owner_id, item=item, link=link,
-                )
-            except importer.InProgress as error:
-                summary.skipped.append((str(item.path), error.message))
-            except MovieVaultError as error:
-                summary.failed.append((str(item.path), error.message))
-            except Exception as error:  # one bad file must not stop the others
-                session.rollback()
-                summary.failed.append((str(item.path), str(error) or type(error).__name__))
-            else:
-                (summary.duplicates if result.duplicate else summary.imported).append(item.name)
-                summary.subtitles += result.subtitles
-                summary.failed += result.subtitle_failures
-            bar.update(item.size)
+    """Import one hashed movie; its outcome goes in the summary."""
+    try:
+        result = importer.import_movie(
+            session=session, storage=storage, settings=upload_settings,
+            owner_id=owner_id, item=item, link=link,
+        )
+    except importer.InProgress as error:
+        summary.skipped.append((str(item.path), error.message))
+    except MovieVaultError as error:
+        summary.failed.append((str(item.path), error.message))
+    except Exception as error:  # one bad file must not stop the others
+        session.rollback()
+        summary.failed.append((str(item.path), str(error) or type(error).__name__))
+    else:
+        (summary.duplicates if result.duplicate else summary.imported).append(item.name)
+        summary.subtitles += result.subtitles
+        summary.failed += result.subtitle_failures
