@@ -13,7 +13,7 @@ import sqlite3
 import stat
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +279,7 @@ def hash_all(
 def hash_in_order(
     items: list[Candidate], *, jobs: int, cache: HashCache, summary: Summary,
     progress: Callable[[int], object] = lambda _: None,
-) -> Iterator[Candidate]:
+) -> Generator[Candidate, None, None]:
     """Yield each file that could be read, in order, as soon as it and its subtitles are
     hashed: the caller stores one file while the threads hash the next ones."""
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))

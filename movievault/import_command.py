@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -111,11 +111,13 @@ def import_command(
             items = walk(paths, summary)
             total = sum(item.size for item in items)
             with _bar("Hashing", total, 0) as hashing, _bar("Importing", total, 1) as bar, \
-                    db.session_scope(app) as session:
-                # Each file is stored as soon as it is hashed, while the next ones hash.
-                for number, item in enumerate(hash_in_order(
-                    items, jobs=jobs, cache=cache, summary=summary, progress=counter(hashing)
-                ), start=1):
+                    db.session_scope(app) as session, closing(hash_in_order(
+                        items, jobs=jobs, cache=cache, summary=summary,
+                        progress=counter(hashing),
+                    )) as hashed:
+                # Each file is stored as soon as it is hashed, while the next ones hash;
+                # on Ctrl-C, closing the hashing stops files not yet started.
+                for number, item in enumerate(hashed, start=1):
                     bar.set_postfix_str(f"file {number}/{len(items)}")
                     if dry_run:
                         assert item.sha256 is not None
