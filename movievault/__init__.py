@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def _installed() -> bool:
@@ -40,6 +41,9 @@ def _instance_path() -> str | None:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then MOVIEVAULT_* variables, then `test_config`."""
+    # Imported here: `movievault upload` runs without Flask installed (see main.py).
+    from flask import Flask
+
     app = Flask(
         __name__,
         template_folder=_folder("templates"),

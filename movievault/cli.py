@@ -391,3 +391,6 @@ def init_app(app: Flask) -> None:
         token_group,
     ):
         app.cli.add_command(command)
+    from movievault.import_command import import_command
+
+    app.cli.add_command(import_command)

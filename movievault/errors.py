@@ -125,6 +125,13 @@ class TooManyAttempts(MovieVaultError):
     status = 429
 
 
+class ImportRefused(MovieVaultError):
+    """A file cannot be imported as asked: a hard link across filesystems, `--link` on a
+    bucket, a file that changed while it was being imported."""
+
+    status = 422
+
+
 class TokenRejected(MovieVaultError):
     """An API token that is unknown, revoked or expired.
 

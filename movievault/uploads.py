@@ -190,19 +190,21 @@ class _RaceLost(Exception):
 
 
 def start_upload(
-    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
+    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any,
+    whole: bool = False,
 ) -> StartResult:
     """Plan an upload, or resume the pending one for this content, or report a duplicate.
 
     A create that loses the insert to another create of the same content resumes that
     one; if that one is cancelled in between, it starts over (a few times) rather than
-    failing a request that did nothing wrong.
+    failing a request that did nothing wrong. `whole` plans an upload sent whole whatever
+    its size: `movievault import` stores the object itself (see importer.py).
     """
     for _ in range(CREATE_ATTEMPTS):
         try:
             return _start_upload_once(
                 session=session, storage=storage, settings=settings, owner_id=owner_id,
-                data=data,
+                data=data, whole=whole,
             )
         except _RaceLost:
             continue
@@ -210,7 +212,8 @@ def start_upload(
 
 
 def _start_upload_once(
-    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any
+    *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int, data: Any,
+    whole: bool,
 ) -> StartResult:
     """One attempt of `start_upload`.
 
@@ -226,7 +229,8 @@ def _start_upload_once(
     sha256 = validation.sha256_hex(data["sha256"]) if data.get("sha256") is not None else None
     name = validation.file_name(data.get("name"))
     content_type = validation.content_type(data.get("content_type"))
-    method = storage.upload_method() if size <= settings.multipart_threshold else "multipart"
+    whole = whole or size <= settings.multipart_threshold
+    method = storage.upload_method() if whole else "multipart"
 
     if sha256 is not None:
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)

@@ -288,6 +288,18 @@ class Storage(ABC):
     def put(self, *, key: str, stream: Readable, size: int, content_type: str) -> None:
         """Store `size` bytes read from `stream` at `key` (server-side copies only)."""
 
+    @abstractmethod
+    def import_file(
+        self, *, key: str, path: str, size: int, content_type: str, sha256: str,
+        link: bool = False,
+    ) -> None:
+        """Store the file at `path` (`size` bytes, already hashed to `sha256`) at `key`, as
+        `movievault import` does: all or nothing, even when interrupted.
+
+        `link` asks for a hard link instead of a copy (the local store on the same
+        filesystem only; otherwise ImportRefused says why).
+        """
+
 
 #: What a backend's own exceptions mean: the typed error to raise instead of `error` while
 #: trying to `action`, or None for an exception the backend does not translate.

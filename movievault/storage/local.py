@@ -47,6 +47,7 @@ from movievault.storage.disk import (
     remove_older,
     sidecar_path,
 )
+from movievault.storage.local_import import copy_in, link_in
 from movievault.storage.local_multipart import UploadFolder, check_upload_id, remove_expired
 from movievault.storage.local_urls import KEY_RE, SignedUrls, check_key
 
@@ -313,6 +314,22 @@ class LocalStorage(SignedUrls, Storage):
         with Incoming(self.tmp, limit=size) as incoming:
             incoming.copy_from(stream, size + 1)
             incoming.place(destination, expected=size, sidecar=True)
+
+    @disk_errors("import a file")
+    def import_file(
+        self, *, key: str, path: str, size: int, content_type: str, sha256: str,
+        link: bool = False,
+    ) -> None:
+        """Hard-link the file into place, or copy it crash-safely (see local_import.py)."""
+        self.check_ready()
+        destination = self.object_path(key)
+        if link:
+            link_in(source=path, destination=destination, root=self.root, tmp=self.tmp,
+                    size=size, sha256=sha256)
+        else:
+            self.check_capacity(size)
+            copy_in(source=path, destination=destination, tmp=self.tmp, size=size,
+                    sha256=sha256)
 
     # --- what the store's signed URLs write and read (see local_requests.py) ---------------
 

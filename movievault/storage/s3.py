@@ -8,10 +8,12 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from movievault.errors import (
+    ImportRefused,
     InvalidInput,
     NoSuchKey,
     StorageRejected,
@@ -37,6 +39,8 @@ from movievault.storage.s3_client import (
 from movievault.storage.s3_signing import SIGV4_PARAMS, QuerySigner
 
 _translate = translate_errors(boto_meaning)
+#: Parts of one imported file sent at once (boto3's default, 8 MiB each).
+IMPORT_CONCURRENCY = 10
 
 _MAX_CACHED_ADDRESSES = 1024
 
@@ -430,4 +434,30 @@ class S3Storage(Storage):
         """Upload from a stream (boto3 switches to multipart for big objects)."""
         self.client.upload_fileobj(
             stream, self.bucket, key, ExtraArgs={"ContentType": content_type}
+        )
+
+    @_translate("upload a file")
+    def import_file(
+        self, *, key: str, path: str, size: int, content_type: str, sha256: str,
+        link: bool = False,
+    ) -> None:
+        """Upload with boto3's transfer manager (multipart, several parts at once). An
+        interrupt aborts the multipart upload; one left by a killed import of this key is
+        aborted before starting again."""
+        if link:
+            raise ImportRefused(
+                "--link hard-links files into the local store; this server keeps movies in "
+                f"{self.describe()}. Import without --link."
+            )
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        for stale in listing.get("Uploads", []):
+            if stale["Key"] == key:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=stale["UploadId"]
+                )
+        # upload_file's own `with` cancels the transfer on an exception (KeyboardInterrupt
+        # too) and aborts its multipart upload before returning.
+        self.client.upload_file(
+            path, self.bucket, key, ExtraArgs={"ContentType": content_type},
+            Config=TransferConfig(max_concurrency=IMPORT_CONCURRENCY),
         )
