@@ -205,20 +205,16 @@ def gc_command() -> None:
     """Abort and forget uploads that were never finished and are past their expiry."""
     storage = get_storage()
     with db.session_scope(current_app) as session:
-        report = garbage.collect_garbage(session=session, storage=storage)
+        report = garbage.housekeeping(
+            session=session, storage=storage, abort_after_days=settings().abort_multipart_days
+        )
     failures = report.failures
     click.echo(f"Removed {report.expired_uploads} expired upload(s).")
     click.echo(
         f"Removed {report.orphans} stray object(s) that no file or upload refers to "
         f"(older than {garbage.ORPHAN_GRACE.total_seconds() / 3600:g} hours)."
     )
-    # The store's own leftovers (the local twin of the bucket's lifecycle rule).
-    try:
-        swept = storage.sweep(abort_after_days=settings().abort_multipart_days)
-    except MovieVaultError as error:
-        failures.append(f"the store's leftovers: {error.message}")
-        swept = []
-    for line in swept:
+    for line in report.swept:
         click.echo(line)
     for failure in failures:
         click.echo(f"Could not remove {failure}", err=True)
