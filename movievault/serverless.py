@@ -108,6 +108,7 @@ def create_lambda_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = create_app(values)
     kind = settings(app).storage
     if kind != "s3":
+        db.engine_of(app).dispose()  # the refused app's connections end here
         raise ConfigError(
             f"In AWS Lambda, movies must be kept in S3 (MOVIEVAULT_STORAGE=s3 and "
             f"MOVIEVAULT_S3_BUCKET), not in the {kind} store: a function's disk is its own "

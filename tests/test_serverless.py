@@ -2,7 +2,8 @@
 
 Each request below is an event as API Gateway's HTTP API (or a function URL) sends it
 (tests/apigateway.py), handed to `serverless.handler` itself, configured as in AWS by its
-environment; movies go to a real S3 endpoint (moto's server), never through the handler.
+environment; the catalogue is in PostgreSQL (tests/postgres.py), as the function's is, and
+movies go to a real S3 endpoint (moto's server), never through the handler.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import requests
 from flask import Flask
 
-from movievault import serverless
+from movievault import db, serverless
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.config import ConfigError
@@ -49,12 +50,12 @@ from tests.support import (
 
 @pytest.fixture
 def lambda_settings(
-    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+    s3_endpoint: str, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """The function's environment (MOVIEVAULT_*), and a container not yet started."""
     values = {
         "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'movievault.db'}",
+        "DATABASE_URL": postgres_url,
         "STORAGE": "s3",
         "S3_BUCKET": f"mv-{uuid.uuid4().hex[:12]}",
         "S3_ENDPOINT_URL": s3_endpoint,
@@ -67,7 +68,14 @@ def lambda_settings(
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setattr(serverless, "_app", None)
     monkeypatch.setattr(serverless, "_handler", None)
-    return values
+    yield values
+    _stop_container()
+
+
+def _stop_container() -> None:
+    """Close the container's pooled connections (its database is dropped next)."""
+    if serverless._app is not None:
+        db.engine_of(serverless._app).dispose()
 
 
 @pytest.fixture
@@ -276,6 +284,7 @@ def test_settings_come_from_a_secrets_manager_secret(
     make_user(app, "alice")
     assert serverless.handler(http_event("GET", f"{BASE_URL}/login"), LambdaContext())[
         "statusCode"] == 200
+    _stop_container()
     monkeypatch.setattr(serverless, "_app", None)
     monkeypatch.setenv("MOVIEVAULT_SECRET_ARN", arn + "-gone")
     with pytest.raises(ConfigError, match="secretsmanager:GetSecretValue"):
