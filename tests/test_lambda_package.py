@@ -65,8 +65,8 @@ def test_the_zip_holds_the_handler_app_and_dependencies_and_nothing_of_the_tests
         "psycopg_binary/__init__.py", "av/__init__.py", "boto3/__init__.py",
     ):
         assert required in names, required
-    for folder, prefix in (("static", "movievault/static/"), ("templates", "movievault/templates/")):
-        shipped = {f"{prefix}{p.relative_to(ROOT / folder).as_posix()}"
+    for folder in ("static", "templates"):
+        shipped = {f"movievault/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
                    for p in (ROOT / folder).rglob("*") if p.is_file()}
         if folder == "templates":
             shipped = {name for name in shipped if name.endswith(".html")}
