@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench browser nginx localstack clean
+.PHONY: run test test-fast lint bench browser nginx localstack postgresql lambda-package clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -32,9 +32,12 @@ nginx:
 localstack:
 	@scripts/install-localstack
 
+postgresql:
+	@scripts/install-postgresql
+
 # Two workers: browser and server tests spend much of their time waiting. Tests that share
 # one heavy server are grouped onto one worker (`xdist_group`).
-test: lint browser nginx localstack
+test: lint browser nginx localstack postgresql
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: $(VENV)/.installed-test
@@ -43,6 +46,12 @@ test-fast: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check movievault tests bench wsgi.py
 	$(PY) -m mypy movievault
+
+# The AWS Lambda deployment zip (dist/movievault-lambda-x86_64.zip; ARCH=arm64 for Graviton):
+# the app and its dependencies for the python3.12 runtime, see docs/DEPLOY.md.
+ARCH ?= x86_64
+lambda-package: $(VENV)/.installed-run
+	$(PY) scripts/build-lambda-package --arch $(ARCH)
 
 bench: $(VENV)/.installed-test browser
 	$(PY) bench/run.py

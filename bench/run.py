@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P9), print one table and rewrite BENCHMARKS.md.
+"""Run every benchmark (P1-P10), print one table and rewrite BENCHMARKS.md.
 
 Usage: python bench/run.py [--quick] [--only P2,P6] [--no-write] [--render]
 
@@ -31,6 +31,7 @@ MODULES = {
     "P7": "p7_requests.py",
     "P8": "p8_media.py",
     "P9": "p9_import.py",
+    "P10": "lambda_handler.py",
 }
 COMMAND = "make bench  (= .venv/bin/python bench/run.py)"
 

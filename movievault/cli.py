@@ -12,10 +12,11 @@ from importlib import metadata
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from tqdm import tqdm
 
-from movievault import db, garbage, migrate, migrations, probing, quotas, users
+from movievault import db, dbcopy, garbage, migrate, migrations, probing, quotas, users
 from movievault.backends import build_storage, get_storage
 from movievault.config import ConfigError, settings
 from movievault.errors import MovieVaultError, NotFound
@@ -184,6 +185,37 @@ def db_upgrade_command() -> None:
         click.echo(f"The catalogue is at revision {migrations.current(connection)}.")
 
 
+@click.command("migrate-db")
+@click.option("--to", "target_url", required=True, metavar="URL",
+              help="The empty database to copy to: postgresql+psycopg://USER@HOST/NAME.")
+@with_appcontext
+def migrate_db_command(target_url: str) -> None:
+    """Copy the catalogue into another database (SQLite to PostgreSQL), checked by counts."""
+    source = db.engine()
+    try:
+        target = db.open_catalogue(target_url, migrate=False)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if target.url == source.url:
+        raise click.ClickException("--to names the catalogue itself: give another one.")
+    try:
+        counts = dbcopy.copy_catalogue(source=source, target=target, say=click.echo)
+    except dbcopy.CopyRefused as error:
+        raise click.ClickException(f"{error.message} Nothing was copied.") from error
+    except SQLAlchemyError as error:
+        raise click.ClickException(
+            f"Could not copy the catalogue to {db.shown_url(target_url)} "
+            f"({dbcopy.describe_error(error)}). Nothing was copied."
+        ) from error
+    finally:
+        target.dispose()
+    click.echo(
+        f"Copied {sum(counts.values())} rows of {len(counts)} tables; every count matches. "
+        f"Now set MOVIEVAULT_DATABASE_URL={db.shown_url(target_url)} (with its password) "
+        "and restart MovieVault."
+    )
+
+
 @click.command("setup-bucket")
 @with_appcontext
 def setup_bucket_command() -> None:
@@ -205,20 +237,16 @@ def gc_command() -> None:
     """Abort and forget uploads that were never finished and are past their expiry."""
     storage = get_storage()
     with db.session_scope(current_app) as session:
-        report = garbage.collect_garbage(session=session, storage=storage)
+        report = garbage.housekeeping(
+            session=session, storage=storage, abort_after_days=settings().abort_multipart_days
+        )
     failures = report.failures
     click.echo(f"Removed {report.expired_uploads} expired upload(s).")
     click.echo(
         f"Removed {report.orphans} stray object(s) that no file or upload refers to "
         f"(older than {garbage.ORPHAN_GRACE.total_seconds() / 3600:g} hours)."
     )
-    # The store's own leftovers (the local twin of the bucket's lifecycle rule).
-    try:
-        swept = storage.sweep(abort_after_days=settings().abort_multipart_days)
-    except MovieVaultError as error:
-        failures.append(f"the store's leftovers: {error.message}")
-        swept = []
-    for line in swept:
+    for line in report.swept:
         click.echo(line)
     for failure in failures:
         click.echo(f"Could not remove {failure}", err=True)
@@ -383,6 +411,7 @@ def init_app(app: Flask) -> None:
         reset_password_command,
         set_quota_command,
         db_group,
+        migrate_db_command,
         setup_bucket_command,
         gc_command,
         serve_command,

@@ -26,6 +26,21 @@ class GarbageReport:
     expired_uploads: int = 0
     orphans: int = 0
     failures: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)  # what the store's own sweep said
+
+
+def housekeeping(
+    *, session: Session, storage: Storage, abort_after_days: int, now: datetime | None = None
+) -> GarbageReport:
+    """What `movievault gc` does (and the Lambda function's scheduled "gc"): expired uploads
+    and orphans (`collect_garbage`), then the store's own leftovers (the local twin of the
+    bucket's lifecycle rule)."""
+    report = collect_garbage(session=session, storage=storage, now=now)
+    try:
+        report.swept = storage.sweep(abort_after_days=abort_after_days)
+    except MovieVaultError as error:
+        report.failures.append(f"the store's leftovers: {error.message}")
+    return report
 
 
 def collect_garbage(
