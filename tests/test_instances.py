@@ -266,8 +266,10 @@ def test_two_instances_completing_one_upload_at_once_record_it_once(pair: Pair) 
             etags = on_a.put_parts(upload, data, [1, 2])
         else:
             on_a.post_form(upload, data).raise_for_status()
-        answers = at_once(lambda: on_a.complete(upload["id"], etags),
-                          lambda: on_b.complete(upload["id"], etags))
+        answers = at_once(*[
+            (lambda tab=tab, upload=upload, etags=etags: tab.complete(upload["id"], etags))
+            for tab in (on_a, on_b)
+        ])
         assert sorted(status for status, _ in answers) == [200, 201], answers
         uploaded.append(data)
     assert_recorded_once(pair.inspector, uploaded)

@@ -42,8 +42,8 @@ _boto = translate_errors(boto_meaning)
 
 _MAX_CACHED_ADDRESSES = 1024
 
-#: Seconds a bucket that answered is trusted to answer again without asking it: a create
-#: or part-URL request then costs no round trip to the store. A failed call ends the trust.
+#: Seconds a bucket that answered is trusted to answer again without asking it (see
+#: `ping_recent`): part-URL requests then cost no round trip. A failed call ends the trust.
 REACHABLE_SECONDS = 5.0
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -268,17 +268,15 @@ class S3Storage(Storage):
                 raise
 
     def ping(self) -> None:
-        """HEAD the bucket, unless it answered in the last `reachable_seconds` and nothing
-        has failed since; any answer below 500 (even 403 or 404) means S3 is reachable.
-
-        Within those seconds a store that has just gone down is found by the next call
-        that needs it (a multipart start, a part list, a complete: each a clear 503), or by
-        the browser's transfer, whose retry then meets a ping again.
-        """
-        if time.monotonic() < self._reachable_until:
-            return
+        """HEAD the bucket; any answer below 500 (even 403 or 404) means S3 is reachable."""
         self._head_bucket()
         self._reachable_until = time.monotonic() + self.reachable_seconds
+
+    def ping_recent(self) -> None:
+        """`ping`, unless the bucket answered in the last `reachable_seconds` and no call
+        has failed since."""
+        if time.monotonic() >= self._reachable_until:
+            self.ping()
 
     @_translate("reach the bucket")
     def _head_bucket(self) -> None:
