@@ -10,6 +10,7 @@ gone (refused, cut, or 502/503) is sent to the other one.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -298,3 +299,40 @@ def test_gunicorn_workers_racing_on_create_and_complete_keep_one_upload_and_one_
     ])
     assert sorted(status for status, _ in completed) == [200] * 7 + [201], completed
     assert_recorded_once(pair.inspector, [data])
+
+
+def raw_answer(url: str, request: bytes) -> bytes:
+    """Send `request` on a new connection; what comes back before it closes (5 s at most)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        sock.settimeout(5)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    return answer
+
+
+def test_gunicorn_refuses_bodies_and_headers_past_the_limits(pair: Pair) -> None:
+    declared = raw_answer(pair.a.url, b"POST /api/files/check HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (200 * MIB) + b"x" * 65536)
+    assert declared.startswith(b"HTTP/1.1 413 "), declared[:300]
+    assert b"larger than this address accepts" in declared
+    # Chunked: refused once the chunks read pass the limit (the API reads the JSON whole).
+    http = sign_in_over_http(pair.a.url, "alice")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies).encode()
+    chunk = b" " * (512 * 1024)
+    chunked = raw_answer(pair.a.url, b"POST /api/files/check HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nCookie: " + cookie + b"\r\n"
+                         b"X-CSRFToken: " + http.headers["X-CSRFToken"].encode() + b"\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 4 + b"0\r\n\r\n")
+    assert chunked.startswith(b"HTTP/1.1 413 "), chunked[:300]
+    long_line = raw_answer(pair.a.url, b"GET /?" + b"q" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert long_line.startswith(b"HTTP/1.1 400 "), long_line[:300]
+    many = b"".join(b"X-Header-%d: 1\r\n" % n for n in range(200))
+    headers = raw_answer(pair.a.url, b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    assert headers.startswith(b"HTTP/1.1 400 "), headers[:300]
