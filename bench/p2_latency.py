@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -47,7 +50,14 @@ ENDPOINTS = ("check", "create", "parts", "parts100", "complete")
 SCALE = {"parts100": 0.2}
 CLIENTS = (1, 8, 32)
 #: Server variants: a label ("" for today's default) and the settings that make it.
-VARIANTS: dict[str, dict[str, Any]] = {"": {}, "--workers 2": {"WORKERS": 2}}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "": {},
+    "--workers 2": {"WORKERS": 2},
+    "--workers 2, PostgreSQL": {"WORKERS": 2, "DATABASE_URL": "postgres"},
+}
+#: Every run creates uploads it never finishes: lift the per-user cap on pending uploads
+#: (MAX_PENDING_UPLOADS, 100 by default), which is not what is measured.
+SETTINGS = {"MAX_PENDING_UPLOADS": 1_000_000}
 WRITES = ("create", "parts", "parts100", "complete")
 OBJECT_SIZE = 1024  # form uploads completed by the benchmark hold this many bytes
 #: Part URLs per request: a few (one per part in flight), or 100, as the page asks them
@@ -171,11 +181,18 @@ class Load:
 
     def pending_form_uploads(self) -> list[tuple[str, str]]:
         """(id, key) of every form upload not yet completed, read from the app's database."""
-        with sqlite3.connect(self.server.database) as db:
-            return list(db.execute(
-                "SELECT id, key FROM pending_upload WHERE method = 'post' AND size = ? "
-                "AND completing_since IS NULL ORDER BY created_at", (OBJECT_SIZE,)
-            ))
+        url = self.server.env.get("MOVIEVAULT_DATABASE_URL") or (
+            f"sqlite:///{self.server.database}"
+        )
+        engine = create_engine(url)
+        try:
+            with engine.connect() as db:
+                return [(row[0], row[1]) for row in db.execute(text(
+                    "SELECT id, key FROM pending_upload WHERE method = 'post' AND size = :size "
+                    "AND completing_since IS NULL ORDER BY created_at"
+                ), {"size": OBJECT_SIZE})]
+        finally:
+            engine.dispose()
 
     def prepare_completions(self, needed: int, endpoint: str) -> list[str]:
         """Make sure `needed` form uploads exist, put their objects in the bucket directly."""
@@ -195,6 +212,19 @@ class Load:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, [key for _, key in pending]))
         return [upload_id for upload_id, _ in pending]
+
+
+@contextmanager
+def postgres_server() -> Iterator[Any]:
+    """The tests' own PostgreSQL server (tests/postgres.py): Debian's binaries, a temporary
+    folder, a loopback port; stopped at the end."""
+    from tests import postgres
+
+    reason = postgres.missing()
+    if reason:
+        raise RuntimeError(reason)
+    with postgres.running() as server:
+        yield server
 
 
 def measure(load: Load, endpoint: str, counts: dict[int, int], repeats: int,
@@ -220,8 +250,9 @@ def measure(load: Load, endpoint: str, counts: dict[int, int], repeats: int,
                 figures = load.run(f"{name}-{clients}", lines, clients, count)
                 unexpected = {k: v for k, v in figures["statuses"].items()
                               if int(k) != EXPECTED[name]}
-                if unexpected or figures["errors"]:
+                if unexpected:
                     raise RuntimeError(f"{name} x{clients}: unexpected answers {figures}")
+                # A request unanswered within wrk's 30 s is counted and shown, not fatal.
                 runs.setdefault(f"{name}|{clients}", []).append(figures)
     return runs
 
@@ -244,10 +275,14 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
     repeats = 1 if quick else 3
     result = Result("P2", "Control-plane latency and throughput")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    with temp_dir() as work, moto_server(work) as endpoint:
+    with temp_dir() as work, moto_server(work) as endpoint, ExitStack() as stack:
         for variant in variants:
-            with app_server(work, endpoint=endpoint, settings=VARIANTS[variant]) as server:
-                load = Load(server, work, MOTO_PIDS[endpoint])
+            settings = {**SETTINGS, **VARIANTS[variant]}
+            if settings.get("DATABASE_URL") == "postgres":
+                server = stack.enter_context(postgres_server())
+                settings["DATABASE_URL"] = server.url(server.create_database())
+            with app_server(work, endpoint=endpoint, settings=settings) as app:
+                load = Load(app, work, MOTO_PIDS[endpoint])
                 runs[variant] = measure(load, endpoint, counts, repeats, endpoints)
     result.raw = {"runs": runs, "counts": counts, "repeats": repeats}
     for name in endpoints:
@@ -259,9 +294,12 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
                 rps = median([r["rps"] for r in series])
                 cpu = median([r["app_cpu_ms"] for r in series])
                 s3_cpu = median([r["s3_cpu_ms"] for r in series])
+                errors = sum(r["errors"] for r in series)
                 figure = (f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:,.0f} req/s "
-                          f"(CPU per request: app {cpu:.1f} ms, S3 server {s3_cpu:.1f} ms)")
+                          f"(CPU per request: app {cpu:.1f} ms, S3 server {s3_cpu:.1f} ms)"
+                          + (f", {errors} unanswered in 30 s" if errors else ""))
                 target, met = target_for(name, clients, p50, p99, rps)
+                met = met and not errors if met is not None else None
                 label = LABELS.get(name, name) + (f" {variant}" if variant else "")
                 result.row(f"{label}, {clients} client{'s' if clients > 1 else ''}", figure,
                            target, met)
