@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench browser nginx localstack clean
+.PHONY: run test test-fast lint bench browser nginx localstack postgresql clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -32,9 +32,12 @@ nginx:
 localstack:
 	@scripts/install-localstack
 
+postgresql:
+	@scripts/install-postgresql
+
 # Two workers: browser and server tests spend much of their time waiting. Tests that share
 # one heavy server are grouped onto one worker (`xdist_group`).
-test: lint browser nginx localstack
+test: lint browser nginx localstack postgresql
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: $(VENV)/.installed-test

@@ -12,10 +12,11 @@ from importlib import metadata
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from tqdm import tqdm
 
-from movievault import db, garbage, migrate, migrations, probing, quotas, users
+from movievault import db, dbcopy, garbage, migrate, migrations, probing, quotas, users
 from movievault.backends import build_storage, get_storage
 from movievault.config import ConfigError, settings
 from movievault.errors import MovieVaultError, NotFound
@@ -182,6 +183,37 @@ def db_upgrade_command() -> None:
     migrations.upgrade(engine)
     with engine.connect() as connection:
         click.echo(f"The catalogue is at revision {migrations.current(connection)}.")
+
+
+@click.command("migrate-db")
+@click.option("--to", "target_url", required=True, metavar="URL",
+              help="The empty database to copy to: postgresql+psycopg://USER@HOST/NAME.")
+@with_appcontext
+def migrate_db_command(target_url: str) -> None:
+    """Copy the catalogue into another database (SQLite to PostgreSQL), checked by counts."""
+    source = db.engine()
+    try:
+        target = db.open_catalogue(target_url, migrate=False)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if target.url == source.url:
+        raise click.ClickException("--to names the catalogue itself: give another one.")
+    try:
+        counts = dbcopy.copy_catalogue(source=source, target=target, say=click.echo)
+    except dbcopy.CopyRefused as error:
+        raise click.ClickException(f"{error.message} Nothing was copied.") from error
+    except SQLAlchemyError as error:
+        raise click.ClickException(
+            f"Could not copy the catalogue to {db.shown_url(target_url)} "
+            f"({dbcopy.describe_error(error)}). Nothing was copied."
+        ) from error
+    finally:
+        target.dispose()
+    click.echo(
+        f"Copied {sum(counts.values())} rows of {len(counts)} tables; every count matches. "
+        f"Now set MOVIEVAULT_DATABASE_URL={db.shown_url(target_url)} (with its password) "
+        "and restart MovieVault."
+    )
 
 
 @click.command("setup-bucket")
@@ -396,6 +428,7 @@ def init_app(app: Flask) -> None:
         reset_password_command,
         set_quota_command,
         db_group,
+        migrate_db_command,
         setup_bucket_command,
         gc_command,
         serve_command,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from movievault import claims, jobs, library, subtitles, uploads, validation
+from movievault import claims, jobs, library, locking, subtitles, uploads, validation
 from movievault.errors import (
     Conflict,
     InvalidInput,
@@ -252,6 +252,8 @@ def _complete_claimed(
         title=title,
         year=year,
     )
+    # Not while a create of this owner looks for the file and then plans another upload.
+    locking.lock(session, locking.owner_scope(upload.owner_id))
     session.add(stored_file)
     try:
         session.flush()  # the insert: a clash surfaces here, and the file gets its id

@@ -29,14 +29,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for `url`, configuring SQLite for several threads and processes."""
+    """Create an engine for `url`, configuring SQLite for several threads and processes,
+    and PostgreSQL's sessions for the times the catalogue keeps."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        # psycopg 3 (the `postgres` extra), not SQLAlchemy's default of psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    connect_args: dict[str, Any] = {}
+    if parsed.drivername in ("postgresql+psycopg", "postgresql+psycopg2"):
+        # Times are stored without a zone, in UTC. The driver sends Python's aware times as
+        # TIMESTAMPTZ, which the server turns into its session's zone: that must be UTC,
+        # whatever the server's own default is.
+        connect_args["options"] = "-c timezone=UTC"
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
 def engine() -> Engine:
@@ -77,7 +88,7 @@ def create_schema(eng: Engine) -> None:
     migrations.upgrade(eng)
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """`url` as it may be printed: without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -100,7 +111,7 @@ def open_catalogue(url: str, *, migrate: bool = True) -> Engine:
         ) from error
     except ImportError as error:
         raise ConfigError(
-            f"The database {_shown(url)} needs the Python module {error.name}, which is not "
+            f"The database {shown_url(url)} needs the Python module {error.name}, which is not "
             "installed: install it beside MovieVault, or use another MOVIEVAULT_DATABASE_URL."
         ) from error
     if migrate:
@@ -116,7 +127,7 @@ def open_catalogue(url: str, *, migrate: bool = True) -> Engine:
                 "MovieVault in"
             )
             raise ConfigError(
-                f"Could not open the catalogue database {_shown(url)} ({reason}): {advice}."
+                f"Could not open the catalogue database {shown_url(url)} ({reason}): {advice}."
             ) from error
     return eng
 

@@ -14,6 +14,7 @@ from movievault import jobs, posters, validation
 from movievault.errors import InvalidInput, NotFound
 from movievault.media.probe import MediaInfo, SubtitleInfo
 from movievault.models import (
+    MAX_ID,
     AudioPublic,
     DuplicateCheckPublic,
     FilePagePublic,
@@ -37,10 +38,12 @@ SORTS: dict[str, ColumnElement[Any]] = {
     "-size": col(StoredFile.size).desc(),
     "title": func.lower(col(StoredFile.title)).asc(),
     "-title": func.lower(col(StoredFile.title)).desc(),
-    "year": col(StoredFile.year).asc(),
-    "-year": col(StoredFile.year).desc(),
-    "duration": col(StoredFile.duration).asc(),
-    "-duration": col(StoredFile.duration).desc(),
+    # Unknown years and durations sort as the smallest, as SQLite has them by default
+    # (PostgreSQL's default is the opposite); SQLite still walks its index for these.
+    "year": col(StoredFile.year).asc().nulls_first(),
+    "-year": col(StoredFile.year).desc().nulls_last(),
+    "duration": col(StoredFile.duration).asc().nulls_first(),
+    "-duration": col(StoredFile.duration).desc().nulls_last(),
 }
 DEFAULT_SORT = "-created"
 MAX_CHECK = 1000
@@ -139,8 +142,8 @@ def public_page(page: Page, *, root: str = "") -> FilePagePublic:
 
 def get_owned_file(*, session: Session, owner_id: int, file_id: int) -> StoredFile:
     """Return the owner's file, or NotFound (also for other users' files)."""
-    # SQLite integers are 64-bit; a bigger id from the URL would overflow the driver.
-    if not 0 < file_id < 2**63:
+    # A bigger id from the URL would overflow the column (and the driver): no such file.
+    if not 0 < file_id <= MAX_ID:
         raise NotFound("No such file.")
     stored = session.get(StoredFile, file_id)
     if stored is None or stored.owner_id != owner_id:

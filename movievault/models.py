@@ -26,8 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: The largest id a table holds: ids are INTEGER, 32-bit on PostgreSQL (64-bit on SQLite).
+MAX_ID = 2**31 - 1
+
+
 def as_utc(moment: datetime) -> datetime:
-    """The moment as an aware UTC datetime: SQLite gives stored times back naive."""
+    """The moment as an aware UTC datetime: stored times come back naive (the columns are
+    TIMESTAMP WITHOUT TIME ZONE, in UTC; see db.make_engine for PostgreSQL's session)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -59,7 +64,8 @@ class FileBase(SQLModel):
     """Fields shared by a stored file and its public representation."""
 
     name: str = Field(max_length=255)
-    size: int
+    # Byte counts are BIGINT: PostgreSQL's INTEGER stops at 2 GiB (SQLite's is 64-bit).
+    size: int = Field(sa_type=BigInteger)
     sha256: str = Field(min_length=64, max_length=64)
     content_type: str = Field(max_length=255)
 
@@ -86,9 +92,9 @@ class Subtitle(SQLModel, table=True):
     source: str = Field(default="file", max_length=16)  # "file": uploaded by its owner
     name: str = Field(max_length=255)  # the uploaded file's name
     source_key: str = Field(max_length=255)  # the original, as uploaded
-    source_size: int
+    source_size: int = Field(sa_type=BigInteger)
     vtt_key: str = Field(max_length=255)  # its cues as WebVTT, what `<track>` loads
-    vtt_size: int
+    vtt_size: int = Field(sa_type=BigInteger)
     # The upload it came from, so a repeated `complete` answers with it again.
     upload_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
@@ -331,6 +337,7 @@ class PendingUpload(SQLModel, table=True):
             "size",
             unique=True,
             sqlite_where=text("sha256 IS NULL"),
+            postgresql_where=text("sha256 IS NULL"),
         ),
     )
 
@@ -339,13 +346,13 @@ class PendingUpload(SQLModel, table=True):
     # None while a client hashes during the upload; it sends the hash at complete.
     sha256: str | None = Field(default=None, min_length=64, max_length=64)
     fingerprint: str | None = Field(default=None, max_length=64)
-    size: int
+    size: int = Field(sa_type=BigInteger)
     name: str = Field(max_length=255)
     content_type: str = Field(max_length=255)
     key: str = Field(unique=True, max_length=255)
     method: str = Field(max_length=16)  # "post", "put" or "multipart"
     multipart_id: str | None = Field(default=None, max_length=1024)
-    part_size: int | None = None
+    part_size: int | None = Field(default=None, sa_type=BigInteger)  # S3 allows 5 GiB
     # "sha256" when the multipart upload was created for parts that carry their SHA-256
     # (the store then refuses a part without it); None for uploads without checksums.
     checksum: str | None = Field(default=None, max_length=16)

@@ -31,7 +31,7 @@ from movievault.errors import (
     UploadMismatch,
 )
 from movievault.media.subtitle_files import MAX_SIZE, parse_name, subtitle_format, to_webvtt
-from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
+from movievault.models import MAX_ID, PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
 from movievault.uploads import UploadSettings
 
@@ -159,7 +159,7 @@ def get_owned_subtitle(
 ) -> Subtitle:
     """The subtitle of the owner's movie, or NotFound (also for other users' movies)."""
     library.get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
-    subtitle = session.get(Subtitle, subtitle_id)
+    subtitle = session.get(Subtitle, subtitle_id) if 0 < subtitle_id <= MAX_ID else None
     if subtitle is None or subtitle.file_id != file_id:
         raise NotFound("No such subtitle.")
     return subtitle

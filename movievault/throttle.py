@@ -79,7 +79,9 @@ def begin_attempt(*, session: Session, username: str, address: str) -> Attempt:
     deadline = time.monotonic() + MAX_WAIT_SECONDS
     try:
         while True:
-            begin_write(session)
+            # Attempts on one name, or from one address, count and record one at a time.
+            begin_write(session, f"login-name:{username.strip().lower()}",
+                        f"login-addr:{address}")
             user = users.find_user(session=session, username=username)
             user_id = user.id if user is not None else None
             subjects = [_account_subject(user_id=user_id, username=username), f"addr:{address}"]

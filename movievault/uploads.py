@@ -24,7 +24,7 @@ from movievault.errors import (
     NotFound,
     QuotaExceeded,
 )
-from movievault.locking import begin_write
+from movievault.locking import begin_write, owner_scope
 from movievault.models import (
     PartUrlPublic,
     PendingUpload,
@@ -295,8 +295,8 @@ def _start_upload_once(
     # Look for a file of this content again and insert in one write transaction. An upload
     # of it may have become a file since the look-up above; a row committed now and
     # discarded after could meanwhile be resumed by a third request, which would then
-    # find its upload gone.
-    begin_write(session)
+    # find its upload gone. (Completion takes the same owner's lock to record a file.)
+    begin_write(session, owner_scope(owner_id))
     if sha256 is not None:
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
         if existing is not None:

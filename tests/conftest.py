@@ -20,7 +20,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
 from moto.server import ThreadedMotoServer
 
-from movievault import create_app
+from movievault import create_app, db
 from movievault.client import ApiClient
 from movievault.storage.base import Storage
 from movievault.storage.local import LocalStorage
@@ -29,7 +29,7 @@ from tests import media
 
 # Failed asserts inside the helpers report their values, as in the tests themselves.
 pytest.register_assert_rewrite("tests.support")
-from tests import localstack  # noqa: E402
+from tests import localstack, postgres  # noqa: E402
 from tests.support import (  # noqa: E402
     MIB,
     SECRET_KEY,
@@ -82,6 +82,34 @@ def localstack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         yield endpoint
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """A PostgreSQL server for this worker's tests, stopped at the end; in CI a missing
+    server fails the run (scripts/install-postgresql), elsewhere it skips."""
+    reason = postgres.missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with postgres.running() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: postgres.PostgresServer) -> Iterator[str]:
+    """The URL of a fresh empty PostgreSQL database (`postgresql+psycopg://...`), dropped
+    after the test."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def database() -> str:
+    """The catalogue's database: SQLite, unless a test module runs on both (`databases`)."""
+    return "sqlite"
+
+
 @pytest.fixture(params=["s3", "local"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The storage backend under test; tests using `app` run once per backend."""
@@ -115,9 +143,10 @@ def checksums() -> str:
 @pytest.fixture
 def app_config(
     backend: str, tmp_path: Path, server_port: int, request: pytest.FixtureRequest,
-    upload_method: str, checksums: str,
+    upload_method: str, checksums: str, database: str,
 ) -> dict[str, Any]:
-    """Settings for a fresh app: its own SQLite file and its own bucket or data folder."""
+    """Settings for a fresh app: its own catalogue (a SQLite file, or an empty PostgreSQL
+    database when `database` is "postgres") and its own bucket or data folder."""
     config: dict[str, Any] = {
         "S3_UPLOAD_METHOD": upload_method,
         "S3_CHECKSUMS": checksums,
@@ -134,18 +163,24 @@ def app_config(
         config["S3_BUCKET"] = f"mv-{uuid.uuid4().hex[:12]}"
     else:
         config["DATA_DIR"] = str(tmp_path / "objects")
+    if database == "postgres":
+        config["DATABASE_URL"] = request.getfixturevalue("postgres_url")
     return config
 
 
 @pytest.fixture
-def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
+def app(
+    app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Flask]:
     """The app with its store prepared (bucket created, CORS and lifecycle applied)."""
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     application = create_app(app_config)
     from movievault.backends import get_storage
 
     get_storage(application).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
-    return application
+    yield application
+    # Its pooled connections end with the test, not whenever the app is collected.
+    db.engine_of(application).dispose()
 
 
 @pytest.fixture

@@ -83,7 +83,9 @@ def test_a_new_catalogue_is_exactly_what_the_models_declare(app: Any) -> None:
         with warnings.catch_warnings():
             # SQLite's indexes on expressions cannot be reflected, so they are skipped.
             warnings.simplefilter("ignore")
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": migrations.compare_type}
+            )
             differences = compare_metadata(context, SQLModel.metadata)
         assert differences == []
     # The expression indexes, which the comparison cannot see, are there too.

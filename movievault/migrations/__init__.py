@@ -8,14 +8,20 @@ revision yet, so it runs them all: the baseline creates only what is missing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Integer, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import TypeEngine
 
 from movievault.errors import MovieVaultError
+
+#: The PostgreSQL advisory lock an upgrading process holds: "MVMIGRAT" read as a number.
+MIGRATION_LOCK = int.from_bytes(b"MVMIGRAT", "big")
 
 
 class MigrationRefused(MovieVaultError):
@@ -33,6 +39,19 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+def compare_type(
+    context: MigrationContext, _inspected_column: Any, _metadata_column: Any,
+    inspected_type: TypeEngine[Any], metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """Alembic's comparison of a column's types, but INTEGER is BIGINT on SQLite (both are
+    64-bit there, and revision 0007 leaves its tables alone); None: Alembic's own answer."""
+    if context.dialect.name == "sqlite" and all(
+        isinstance(kind, Integer) for kind in (inspected_type, metadata_type)
+    ):
+        return False
+    return None
+
+
 def head() -> str:
     """The newest revision this code knows."""
     revision = ScriptDirectory.from_config(_config()).get_current_head()
@@ -48,12 +67,15 @@ def current(connection: Connection) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the catalogue to `revision`, one process at a time, in one transaction.
 
-    On SQLite the write lock is taken before anything is read: workers starting together
-    on a new database then wait for the first to finish instead of all creating tables.
-    SQLite runs DDL inside transactions, so a refused or failed migration changes nothing.
+    The lock is taken before anything is read (SQLite's write lock; on PostgreSQL an
+    advisory lock of the transaction): workers starting together on a new database then
+    wait for the first to finish instead of all creating tables. Both databases run DDL
+    inside transactions, so a refused or failed migration changes nothing.
     """
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         command.upgrade(_config(connection), revision)
         connection.commit()

@@ -1,0 +1,156 @@
+"""Copying the catalogue into another database (SQLite to PostgreSQL), table by table.
+
+Every table of the models is copied as it is, ids included, parents before children
+(foreign-key order), in one transaction on the target: a copy that fails leaves the target
+as empty as it found it. The source is read in one transaction too, so what is copied is
+one moment's catalogue. Then PostgreSQL's id sequences are moved past the copied ids, and
+each table's rows are counted on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Integer, Table, func, inspect, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
+
+from movievault import migrations
+from movievault import models as _models  # noqa: F401  (registers the tables)
+from movievault.errors import MovieVaultError
+
+#: Rows read and written at a time: memory stays small whatever the catalogue's size.
+BATCH = 1000
+#: Alembic's own table: the target gets its revision from the migrations, not the copy.
+VERSION_TABLE = "alembic_version"
+
+
+class CopyRefused(MovieVaultError):
+    """The catalogue cannot be copied there (not empty, unknown tables, counts differ)."""
+
+    status = 409
+
+
+def _tables() -> list[Table]:
+    """The catalogue's tables, parents before the tables that refer to them."""
+    return list(SQLModel.metadata.sorted_tables)
+
+
+def _count(connection: Connection, table: Table) -> int:
+    """How many rows `table` holds."""
+    return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def check_source(connection: Connection) -> None:
+    """Refuse a source this version cannot copy whole: not at the newest revision, or
+    holding tables it does not know (their rows would be left behind)."""
+    revision = migrations.current(connection)
+    if revision != migrations.head():
+        raise CopyRefused(
+            f"The catalogue is at revision {revision}, not {migrations.head()}: run "
+            "`movievault db upgrade` first, then copy it."
+        )
+    known = {table.name for table in _tables()} | {VERSION_TABLE}
+    unknown = sorted(set(inspect(connection).get_table_names()) - known)
+    if unknown:
+        raise CopyRefused(
+            f"The catalogue has tables this version of MovieVault does not know "
+            f"({', '.join(unknown)}): copy it with the version that made them."
+        )
+
+
+def check_target_empty(connection: Connection) -> None:
+    """Refuse a target holding any row of the catalogue's tables: nothing is overwritten."""
+    present = set(inspect(connection).get_table_names())
+    filled = [
+        f"{table.name} ({rows} rows)" for table in _tables()
+        if table.name in present and (rows := _count(connection, table))
+    ]
+    if filled:
+        raise CopyRefused(
+            f"The target database is not empty: {', '.join(filled)}. Copy into a new, empty "
+            "database (or one holding only an empty catalogue), so nothing is overwritten."
+        )
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection reading the source as it is at one moment, until the block ends."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # A read transaction from the first read on: others' later commits stay unseen.
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+
+
+def _copy_table(source: Connection, target: Connection, table: Table) -> int:
+    """Copy every row of `table`, in primary-key order; the number copied."""
+    order = list(table.primary_key.columns) or list(table.columns)
+    rows = source.execute(select(table).order_by(*order)).mappings()
+    copied = 0
+    while batch := rows.fetchmany(BATCH):
+        target.execute(table.insert(), [dict(row) for row in batch])
+        copied += len(batch)
+    return copied
+
+
+def _reset_sequences(target: Connection) -> None:
+    """Start each id sequence after the largest id copied (PostgreSQL's SERIAL ids)."""
+    if target.dialect.name != "postgresql":
+        return
+    for table in _tables():
+        keys = list(table.primary_key.columns)
+        if len(keys) != 1 or not isinstance(keys[0].type, Integer):
+            continue
+        quoted = target.dialect.identifier_preparer.quote(table.name)
+        column = keys[0].name
+        target.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence(:table, :column), "
+                f'COALESCE(MAX("{column}"), 1), MAX("{column}") IS NOT NULL) FROM {quoted}'
+            ),
+            {"table": quoted, "column": column},
+        )
+
+
+def copy_catalogue(
+    *, source: Engine, target: Engine, say: Callable[[str], None]
+) -> dict[str, int]:
+    """Copy the catalogue of `source` into the empty database `target`; rows per table.
+
+    The target's schema is made (or brought up to date) by the migrations first. Raises
+    CopyRefused when the source or the target is not fit, or the counts differ after.
+    """
+    with _snapshot(source) as reading:
+        check_source(reading)
+        with target.connect() as connection:
+            check_target_empty(connection)
+        migrations.upgrade(target)
+        counts: dict[str, int] = {}
+        with target.begin() as writing:
+            for table in _tables():
+                counts[table.name] = _copy_table(reading, writing, table)
+                say(f"{table.name}: {counts[table.name]} rows")
+            _reset_sequences(writing)
+        with target.connect() as connection:
+            for table in _tables():
+                expected = _count(reading, table)
+                found = _count(connection, table)
+                if not expected == found == counts[table.name]:
+                    raise CopyRefused(
+                        f"The table {table.name} has {expected} rows in the catalogue, "
+                        f"{counts[table.name]} were copied and the target holds {found}."
+                    )
+    return counts
+
+
+def describe_error(error: SQLAlchemyError) -> str:
+    """The database's own words for `error`, first line only."""
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]

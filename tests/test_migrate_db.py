@@ -1,0 +1,163 @@
+"""`movievault migrate-db --to URL`: a SQLite catalogue copied into PostgreSQL, whole.
+
+The catalogue is made through the app as people make it: accounts (one with a quota), a
+movie uploaded and completed (with its probe job), a subtitle attached to it, an upload
+left unfinished, a failed sign-in. The copy must hold every row with every value and its
+id, and the app must carry on with it: signing in, listing, new rows with new ids.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from movievault import create_app, db, migrations
+from movievault.client import sha256_of
+from movievault.models import Subtitle
+from tests.support import PASSWORD, attempt, make_user, sign_in
+
+MOVIE = b"a movie's bytes, small for the test " * 40
+SRT = b"1\r\n00:00:01,000 --> 00:00:02,000\r\nBonjour\r\n"
+
+
+@pytest.fixture
+def backend() -> str:
+    """The copy does not depend on the store: the local disk is enough."""
+    return "local"
+
+
+def _upload(client: Any, headers: dict[str, str], path: str, name: str, data: bytes) -> Any:
+    """Create an upload at `path`, send `data` whole, complete it; the answer of complete."""
+    created = client.post(path, headers=headers, json={
+        "name": name, "size": len(data), "sha256": sha256_of(data),
+        "content_type": "video/mp4" if name.endswith(".mp4") else "application/x-subrip",
+    })
+    assert created.status_code == 201, created.get_data(as_text=True)
+    upload = created.get_json()["upload"]
+    if upload["method"] == "post":
+        sent = client.post(upload["post"]["url"], data={
+            **upload["post"]["fields"], "file": (io.BytesIO(data), name)})
+    else:
+        sent = client.put(upload["put"]["url"], data=data, headers=upload["put"]["headers"])
+    assert sent.status_code in (200, 201, 204), sent.get_data(as_text=True)
+    done = client.post(f"/api/uploads/{upload['id']}/complete", headers=headers, json={})
+    assert done.status_code == 201, done.get_data(as_text=True)
+    return done.get_json()
+
+
+def _fill(app: Flask) -> None:
+    """A library as people make it, through the app."""
+    make_user(app, "alice")
+    make_user(app, "bob")
+    assert app.test_cli_runner().invoke(args=["set-quota", "bob", "2GB"]).exit_code == 0
+    alice = sign_in(app, "alice")
+    movie = _upload(alice.client, alice.headers(), "/api/uploads", "Heat.1995.mp4", MOVIE)
+    file_id = movie["file"]["id"]
+    _upload(alice.client, alice.headers(), f"/api/files/{file_id}/subtitles", "Heat.fr.srt",
+            SRT)
+    unfinished = alice.client.post("/api/uploads", headers=alice.headers(), json={
+        "name": "Later.mp4", "size": 3 * 1024**3, "sha256": "cd" * 32,
+        "content_type": "video/mp4",
+    })
+    assert unfinished.status_code == 201, unfinished.get_data(as_text=True)
+    assert attempt(app, "bob", "wrong password", "10.0.0.9").status_code == 401
+
+
+def _everything(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table of the catalogue, in primary-key order."""
+    with engine.connect() as connection:
+        return {
+            table.name: [dict(row) for row in connection.execute(
+                select(table).order_by(*table.primary_key.columns)).mappings()]
+            for table in SQLModel.metadata.sorted_tables
+        }
+
+
+def test_a_sqlite_catalogue_is_copied_into_postgresql_whole(
+    app: Flask, app_config: dict[str, Any], postgres_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fill(app)
+    before = _everything(db.engine_of(app))
+    assert all(before[table] for table in ("user", "file", "subtitle", "pending_upload",
+                                            "probe_job", "login_attempt"))
+
+    result = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+    assert result.exit_code == 0, result.output
+    assert "file: 1 rows" in result.output and "every count matches" in result.output
+
+    target = db.make_engine(postgres_url)
+    try:
+        # Every row, every value, every id; times the same moments.
+        assert _everything(target) == before
+        with target.connect() as connection:
+            assert migrations.current(connection) == migrations.head()
+    finally:
+        target.dispose()
+
+    # The app on the copy: alice signs in and finds her movie and its subtitle; new rows
+    # get new ids (the sequences start after the copied ones).
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance-pg"))
+    moved = create_app({**app_config, "DATABASE_URL": postgres_url})
+    try:
+        alice = sign_in(moved, "alice", PASSWORD)
+        listed = alice.client.get("/api/files").get_json()["files"]
+        assert [f["name"] for f in listed] == ["Heat.1995.mp4"]
+        shown = alice.client.get(f"/api/files/{listed[0]['id']}").get_json()["file"]
+        assert [s["label"] for s in shown["media"]["subtitles"] if s["source"] == "file"] == [
+            before["subtitle"][0]["label"]
+        ]
+        assert make_user(moved, "carol") == max(u["id"] for u in before["user"]) + 1
+        again = _upload(alice.client, alice.headers(), f"/api/files/{listed[0]['id']}/"
+                        "subtitles", "Heat.en.srt", SRT + b"\r\n")
+        assert again["subtitle"]["id"] == before["subtitle"][-1]["id"] + 1
+        with db.session_scope(moved) as session:
+            assert len(session.exec(select(Subtitle)).all()) == 2
+    finally:
+        db.engine_of(moved).dispose()
+
+
+def test_a_database_holding_rows_is_refused_and_left_as_it_was(
+    app: Flask, postgres_url: str,
+) -> None:
+    make_user(app, "alice")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["migrate-db", "--to", postgres_url]).exit_code == 0
+    make_user(app, "bob")  # the SQLite catalogue moved on; the copy has one user
+
+    again = runner.invoke(args=["migrate-db", "--to", postgres_url])
+    assert again.exit_code == 1
+    assert "The target database is not empty: user (1 rows)" in again.output
+    assert "Nothing was copied." in again.output
+    target = db.make_engine(postgres_url)
+    try:
+        assert [row["username"] for row in _everything(target)["user"]] == ["alice"]
+    finally:
+        target.dispose()
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("nonsense", "is not a database URL MovieVault can use"),
+    ("postgresql+psycopg://movievault@127.0.0.1:1/none", "Could not copy the catalogue to"),
+])
+def test_a_target_that_cannot_be_used_is_one_clear_line(
+    app: Flask, url: str, said: str,
+) -> None:
+    make_user(app, "alice")
+    result = app.test_cli_runner().invoke(args=["migrate-db", "--to", url])
+    assert result.exit_code == 1
+    assert said in result.output and "Traceback" not in result.output
+
+
+def test_the_catalogue_itself_is_refused_as_target(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["migrate-db", "--to", app.config["DATABASE_URL"]]
+    )
+    assert result.exit_code == 1 and "names the catalogue itself" in result.output
