@@ -170,6 +170,7 @@ class AppServer:
     database: Path
     counted: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    log: Path = Path("/dev/null")  # its output
 
     @property
     def pid(self) -> int:
@@ -249,7 +250,7 @@ def app_server(
         wait_for_port(port, process, log)
         yield AppServer(
             url=f"http://127.0.0.1:{port}", process=process, env=env,
-            database=instance / "movievault.db", counted=counted,
+            database=instance / "movievault.db", counted=counted, log=log,
         )
     finally:
         stop_process(process)
