@@ -54,7 +54,7 @@ CLIENTS = (1, 8, 32)
 VARIANTS: dict[str, dict[str, Any]] = {
     "": {},
     "--workers 2": {"WORKERS": 2},
-    "--workers 2, PostgreSQL": {"WORKERS": 2, "DATABASE_URL": "postgres"},
+    "--workers 2 + PostgreSQL": {"WORKERS": 2, "DATABASE_URL": "postgres"},
 }
 #: Every run creates uploads it never finishes: lift the per-user cap on pending uploads
 #: (MAX_PENDING_UPLOADS, 100 by default), which is not what is measured.
