@@ -80,6 +80,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its live children (gunicorn's master and workers)."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def rss_split(pid: int) -> dict[str, int]:
     """Resident memory of one process by kind: anon (heap), file (mapped files), shmem."""
     split = {}
@@ -157,6 +170,7 @@ class AppServer:
     database: Path
     counted: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    log: Path = Path("/dev/null")  # its output
 
     @property
     def pid(self) -> int:
@@ -236,7 +250,7 @@ def app_server(
         wait_for_port(port, process, log)
         yield AppServer(
             url=f"http://127.0.0.1:{port}", process=process, env=env,
-            database=instance / "movievault.db", counted=counted,
+            database=instance / "movievault.db", counted=counted, log=log,
         )
     finally:
         stop_process(process)

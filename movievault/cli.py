@@ -264,25 +264,38 @@ def gc_command() -> None:
     "--threads", type=click.IntRange(min=1), default=None,
     help="Worker threads (MOVIEVAULT_THREADS).",
 )
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Server processes; above 1, gunicorn serves (MOVIEVAULT_WORKERS).",
+)
 @with_appcontext
-def serve_command(host: str | None, port: int | None, threads: int | None) -> None:
-    """Serve MovieVault with waitress, a production WSGI server."""
+def serve_command(
+    host: str | None, port: int | None, threads: int | None, workers: int | None
+) -> None:
+    """Serve MovieVault: waitress in one process, or gunicorn with --workers N."""
+    from movievault.prefork import check_address, check_workers, serve_workers
     from movievault.serving import listen, run, serve_options
 
     # Flask types current_app as Flask, not as the proxy it is: unwrap the real app.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
+    workers = workers or config.workers
     options = serve_options(config, host=host, port=port, threads=threads)
+    host, port = options.adjustments["host"], options.adjustments["port"]
     try:
+        check_workers(config, workers)
         # The address first: a taken port is said before anything else starts.
-        server = listen(app, options)
+        server = listen(app, options) if workers == 1 else None
+        if server is None:
+            check_address(host, port)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     try:
         storage = get_storage(app)  # start the embedded store now, not on the first request
         storage.check_usable()  # a bucket or folder that can never work stops us here
     except MovieVaultError as error:
-        server.close()
+        if server is not None:
+            server.close()
         raise click.ClickException(error.message) from error
     click.echo(f"MovieVault keeps movies in {storage.describe()}.")
     notice = storage.notice()
@@ -291,15 +304,17 @@ def serve_command(host: str | None, port: int | None, threads: int | None) -> No
     with db.session_scope(app) as session:
         if users.count_users(session=session) == 0:
             click.echo("No account yet: the first page you open creates the owner account.")
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(
+        f"Open http://{shown_host}:{port}/ in your browser ({workers} process"
+        f"{'es' if workers > 1 else ''}, {options.adjustments['threads']} threads each)."
+    )
+    if workers > 1:
+        serve_workers(app, options, workers)  # each worker starts its own prober
+        return
     from movievault.background import start_probe_worker
 
     start_probe_worker(app)
-    host, port = options.adjustments["host"], options.adjustments["port"]
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    click.echo(
-        f"Open http://{shown_host}:{port}/ in your browser "
-        f"({options.adjustments['threads']} threads)."
-    )
     run(server)
 
 

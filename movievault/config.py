@@ -52,16 +52,21 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
     "MEDIA_WORKERS": None,  # files probed at once in the background; default: see below
     "PROBE_TIMEOUT": 60,  # seconds one file's probe and poster may take
+    "WORKERS": 1,  # server processes of `movievault serve`: waitress for 1, gunicorn above
+    "INSTANCES": "one",  # "many" when several hosts serve one library (see docs/DEPLOY.md)
 }
 
 # Settings that must stay strings even when the environment value looks like JSON.
 _STRINGS = (
     "S3_BUCKET", "S3_ENDPOINT_URL", "S3_PUBLIC_ENDPOINT_URL", "S3_REGION", "STORAGE",
     "STORAGE_ORIGIN", "S3_UPLOAD_METHOD", "S3_CHECKSUMS",
+    "INSTANCES",
 )
 #: What S3_UPLOAD_METHOD and S3_CHECKSUMS accept.
 UPLOAD_METHODS = ("auto", "post", "put")
 SWITCHES = {"on": True, "off": False}
+#: What INSTANCES accepts: this host alone (any number of its processes), or several hosts.
+INSTANCE_COUNTS = ("one", "many")
 _INTS = (
     "URL_EXPIRES",
     "UPLOAD_TTL",
@@ -78,6 +83,7 @@ _INTS = (
     "PAGE_SIZE",
     "MEDIA_WORKERS",
     "PROBE_TIMEOUT",
+    "WORKERS",
 )
 
 
@@ -311,6 +317,17 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     if config["THREADS"] < 1:
         raise ConfigError(f"MOVIEVAULT_THREADS must be at least 1, not {config['THREADS']}.")
     _check_media(config)
+    if config["WORKERS"] < 1:
+        raise ConfigError(f"MOVIEVAULT_WORKERS must be at least 1, not {config['WORKERS']}.")
+    config["INSTANCES"] = _choice("INSTANCES", config["INSTANCES"], INSTANCE_COUNTS)
+    if config["SECRET_KEY"] is None and config["INSTANCES"] == "many":
+        # A generated key lives in one host's instance folder: the other hosts would make
+        # their own, and each would refuse the sessions and upload URLs of the others.
+        raise ConfigError(
+            "MOVIEVAULT_INSTANCES=many needs the same MOVIEVAULT_SECRET_KEY on every host: "
+            "set it to one random string (such as the output of `openssl rand -hex 32`) "
+            "everywhere, instead of the key each host would generate for itself."
+        )
     if config["SECRET_KEY"] is None:
         config["SECRET_KEY"] = _secret_key(instance)
     else:
@@ -344,6 +361,11 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         kind = storage_kind(config)
     except ValueError as error:
         raise ConfigError(f"{error}.") from error
+    if kind == "embedded-s3" and config["INSTANCES"] == "many":
+        raise ConfigError(
+            "The embedded S3 store lives inside one process and cannot be shared by several "
+            "hosts: use a real S3 service (MOVIEVAULT_STORAGE=s3) with MOVIEVAULT_INSTANCES=many."
+        )
     app.extensions["movievault.settings"] = Settings.from_config(config, storage=kind)
 
 

@@ -182,7 +182,7 @@ def create_server(app: Flask, options: ServeOptions) -> Any:
     return server
 
 
-def _cannot_listen(error: OSError, host: str, port: int) -> str:
+def cannot_listen(error: OSError, host: str, port: int) -> str:
     """Why `host:port` cannot be listened on, and what to do, in one sentence."""
     if error.errno == errno.EADDRINUSE:
         return (
@@ -212,7 +212,7 @@ def listen(app: Flask, options: ServeOptions) -> Any:
     try:
         return create_server(app, options)
     except OSError as error:
-        raise ConfigError(_cannot_listen(error, host, port)) from error
+        raise ConfigError(cannot_listen(error, host, port)) from error
     except ValueError as error:  # waitress's word for a host name it cannot resolve
         raise ConfigError(
             f"Could not listen on {host} port {port}: {host} is neither an address of this "

@@ -47,6 +47,8 @@ class Settings:
     page_size: int
     media_workers: int
     probe_timeout: int
+    workers: int
+    instances: str  # "one" or "many"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, storage: str) -> Settings:

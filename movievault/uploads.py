@@ -243,12 +243,14 @@ def _start_upload_once(
             "A file like this one may already be in your library: hash the whole file and "
             "send its sha256 instead of a fingerprint."
         )
-    # Form uploads and resumes are planned without a store call: make sure it answers first,
-    # so a store outage is a clear 503 now rather than a failed transfer in the browser.
-    storage.ping()
     pending = _find_pending(
         session=session, owner_id=owner_id, sha256=sha256, size=size, fingerprint=fingerprint
     )
+    if pending is not None or method != "multipart":
+        # Form uploads and resumes are planned without a store call: make sure it answers
+        # first, so a store outage is a clear 503 now rather than a failed transfer in the
+        # browser. A new multipart upload starts with a store call, which tells anyway.
+        storage.ping()
     if pending is not None:
         if pending.size == size and pending.expires_at > utcnow():
             # An upload sent whole has nothing stored in parts: it follows the store's
@@ -359,7 +361,9 @@ def part_urls(
         data, count=part_count(upload), limit=MAX_PART_URLS, need_sha256=bool(upload.checksum)
     )
     assert upload.multipart_id
-    storage.ping()  # signing is offline; say now if the parts could not be sent anyway
+    # Signing is offline; say now if the parts could not be sent anyway. A store that has
+    # just answered is trusted to: the page asks for part URLs often, a few at a time.
+    storage.ping_recent()
     if not _extend(upload, session=session, settings=settings):
         raise NotFound("No such upload. It may have finished, been cancelled or expired.")
     signed: list[PartUrlPublic] = []

@@ -208,3 +208,32 @@ def test_bad_probing_settings_are_refused(
     monkeypatch.setenv(f"MOVIEVAULT_{name}", value)
     with pytest.raises(ConfigError, match=message):
         create_app()
+
+
+def test_one_of_many_hosts_refuses_a_generated_key(
+    instance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOVIEVAULT_INSTANCES", "many")
+    with pytest.raises(ConfigError, match="MOVIEVAULT_INSTANCES=many needs the same "
+                                          "MOVIEVAULT_SECRET_KEY on every host"):
+        create_app()
+    assert not (instance / "secret_key").exists()
+    monkeypatch.setenv("MOVIEVAULT_SECRET_KEY", "shared-by-every-host-32-bytes-long")
+    assert settings(create_app()).instances == "many"
+    monkeypatch.setenv("MOVIEVAULT_STORAGE", "embedded-s3")
+    with pytest.raises(ConfigError, match="embedded S3 store lives inside one process"):
+        create_app()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [("WORKERS", "0", "MOVIEVAULT_WORKERS must be at least 1, not 0."),
+     ("INSTANCES", "several", "MOVIEVAULT_INSTANCES must be one of one, many, not 'several'")],
+)
+def test_bad_process_settings_are_refused(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(f"MOVIEVAULT_{name}", value)
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert str(refused.value) == message

@@ -212,6 +212,59 @@ def test_complete_with_the_store_down_is_503_and_the_retry_succeeds(
     assert hashlib.sha256(got.content).hexdigest() == sha256_of(data)
 
 
+def ask_parts(client: ApiClient, upload: dict[str, Any], number: int) -> requests.Response:
+    """Ask for one part's URL, as the page does while it sends the parts."""
+    return client.api("POST", f"/uploads/{upload['id']}/parts",
+                      json={"parts": [{"number": number, "sha256": f"{number}" * 64}]})
+
+
+@pytest.mark.parametrize("backend", ["s3"])
+def test_part_urls_trust_a_store_that_answered_a_moment_ago(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = get_storage(live_server.app)
+    heads: list[str] = []
+    real = storage.client.head_bucket  # type: ignore[attr-defined]
+
+    def counted(**kwargs: Any) -> Any:
+        heads.append(kwargs["Bucket"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(storage.client, "head_bucket", counted)  # type: ignore[attr-defined]
+    upload = alice.create(name="big.mkv", data=os.urandom(BIG)).json()["upload"]
+    assert heads == []  # a new multipart upload asks the store to start it: that tells
+    for number in (1, 2, 3, 1):
+        assert ask_parts(alice, upload, number).status_code == 200
+    assert len(heads) == 1
+    # Form uploads are planned without a store call, so they always ask.
+    for number in range(2):
+        assert alice.create(name=f"{number}.mp4", data=os.urandom(1000)).status_code == 201
+    assert len(heads) == 3
+
+
+@pytest.mark.parametrize("backend", ["s3"])
+def test_store_down_right_after_a_trusted_answer_is_503_and_records_nothing(
+    alice: ApiClient, live_server: LiveServer, outage: Outage
+) -> None:
+    upload = alice.create(name="trusted.mkv", data=os.urandom(BIG)).json()["upload"]
+    assert ask_parts(alice, upload, 1).status_code == 200  # S3 answered: trusted now
+    before = [(u.id, u.multipart_id, u.completing_since)
+              for u in rows(live_server.app, PendingUpload)]
+    outage.begin()
+    # Trusted, part URLs are signed (offline) and the page's PUTs fail; nothing is kept.
+    assert ask_parts(alice, upload, 2).status_code == 200
+    # Starting a multipart upload is a store call: the real error path, a clear 503...
+    assert_unavailable(alice.create(name="second.mkv", data=os.urandom(BIG)))
+    # ...which ends the trust: part URLs and form uploads are refused from then on.
+    assert_unavailable(ask_parts(alice, upload, 2))
+    assert_unavailable(alice.create(name="small.mkv", data=os.urandom(SMALL)))
+    assert [(u.id, u.multipart_id, u.completing_since)
+            for u in rows(live_server.app, PendingUpload)] == before
+    outage.end()
+    assert ask_parts(alice, upload, 2).status_code == 200
+    assert alice.create(name="small.mkv", data=os.urandom(SMALL)).status_code == 201
+
+
 def test_cancel_and_delete_with_the_store_down_forget_nothing(
     alice: ApiClient, live_server: LiveServer, outage: Outage
 ) -> None:

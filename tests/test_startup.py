@@ -112,6 +112,22 @@ def test_a_taken_port(tmp_path: Path) -> None:
     )
 
 
+def test_a_taken_port_with_several_workers(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = start(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port),
+                     "--workers", "2")
+    assert refusal(done).startswith(f"Port {port} on 127.0.0.1 is already in use")
+
+
+def test_several_workers_cannot_share_the_embedded_store(tmp_path: Path) -> None:
+    done = start(tmp_path, "serve", "--port", str(free_port()), "--workers", "2",
+                 STORAGE="embedded-s3")
+    assert refusal(done).startswith("The embedded S3 store lives inside one process")
+
+
 def test_an_address_of_another_machine(tmp_path: Path) -> None:
     # TEST-NET-1 (RFC 5737): never an address of this machine.
     done = start(tmp_path, "serve", "--host", "192.0.2.1", "--port", str(free_port()))

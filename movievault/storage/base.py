@@ -207,6 +207,15 @@ class Storage(ABC):
         """
         return None  # backends without a remote service have nothing to reach
 
+    def ping_recent(self) -> None:
+        """`ping`, where an answer of the last few seconds may stand for a new one.
+
+        Only for requests that record nothing the store would have to hold, such as part
+        URLs: signed while the store has just gone down, their transfers fail, and the
+        client's next request for URLs meets a real check (a clear 503).
+        """
+        self.ping()
+
     def check_usable(self) -> None:
         """Raise a typed error, one sentence saying what to do, when the store cannot be used
         at all: no such bucket, access denied, a folder that refuses writes, nothing there.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from functools import wraps
+from typing import Any, BinaryIO, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
@@ -38,11 +40,36 @@ from movievault.storage.s3_client import (
 )
 from movievault.storage.s3_signing import SIGV4_PARAMS, QuerySigner
 
-_translate = translate_errors(boto_meaning)
+_boto = translate_errors(boto_meaning)
 #: Parts of one imported file sent at once (boto3's default, 8 MiB each).
 IMPORT_CONCURRENCY = 10
 
 _MAX_CACHED_ADDRESSES = 1024
+
+#: Seconds a bucket that answered is trusted to answer again without asking it (see
+#: `ping_recent`): part-URL requests then cost no round trip. A failed call ends the trust.
+REACHABLE_SECONDS = 5.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _translate(action: str) -> Callable[[F], F]:
+    """`_boto(action)`, and a store found unreachable is no longer trusted to answer."""
+
+    def decorate(func: F) -> F:
+        translated = _boto(action)(func)
+
+        @wraps(func)
+        def wrapper(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return translated(self, *args, **kwargs)
+            except StorageUnavailable:
+                self._reachable_until = 0.0
+                raise
+
+        return cast(F, wrapper)
+
+    return decorate
 
 
 def _skipped(error: ClientError, what: str, instead: str) -> str:
@@ -72,8 +99,12 @@ class S3Storage(Storage):
         region: str | None = None,
         upload_method: str = "auto",
         checksums: bool = True,
+        reachable_seconds: float = REACHABLE_SECONDS,
     ) -> None:
         self.bucket = bucket
+        self.reachable_seconds = reachable_seconds
+        # Until when (time.monotonic) `ping` trusts the last answer; 0 = ask the bucket.
+        self._reachable_until = 0.0
         self.region = region or "us-east-1"
         self._upload_method = single_upload_method(
             upload_method, [endpoint_url, public_endpoint_url]
@@ -240,9 +271,20 @@ class S3Storage(Storage):
             if error.response.get("Error", {}).get("Code") not in MISSING:
                 raise
 
-    @_translate("reach the bucket")
     def ping(self) -> None:
         """HEAD the bucket; any answer below 500 (even 403 or 404) means S3 is reachable."""
+        self._head_bucket()
+        self._reachable_until = time.monotonic() + self.reachable_seconds
+
+    def ping_recent(self) -> None:
+        """`ping`, unless the bucket answered in the last `reachable_seconds` and no call
+        has failed since."""
+        if time.monotonic() >= self._reachable_until:
+            self.ping()
+
+    @_translate("reach the bucket")
+    def _head_bucket(self) -> None:
+        """HEAD the bucket; 5xx and no answer at all raise."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as error:
