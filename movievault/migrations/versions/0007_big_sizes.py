@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 
 #: (table, column, nullable) of every byte count declared INTEGER by earlier revisions.
 SIZES = (
