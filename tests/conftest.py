@@ -20,7 +20,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
 from moto.server import ThreadedMotoServer
 
-from movievault import create_app, db
+from movievault import create_app
 from movievault.client import ApiClient
 from movievault.storage.base import Storage
 from movievault.storage.local import LocalStorage
@@ -169,18 +169,14 @@ def app_config(
 
 
 @pytest.fixture
-def app(
-    app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Flask]:
+def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """The app with its store prepared (bucket created, CORS and lifecycle applied)."""
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     application = create_app(app_config)
     from movievault.backends import get_storage
 
     get_storage(application).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
-    yield application
-    # Its pooled connections end with the test, not whenever the app is collected.
-    db.engine_of(application).dispose()
+    return application
 
 
 @pytest.fixture

@@ -20,10 +20,14 @@ import subprocess
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from tests.support import free_port
 
@@ -45,6 +49,24 @@ SERVER_OPTIONS = {
     "max_connections": "300",
     "shared_buffers": "32MB",
 }
+
+
+#: Every engine that has connected during the run: a test's database ends with the test,
+#: and so must the connections its apps' pools hold (psycopg warns of one left open).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@event.listens_for(Engine, "engine_connect")
+def _remember(connection: Connection) -> None:
+    """Note the engine of each new connection."""
+    _ENGINES.add(connection.engine)
+
+
+def close_connections(database: str) -> None:
+    """Close the pooled connections of every engine on `database`."""
+    for engine in list(_ENGINES):
+        if engine.dialect.name == "postgresql" and engine.url.database == database:
+            engine.dispose()
 
 
 def _binaries() -> Path | None:
@@ -112,7 +134,9 @@ class PostgresServer:
         return name
 
     def drop_database(self, name: str) -> None:
-        """Drop `name`, ending any connection still open to it (an app's pool)."""
+        """Drop `name`, closing the connections the tests' engines hold to it first, and
+        ending any other (a worker process's)."""
+        close_connections(name)
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

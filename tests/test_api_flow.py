@@ -10,10 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 
+import pytest
+
 from movievault.backends import get_storage
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
 from tests.support import MIB, LiveServer, download, rows
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    """Every test here that uses the app runs on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 def test_small_file_uploads_by_form_post_and_downloads_identical(alice: ApiClient) -> None:

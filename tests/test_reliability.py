@@ -51,6 +51,12 @@ SMALL = 200_000  # one form POST
 BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    """Every test here that uses the app runs on SQLite and on PostgreSQL."""
+    return str(request.param)
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
