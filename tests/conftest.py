@@ -105,8 +105,18 @@ def postgres_url(postgres_server: postgres.PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_catalogue_url(postgres_server: postgres.PostgresServer) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database holding an empty catalogue at the newest
+    revision (copied from a template: apps start on it without migrating), dropped after."""
+    name = postgres_server.create_catalogue()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
 def database() -> str:
-    """The catalogue's database: SQLite, unless a test module runs on both (`databases`)."""
+    """The catalogue's database: SQLite, unless a test runs on both
+    (`postgres.parametrize_databases`, or its own parameter)."""
     return "sqlite"
 
 
@@ -164,7 +174,7 @@ def app_config(
     else:
         config["DATA_DIR"] = str(tmp_path / "objects")
     if database == "postgres":
-        config["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+        config["DATABASE_URL"] = request.getfixturevalue("postgres_catalogue_url")
     return config
 
 

@@ -15,13 +15,13 @@ import pytest
 from movievault.backends import get_storage
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
+from tests import postgres
 from tests.support import MIB, LiveServer, download, rows
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> str:
-    """Every test here that uses the app runs on SQLite and on PostgreSQL."""
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
 
 
 def test_small_file_uploads_by_form_post_and_downloads_identical(alice: ApiClient) -> None:

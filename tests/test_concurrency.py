@@ -33,6 +33,7 @@ from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, User
 from movievault.storage.s3 import S3Storage
+from tests import postgres
 from tests.support import (
     MIB,
     MOVIEVAULT,
@@ -48,10 +49,9 @@ from tests.support import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> str:
-    """Every test here that uses the app runs on SQLite and on PostgreSQL."""
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
 
 
 WORKERS = 3

@@ -29,6 +29,7 @@ from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage
+from tests import postgres
 from tests.support import (
     MIB,
     LiveServer,
@@ -51,10 +52,9 @@ SMALL = 200_000  # one form POST
 BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> str:
-    """Every test here that uses the app runs on SQLite and on PostgreSQL."""
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
 
 
 # --- helpers -------------------------------------------------------------------------------
