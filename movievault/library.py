@@ -248,7 +248,8 @@ def list_files(
         )
     )
     return Page(
-        files=files, total=total, total_size=total_size, page=page, pages=pages,
+        # PostgreSQL sums BIGINTs as NUMERIC (a Decimal here).
+        files=files, total=total, total_size=int(total_size), page=page, pages=pages,
         query=query, sort=sort,
     )
 

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
 from moto.server import ThreadedMotoServer
 
-from movievault import create_app, db
+from movievault import create_app
 from movievault.client import ApiClient
 from movievault.storage.base import Storage
 from movievault.storage.local import LocalStorage
@@ -105,8 +105,18 @@ def postgres_url(postgres_server: postgres.PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_catalogue_url(postgres_server: postgres.PostgresServer) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database holding an empty catalogue at the newest
+    revision (copied from a template: apps start on it without migrating), dropped after."""
+    name = postgres_server.create_catalogue()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
 def database() -> str:
-    """The catalogue's database: SQLite, unless a test module runs on both (`databases`)."""
+    """The catalogue's database: SQLite, unless a test runs on both
+    (`postgres.parametrize_databases`, or its own parameter)."""
     return "sqlite"
 
 
@@ -164,23 +174,19 @@ def app_config(
     else:
         config["DATA_DIR"] = str(tmp_path / "objects")
     if database == "postgres":
-        config["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+        config["DATABASE_URL"] = request.getfixturevalue("postgres_catalogue_url")
     return config
 
 
 @pytest.fixture
-def app(
-    app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Flask]:
+def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """The app with its store prepared (bucket created, CORS and lifecycle applied)."""
     monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance"))
     application = create_app(app_config)
     from movievault.backends import get_storage
 
     get_storage(application).setup(public_url=app_config["PUBLIC_URL"], abort_after_days=7)
-    yield application
-    # Its pooled connections end with the test, not whenever the app is collected.
-    db.engine_of(application).dispose()
+    return application
 
 
 @pytest.fixture

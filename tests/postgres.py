@@ -20,10 +20,15 @@ import subprocess
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from tests.support import free_port
 
@@ -45,6 +50,24 @@ SERVER_OPTIONS = {
     "max_connections": "300",
     "shared_buffers": "32MB",
 }
+
+
+#: Every engine that has connected during the run: a test's database ends with the test,
+#: and so must the connections its apps' pools hold (psycopg warns of one left open).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@event.listens_for(Engine, "engine_connect")
+def _remember(connection: Connection) -> None:
+    """Note the engine of each new connection."""
+    _ENGINES.add(connection.engine)
+
+
+def close_connections(database: str) -> None:
+    """Close the pooled connections of every engine on `database`."""
+    for engine in list(_ENGINES):
+        if engine.dialect.name == "postgresql" and engine.url.database == database:
+            engine.dispose()
 
 
 def _binaries() -> Path | None:
@@ -84,12 +107,14 @@ def missing() -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class PostgresServer:
     """A running server: where it listens, and how to make databases on it."""
 
     port: int
     folder: Path
+    #: A database at the newest revision, made once, that new catalogues are copied from.
+    _catalogue_template: str | None = None
 
     def url(self, database: str) -> str:
         """The SQLAlchemy URL of `database` on this server (psycopg 3 driver)."""
@@ -105,14 +130,34 @@ class PostgresServer:
             cursor = connection.execute(sql.encode())
             return cursor.fetchall() if cursor.description else []
 
-    def create_database(self) -> str:
-        """A new empty database; its name."""
+    def create_database(self, template: str = "template0") -> str:
+        """A new database, empty or a copy of `template`; its name."""
         name = f"t_{uuid.uuid4().hex[:16]}"
-        self.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
 
+    def create_catalogue(self) -> str:
+        """A new database holding an empty catalogue at the newest revision; its name.
+
+        Copying a migrated template takes milliseconds, where running the migrations takes
+        a second or more: apps under test start on these.
+        """
+        if self._catalogue_template is None:
+            from movievault import db, migrations
+
+            template = self.create_database()
+            engine = db.make_engine(self.url(template))
+            try:
+                migrations.upgrade(engine)
+            finally:
+                engine.dispose()  # a template must have no connection when it is copied
+            self._catalogue_template = template
+        return self.create_database(self._catalogue_template)
+
     def drop_database(self, name: str) -> None:
-        """Drop `name`, ending any connection still open to it (an app's pool)."""
+        """Drop `name`, closing the connections the tests' engines hold to it first, and
+        ending any other (a worker process's)."""
+        close_connections(name)
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -213,3 +258,36 @@ def running() -> Iterator[PostgresServer]:
     finally:
         with suppress(OSError):
             shutil.rmtree(folder)
+
+
+# --- which tests run on it ---------------------------------------------------------------------
+
+
+def _parametrized(metafunc: pytest.Metafunc) -> set[str]:
+    """The names a test's own parametrize markers give values to."""
+    names: set[str] = set()
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        given = marker.args[0]
+        names.update(given.split(",") if isinstance(given, str) else given)
+    return {name.strip() for name in names}
+
+
+def parametrize_databases(metafunc: pytest.Metafunc) -> None:
+    """Run a test that uses the app on SQLite with each store, and on PostgreSQL with S3.
+
+    S3 is the store of the deployments PostgreSQL is for (several processes or hosts);
+    the local store on PostgreSQL adds nothing the database would see differently, and
+    would double the lane's time. A test that names its own backend or database keeps them.
+    """
+    if "database" not in metafunc.fixturenames:
+        return
+    own = _parametrized(metafunc)
+    if "database" in own:
+        return
+    if "backend" in own or "backend" not in metafunc.fixturenames:
+        metafunc.parametrize("database", ["sqlite", "postgres"])
+        return
+    metafunc.parametrize(
+        ("backend", "database"), [("s3", "sqlite"), ("local", "sqlite"), ("s3", "postgres")],
+        ids=["s3-sqlite", "local-sqlite", "s3-postgres"],
+    )

@@ -10,10 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 
+import pytest
+
 from movievault.backends import get_storage
 from movievault.client import ApiClient, fingerprint_of, sha256_of
 from movievault.models import PendingUpload, StoredFile
+from tests import postgres
 from tests.support import MIB, LiveServer, download, rows
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
 
 
 def test_small_file_uploads_by_form_post_and_downloads_identical(alice: ApiClient) -> None:

@@ -1,4 +1,5 @@
-"""Several worker processes on one SQLite file and one store, hit by many threads at once.
+"""Several worker processes on one catalogue (a SQLite file, or PostgreSQL) and one store,
+hit by many threads at once.
 
 Each worker is a real `movievault serve` process. Requests of one upload go to different
 processes (create on one, parts on another, complete on a third), the same user uploads
@@ -32,6 +33,7 @@ from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, User
 from movievault.storage.s3 import S3Storage
+from tests import postgres
 from tests.support import (
     MIB,
     MOVIEVAULT,
@@ -45,6 +47,12 @@ from tests.support import (
     stop_process,
     wait_for_port,
 )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
+
 
 WORKERS = 3
 USERS = ("alice", "bob")
@@ -270,6 +278,7 @@ def test_workers_and_threads_at_once_never_fail_and_leave_a_consistent_catalogue
     print(f"\n{sum(ledger.answers.values())} API requests in {elapsed:.1f}s\n{summary}")
 
 
+@pytest.mark.parametrize("database", ["sqlite"])
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app: Flask) -> None:
     with db.session_scope(app) as session:
         connection = session.connection()
@@ -300,6 +309,7 @@ def another_process_writing(app: Flask, seconds: float) -> Iterator[None]:
         holder.close()
 
 
+@pytest.mark.parametrize("database", ["sqlite"])
 def test_a_write_waits_for_another_writer_instead_of_failing(app: Flask) -> None:
     # Without the busy timeout this request fails at once with "database is locked" (500).
     make_user(app, "alice")
@@ -313,6 +323,7 @@ def test_a_write_waits_for_another_writer_instead_of_failing(app: Flask) -> None
     assert waited >= 0.8  # it queued behind the other writer
 
 
+@pytest.mark.parametrize("database", ["sqlite"])
 def test_reads_go_on_while_another_writer_holds_the_lock(app: Flask) -> None:
     # In WAL mode readers never wait for writers; with a rollback journal this read would
     # wait for the whole write (here 3 s).

@@ -121,9 +121,14 @@ def test_the_newest_due_job_comes_first(engine: Engine) -> None:
     assert [c.file_id if c else None for c in order] == [new, old, None]
 
 
-def test_concurrent_claims_never_hand_one_job_to_two_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_concurrent_claims_never_hand_one_job_to_two_workers(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
     # Two engines stand for two processes; four threads on each claim as fast as they can.
-    engines = [db.make_engine(f"sqlite:///{tmp_path / 'catalogue.db'}") for _ in range(2)]
+    url = (request.getfixturevalue("postgres_url") if database == "postgres"
+           else f"sqlite:///{tmp_path / 'catalogue.db'}")
+    engines = [db.make_engine(url) for _ in range(2)]
     migrations.upgrade(engines[0])
     file_ids = add_files(engines[0], 60)
     with Session(engines[0]) as session:

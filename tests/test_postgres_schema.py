@@ -6,6 +6,7 @@ SQLite's own upgrade tests are in tests/test_migrations.py.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,34 @@ def test_a_catalogue_of_the_previous_release_keeps_its_big_sizes_on_sqlite(
     with sqlite3.connect(path) as connection:
         after = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'file'").fetchone()
     assert after == schema  # not copied into a new table
+
+
+def test_processes_starting_together_on_an_empty_database_migrate_it_once(
+    postgres_url: str,
+) -> None:
+    """Each engine stands for a process; the advisory lock makes all but one wait."""
+    engines = [db.make_engine(postgres_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines), timeout=30)
+
+    def start(engine: Engine) -> None:
+        try:
+            barrier.wait()
+            migrations.upgrade(engine)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert errors == []
+        with engines[0].connect() as connection:
+            assert migrations.current(connection) == migrations.head()
+            versions = connection.execute(text("SELECT count(*) FROM alembic_version"))
+            assert versions.scalar_one() == 1
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -29,6 +29,7 @@ from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage
+from tests import postgres
 from tests.support import (
     MIB,
     LiveServer,
@@ -49,6 +50,11 @@ from tests.support import (
 
 SMALL = 200_000  # one form POST
 BIG = 11 * MIB  # three parts: 5 MiB, 5 MiB, 1 MiB
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
 
 
 # --- helpers -------------------------------------------------------------------------------

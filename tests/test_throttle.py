@@ -39,6 +39,7 @@ def _count_password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return checks
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_forty_parallel_guesses_get_exactly_five_password_checks(
     live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
