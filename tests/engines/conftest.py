@@ -69,7 +69,7 @@ def engine(request: pytest.FixtureRequest) -> Browser:
 
 
 @pytest.fixture
-def signed_in(engine: Browser, e2e_server: LiveServer) -> Browser:
+def signed_in(engine: Browser, e2e_server: LiveServer) -> Browser:  # noqa: F811
     """The engine's page signed in as alice, on the library (list view)."""
     make_user(e2e_server.app, "alice")
     sign_in(engine, e2e_server.url)
