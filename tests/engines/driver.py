@@ -10,11 +10,13 @@ display numbers and ports, and stops them in `close()`.
 from __future__ import annotations
 
 import base64
+import gc
 import os
 import shutil
 import signal
 import subprocess
 import time
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,11 @@ class Browser(ABC):
     def close(self) -> None:
         """End the session and stop every process this browser started."""
 
+    @property
+    @abstractmethod
+    def root_pid(self) -> int:
+        """The process the browser's own processes descend from (for memory figures)."""
+
     def evaluate(self, body: str, *args: Any) -> Any:
         """The value of `body`, a function body (`return ...`) given `arguments`, awaited."""
         answer = self._run(ASYNC_WRAPPER % body, args)
@@ -107,8 +114,14 @@ class Browser(ABC):
         field.send_keys(text)
 
     def click(self, selector: str) -> None:
-        """Click the element, as a pointer would."""
-        self._element(selector).click()
+        """Click the element, as a pointer would (found again if htmx swapped it meanwhile)."""
+        for attempt in range(3):
+            try:
+                self._element(selector).click()
+                return
+            except Exception as error:  # each driver has its own stale-element error
+                if "Stale" not in type(error).__name__ or attempt == 2:
+                    raise
 
     def set_files(self, selector: str, paths: list[Path]) -> None:
         """Choose files in a file input, as its picker would."""
@@ -212,6 +225,10 @@ class WebKit(Browser):
     def clear_cookies(self) -> None:
         self.driver.delete_all_cookies()
 
+    @property
+    def root_pid(self) -> int:
+        return int(self.driver.service.process.pid)  # WebKitWebDriver
+
     def close(self) -> None:
         try:
             self.driver.quit()
@@ -244,7 +261,10 @@ class Firefox(Browser):
     name = "firefox"
 
     def __init__(self, profile: Path) -> None:
-        from marionette_driver.marionette import Marionette
+        with warnings.catch_warnings():
+            # Its helper packages import telnetlib and ask distro for the old platform tuple.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from marionette_driver.marionette import Marionette
 
         port = free_port()
         profile.mkdir(parents=True, exist_ok=True)
@@ -259,10 +279,14 @@ class Firefox(Browser):
         )
         try:
             self.client = Marionette(host="127.0.0.1", port=port, socket_timeout=120)
-            self.client.start_session(
-                {"strictFileInteractability": False, "unhandledPromptBehavior": "accept"},
-                timeout=60,
-            )
+            with warnings.catch_warnings():
+                # Its wait for the port leaves its probing sockets to the garbage collector.
+                warnings.simplefilter("ignore", ResourceWarning)
+                self.client.start_session(
+                    {"strictFileInteractability": False, "unhandledPromptBehavior": "accept"},
+                    timeout=90,
+                )
+                gc.collect()
             self.client.timeout.script = 60
         except BaseException:
             _stop(self._process)
@@ -290,6 +314,11 @@ class Firefox(Browser):
 
     def clear_cookies(self) -> None:
         self.client.delete_all_cookies()
+
+    @property
+    def root_pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
 
     def close(self) -> None:
         try:
