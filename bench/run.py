@@ -30,6 +30,7 @@ MODULES = {
     "P6": "p6_render.py",
     "P7": "p7_requests.py",
     "P8": "p8_media.py",
+    "P3+P5": "engines.py",  # P3 and P5 in WebKitGTK and Firefox ESR
 }
 COMMAND = "make bench  (= .venv/bin/python bench/run.py)"
 

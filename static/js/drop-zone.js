@@ -58,10 +58,19 @@ export function bindDropAnywhere(onFiles) {
 function filesFromDrop(dataTransfer) {
   const items = [...(dataTransfer.items ?? [])].filter((item) => item.kind === "file");
   const entries = items.map((item) => item.webkitGetAsEntry?.() ?? null);
+  // Taken now as well: WebKit gives a file that exists only in memory (not on disk) an
+  // entry whose file() fails with NotFoundError; the item's own File still reads.
+  const files = items.map((item) => item.getAsFile());
   if (entries.length === 0 || entries.some((entry) => entry === null)) {
     return Promise.resolve([...dataTransfer.files]);
   }
-  return Promise.all(entries.map((entry) => walkEntry(entry, true))).then((lists) => lists.flat());
+  const walked = entries.map((entry, i) =>
+    walkEntry(entry, true).catch((error) => {
+      if (entry.isFile && files[i]) return [files[i]];
+      throw error;
+    }),
+  );
+  return Promise.all(walked).then((lists) => lists.flat());
 }
 
 async function walkEntry(entry, topLevel = false) {

@@ -21,6 +21,7 @@ from tests.support import LiveServer, make_user
 ENGINES = ["webkit", "firefox"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each cross-engine test with its lane, and group it with its engine's browser."""
     for item in items:

@@ -90,14 +90,18 @@ def test_plays_here_says_what_the_engine_answers(
     answer = page.evaluate(
         "return document.createElement('video').canPlayType(arguments[0])", playback_type
     )
-    box_shown = "return !document.querySelector('[data-cannot-play]').hidden"
-    if answer == "":
-        assert page.evaluate(box_shown) is True, playback_type
+    # The page's own verdict (static/js/playback.js), asked of this engine.
+    verdict = page.evaluate("""const root = document.querySelector('[data-player]');
+        return import('/static/js/playback.js').then(({ verdict }) =>
+          verdict(root.dataset.playbackType, JSON.parse(root.dataset.playbackParts)))""")
+    assert verdict["plays"] == (answer != ""), (playback_type, answer, verdict)
+    if not verdict["plays"]:
+        assert page.evaluate("return !document.querySelector('[data-cannot-play]').hidden")
         assert page.evaluate(f"return {PLAYER}.hidden") is True
         reason = page.evaluate(
             "return document.querySelector('[data-cannot-play-reason]').textContent"
         )
-        assert reason.startswith("This browser can't"), reason
+        assert reason == verdict["message"] and reason.startswith("This browser can't")
     else:
         # Said to play: it loads, or its failure is explained in the player's place.
         outcome = page.wait_for(
