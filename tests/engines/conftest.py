@@ -1,8 +1,9 @@
 """The cross-engine lanes: the same tests in WebKitGTK and in Firefox ESR, against a live app.
 
 One browser per engine and per xdist worker, started on first use and stopped at the end
-of the run; each engine's tests form an `xdist_group`, so the two engines can run on
-different workers. The helpers the tests share are in tests/engines/support.py.
+of the run. Each engine's tests are marked with an `xdist_group`; under `--dist loadgroup`
+they are nevertheless spread over both workers still (each worker then starts both browsers).
+The helpers the tests share are in tests/engines/support.py.
 """
 
 from __future__ import annotations
