@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench browser nginx localstack postgresql lambda-package clean
+.PHONY: run test test-fast lint bench browser nginx localstack postgresql webkit firefox lambda-package clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -32,16 +32,22 @@ nginx:
 localstack:
 	@scripts/install-localstack
 
+webkit:
+	@scripts/install-webkit
+
+firefox:
+	@scripts/install-firefox
+
 postgresql:
 	@scripts/install-postgresql
 
 # Two workers: browser and server tests spend much of their time waiting. Tests that share
 # one heavy server are grouped onto one worker (`xdist_group`).
-test: lint browser nginx localstack postgresql
+test: lint browser nginx localstack postgresql webkit firefox
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not e2e"
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not e2e and not engines"
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check movievault tests bench wsgi.py

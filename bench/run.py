@@ -32,6 +32,7 @@ MODULES = {
     "P8": "p8_media.py",
     "P9": "p9_import.py",
     "P10": "lambda_handler.py",
+    "P3+P5": "engines.py",  # P3 and P5 in WebKitGTK and Firefox ESR
 }
 COMMAND = "make bench  (= .venv/bin/python bench/run.py)"
 

@@ -52,7 +52,10 @@ export function readDrop(dataTransfer) {
   if (entries.length === 0 || entries.some((entry) => entry === null)) {
     return Promise.resolve(loose([...(dataTransfer.files ?? [])]));
   }
-  return walkEntries(entries);
+  // Taken now as well: WebKit gives a file that exists only in memory (not on disk) an
+  // entry whose file() fails with NotFoundError, while the item's own File still reads.
+  const ownFiles = new Map(entries.map((entry, i) => [entry, items[i].getAsFile()]));
+  return walkEntries(entries, ownFiles);
 }
 
 /**
@@ -80,7 +83,7 @@ export function readPicked(fileList) {
 }
 
 /** Walk dropped entries: files at the top are loose, folders are walked breadth first. */
-async function walkEntries(entries) {
+async function walkEntries(entries, ownFiles) {
   const walked = loose([]);
   const folders = [];
   const fileEntries = [];
@@ -90,7 +93,8 @@ async function walkEntries(entries) {
   }
   const unreadable = (path) => walked.skipped.push({ path, reason: "could not be read" });
   (await openAll(fileEntries)).forEach((file, i) => {
-    if (file) walked.files.push(file);
+    const taken = file ?? ownFiles.get(fileEntries[i]);
+    if (taken) walked.files.push(taken);
     else unreadable(fileEntries[i].name);
   });
   while (folders.length) {

@@ -1,0 +1,347 @@
+"""One small driver-neutral way to work a page, so a cross-engine test is written once.
+
+`Browser` is the interface the tests use (go to a page, fill, click, choose files, run a
+script, wait for a condition, take a screenshot). Its two implementations drive WebKitGTK
+through WebKitWebDriver with Selenium, under an Xvfb of its own, and Firefox ESR through
+Marionette, headless with a temporary profile. Each starts its processes itself, on free
+display numbers and ports, and stops them in `close()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import os
+import shutil
+import signal
+import subprocess
+import time
+import warnings
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from tests.support import free_port
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+WEBKIT_DRIVER = shutil.which("WebKitWebDriver") or "/usr/bin/WebKitWebDriver"
+FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
+XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
+#: Host names the browsers resolve to 127.0.0.1, as a home network's DNS would.
+LAN_HOST = "movievault.lan.test"
+
+# Runs `body` (a function body reading `arguments`) and hands its value, awaited when it
+# is a promise, to the WebDriver callback; a thrown error comes back as {error}.
+ASYNC_WRAPPER = """
+const done = arguments[arguments.length - 1];
+const args = Array.prototype.slice.call(arguments, 0, -1);
+Promise.resolve().then(() => (function () { %s }).apply(window, args)).then(
+  (value) => done({ value: value === undefined ? null : value }),
+  (error) => done({ error: String(error) + "\\n" + (error && error.stack) }));
+"""
+
+
+class ScriptError(AssertionError):
+    """A script run in the page threw."""
+
+
+class Browser(ABC):
+    """A page in one browser engine, worked the way a person would where it matters."""
+
+    name: str
+
+    @abstractmethod
+    def goto(self, url: str) -> None:
+        """Load `url` and wait for its load event."""
+
+    @abstractmethod
+    def _reload(self) -> None:
+        """Ask the browser to reload the page."""
+
+    def reload(self) -> None:
+        """Reload the page (a "leave the page?" question is accepted) and wait for the new one."""
+        self.evaluate("window.mvBeforeReload = true")
+        self._reload()
+        self.wait_for("return !window.mvBeforeReload && document.readyState === 'complete'")
+
+    @abstractmethod
+    def _run(self, script: str, args: tuple[Any, ...]) -> Any:
+        """Run an asynchronous WebDriver script in the page."""
+
+    @abstractmethod
+    def _element(self, selector: str) -> Any:
+        """The first element matching the CSS selector."""
+
+    @abstractmethod
+    def _png(self) -> bytes:
+        """A PNG of what the window shows."""
+
+    @abstractmethod
+    def clear_cookies(self) -> None:
+        """Forget the cookies of the current page's site."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End the session and stop every process this browser started."""
+
+    @property
+    @abstractmethod
+    def root_pid(self) -> int:
+        """The process the browser's own processes descend from (for memory figures)."""
+
+    def evaluate(self, body: str, *args: Any) -> Any:
+        """The value of `body`, a function body (`return ...`) given `arguments`, awaited."""
+        answer = self._run(ASYNC_WRAPPER % body, args)
+        if answer is None or "error" in answer:
+            raise ScriptError(f"{self.name}: {answer and answer['error']}\n{body}")
+        return answer["value"]
+
+    def wait_for(self, predicate: str, *args: Any, timeout: float = 30.0) -> Any:
+        """Poll `predicate` (a function body) until it returns something truthy; that value."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.evaluate(predicate, *args)
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: not true within {timeout} s: {predicate} ({value!r})")
+
+    def fill(self, selector: str, text: str) -> None:
+        """Type `text` into an empty field, key by key."""
+        field = self._element(selector)
+        field.clear()
+        field.send_keys(text)
+
+    def click(self, selector: str) -> None:
+        """Click the element, as a pointer would (found again if htmx swapped it meanwhile)."""
+        for attempt in range(3):
+            try:
+                self._element(selector).click()
+                return
+            except Exception as error:  # each driver has its own stale-element error
+                if "Stale" not in type(error).__name__ or attempt == 2:
+                    raise
+
+    def set_files(self, selector: str, paths: list[Path]) -> None:
+        """Choose files in a file input, as its picker would."""
+        self._element(selector).send_keys("\n".join(str(path) for path in paths))
+
+    @property
+    def url(self) -> str:
+        """The address of the page shown."""
+        return str(self.evaluate("return location.href"))
+
+    def screenshot(self, name: str) -> Path:
+        """Save the window as test-artifacts/screenshots/<engine>-<name>.png."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.name}-{name}.png"
+        path.write_bytes(self._png())
+        return path
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a process this module started (and its children, in its process group)."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    except ProcessLookupError:
+        pass
+
+
+def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb on a display number it picks itself (free); the process and its DISPLAY."""
+    read, write = os.pipe()
+    process = subprocess.Popen(
+        [XVFB, "-displayfd", str(write), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    os.close(write)
+    with os.fdopen(read) as answer:
+        number = answer.readline().strip()
+    if not number:
+        _stop(process)
+        raise RuntimeError("Xvfb did not start")
+    return process, f":{number}"
+
+
+class WebKit(Browser):
+    """WebKitGTK (Safari's engine) through WebKitWebDriver and Selenium, under Xvfb."""
+
+    name = "webkit"
+
+    def __init__(self, proxy_port: int | None = None) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.webkitgtk.service import Service
+
+        self._xvfb, display = start_xvfb()
+        try:
+            options = webdriver.WebKitGTKOptions()
+            options.set_capability("webkitgtk:browserOptions", {"args": ["--automation"]})
+            options.set_capability("unhandledPromptBehavior", "accept")
+            if proxy_port is not None:
+                # WebKitGTK has no host-resolver rules: the LAN name is reached through a
+                # proxy that is the app's own server (it takes absolute request targets).
+                options.set_capability("proxy", {
+                    "proxyType": "manual", "httpProxy": f"127.0.0.1:{proxy_port}",
+                    "noProxy": ["127.0.0.1", "localhost"],
+                })
+            service = Service(executable_path=WEBKIT_DRIVER, port=free_port(),
+                              env={**os.environ, "DISPLAY": display})
+            self.driver = webdriver.WebKitGTK(service=service, options=options)
+            self.driver.set_window_rect(0, 0, 1280, 900)
+            self.driver.set_script_timeout(60)
+        except BaseException:
+            _stop(self._xvfb)
+            raise
+
+    def goto(self, url: str) -> None:
+        self.driver.get(url)
+
+    def _reload(self) -> None:
+        self.driver.refresh()
+
+    def _run(self, script: str, args: tuple[Any, ...]) -> Any:
+        return self.driver.execute_async_script(script, *args)
+
+    def _element(self, selector: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        # find_element answers "no such element" in WebKitWebDriver where find_elements
+        # finds it.
+        found = self.driver.find_elements(By.CSS_SELECTOR, selector)
+        assert found, f"webkit: nothing matches {selector!r}"
+        return found[0]
+
+    def _png(self) -> bytes:
+        return bytes(self.driver.get_screenshot_as_png())
+
+    def clear_cookies(self) -> None:
+        self.driver.delete_all_cookies()
+
+    @property
+    def root_pid(self) -> int:
+        return int(self.driver.service.process.pid)  # WebKitWebDriver
+
+    def close(self) -> None:
+        try:
+            self.driver.quit()
+        finally:
+            _stop(self._xvfb)
+
+
+FIREFOX_PREFS = {
+    "browser.shell.checkDefaultBrowser": False,
+    "browser.aboutwelcome.enabled": False,
+    "browser.startup.homepage_override.mstone": "ignore",
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "app.update.disabledForTesting": True,
+    # A blank first window and no fetches of remote settings: a session starts sooner.
+    "browser.startup.page": 0,
+    "browser.startup.homepage": "about:blank",
+    "browser.newtabpage.enabled": False,
+    "services.settings.server": "data:,#remote-settings-off",
+    "network.connectivity-service.enabled": False,
+    "browser.discovery.enabled": False,
+    # The LAN name resolves to this machine, as a home network's DNS would answer.
+    "network.dns.localDomains": LAN_HOST,
+}
+
+
+class Firefox(Browser):
+    """Firefox ESR (Gecko) through Marionette, headless, with a temporary profile."""
+
+    name = "firefox"
+
+    def __init__(self, profile: Path) -> None:
+        with warnings.catch_warnings():
+            # Its helper packages import telnetlib and ask distro for the old platform tuple.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from marionette_driver.marionette import Marionette
+
+        port = free_port()
+        profile.mkdir(parents=True, exist_ok=True)
+        prefs = {**FIREFOX_PREFS, "marionette.port": port}
+        (profile / "user.js").write_text(
+            "".join(f'user_pref("{k}", {_js(v)});\n' for k, v in prefs.items())
+        )
+        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [FIREFOX, "--marionette", "--headless", "--no-remote", "--profile", str(profile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "MOZ_HEADLESS_WIDTH": "1280", "MOZ_HEADLESS_HEIGHT": "900"},
+        )
+        try:
+            self.client = Marionette(host="127.0.0.1", port=port, socket_timeout=120)
+            with warnings.catch_warnings():
+                # Its wait for the port leaves its probing sockets to the garbage collector.
+                warnings.simplefilter("ignore", ResourceWarning)
+                self.client.start_session(
+                    {"strictFileInteractability": False, "unhandledPromptBehavior": "accept"},
+                    timeout=90,
+                )
+                gc.collect()
+            self.client.timeout.script = 60
+        except BaseException:
+            _stop(self._process)
+            raise
+
+    def goto(self, url: str) -> None:
+        self.client.navigate(url)
+
+    def _reload(self) -> None:
+        self.client.refresh()
+
+    def _run(self, script: str, args: tuple[Any, ...]) -> Any:
+        # In the page itself, not a sandbox: the tests read what the page's scripts set.
+        return self.client.execute_async_script(
+            script, script_args=list(args), new_sandbox=False, sandbox=None
+        )
+
+    def _element(self, selector: str) -> Any:
+        found = self.client.find_elements("css selector", selector)
+        assert found, f"firefox: nothing matches {selector!r}"
+        return found[0]
+
+    def _png(self) -> bytes:
+        return base64.b64decode(self.client.screenshot(full=False))
+
+    def clear_cookies(self) -> None:
+        self.client.delete_all_cookies()
+
+    @property
+    def root_pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def close(self) -> None:
+        try:
+            self.client.delete_session()
+        finally:
+            _stop(self._process)
+            self._process = None
+
+
+def _js(value: object) -> str:
+    """A pref's value as user.js writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return f'"{value}"'
+
+
+def missing(engine: str) -> str:
+    """Why `engine` cannot run here ("" when it can)."""
+    needs = {"webkit": [WEBKIT_DRIVER, XVFB], "firefox": [FIREFOX]}[engine]
+    absent = [path for path in needs if not os.path.exists(path)]
+    if absent:
+        script = {"webkit": "scripts/install-webkit", "firefox": "scripts/install-firefox"}
+        return f"{', '.join(absent)} not installed ({script[engine]} installs it)"
+    return ""

@@ -1,0 +1,151 @@
+"""Uploads in WebKitGTK and Firefox ESR, on both stores: the file picker and a drop, a form
+upload and a multipart one hashed right, a duplicate caught, cancel and retry, resume after
+a reload, the list refreshed through htmx, rename and delete."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sqlmodel import select
+
+from movievault import db
+from movievault.models import PendingUpload
+from tests.e2e.support import store_keys, stored_digests, write_random
+from tests.engines.driver import Browser
+from tests.engines.support import (
+    add_files,
+    eventually,
+    file_id,
+    gate_state,
+    install_gate,
+    listed_names,
+    never_reloaded,
+    upload_detail,
+    wait_stage,
+)
+from tests.support import MIB, LiveServer
+
+
+def pending_uploads(server: LiveServer) -> int:
+    """How many uploads the catalogue holds as unfinished."""
+    with db.session_scope(server.app) as session:
+        return len(session.exec(select(PendingUpload)).all())
+
+
+def test_small_and_multipart_uploads_hash_right_and_a_duplicate_is_caught(
+    signed_in: Browser, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    page = signed_in
+    small, big = tmp_path / "small clip.mp4", tmp_path / "big movie.mkv"
+    digests = {write_random(small, 300 * 1024), write_random(big, 11 * MIB)}  # 5, 5, 1 MiB
+    add_files(page, small, big)
+    wait_stage(page, small.name, "done")
+    wait_stage(page, big.name, "done")
+    assert set(stored_digests(e2e_server.app)) == digests
+    # The list refreshed itself through htmx: no reload happened.
+    page.wait_for("return document.querySelectorAll('#file-list .file-row').length === 2")
+    assert sorted(listed_names(page)) == sorted([small.name, big.name])
+    assert never_reloaded(page)
+    page.screenshot("library-after-upload")
+
+    keys = store_keys(e2e_server.app)
+    again = tmp_path / "copy of small.mp4"
+    again.write_bytes(small.read_bytes())
+    add_files(page, again)
+    wait_stage(page, again.name, "duplicate")
+    assert upload_detail(page, again.name) == (
+        f"Already in your library as {small.name}. Nothing was uploaded."
+    )
+    assert store_keys(e2e_server.app) == keys
+    page.screenshot("library-duplicate")
+
+
+def test_cancel_mid_upload_then_retry(
+    signed_in: Browser, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    page = signed_in
+    source = tmp_path / "second thoughts.mp4"
+    digest = write_random(source, 16 * MIB)  # 5, 5, 5, 1 MiB
+    install_gate(page, 1)  # one part stored, the others held in the page, never half-sent
+    add_files(page, source)
+    page.wait_for("return mvGate.stored === 1 && mvGate.held.length > 0")
+    page.click(f'button[aria-label="Cancel uploading {source.name}"]')
+    wait_stage(page, source.name, "cancelled")
+    assert upload_detail(page, source.name) == "Cancelled."
+    eventually(lambda: pending_uploads(e2e_server) == 0)  # the page's DELETE is on its way
+    assert store_keys(e2e_server.app) == []
+    page.evaluate("mvGate.drop()")
+    page.click(f'button[aria-label="Retry uploading {source.name}"]')
+    wait_stage(page, source.name, "done")
+    assert stored_digests(e2e_server.app) == [digest]
+
+
+def test_upload_resumes_after_a_reload_with_the_missing_parts(
+    signed_in: Browser, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    page = signed_in
+    source = tmp_path / "long film.mp4"
+    digest = write_random(source, 16 * MIB)  # 5, 5, 5, 1 MiB
+    install_gate(page, 2)
+    add_files(page, source)
+    page.wait_for("return mvGate.stored === 2")
+    first = gate_state(page)
+    page.reload()  # as a closed tab would: the held parts are never sent
+    assert listed_names(page) == []
+    install_gate(page, None)
+    add_files(page, source)
+    wait_stage(page, source.name, "done")
+    resumed = gate_state(page)
+    assert resumed["stored"] == 2, resumed
+    sizes = sorted(first["sent"][:2] + resumed["sent"])  # type: ignore[index,operator]
+    assert sizes == [1 * MIB, 5 * MIB, 5 * MIB, 5 * MIB]
+    assert stored_digests(e2e_server.app) == [digest]
+
+
+def test_files_dropped_on_the_page_are_uploaded(
+    signed_in: Browser, e2e_server: LiveServer
+) -> None:
+    page = signed_in
+    dropped = page.evaluate("""
+      const bytes = new Uint8Array(300 * 1024).map((_, i) => (i * 7919) % 251);
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], "dropped clip.mp4", { type: "video/mp4" }));
+      const fire = (type) => document.querySelector("main").dispatchEvent(
+        new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      fire("dragenter");
+      fire("dragover");
+      const overlay = !document.querySelector(".drop-overlay").hidden;
+      fire("drop");
+      return { overlay, bytes: Array.from(bytes) };
+    """)
+    assert dropped["overlay"] is True
+    wait_stage(page, "dropped clip.mp4", "done")
+    page.wait_for("return document.querySelector('.drop-overlay').hidden")
+    assert stored_digests(e2e_server.app) == [hashlib.sha256(bytes(dropped["bytes"])).hexdigest()]
+
+
+def test_rename_and_delete_in_the_list(
+    signed_in: Browser, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    page = signed_in
+    source = tmp_path / "untitled.mp4"
+    write_random(source, 64 * 1024)
+    add_files(page, source)
+    wait_stage(page, source.name, "done")
+    row = f"#file-{file_id(e2e_server.app, source.name)}"
+    page.wait_for("return document.querySelector(arguments[0]) !== null", row)
+    page.click(f"{row} button[hx-get]")  # Rename
+    page.wait_for("return document.querySelector('#file-list input[name=name]') !== null")
+    page.fill("#file-list input[name=name]", "The Long Holiday (1999).mp4")
+    page.click("#file-list form button[type=submit]")
+    page.wait_for(
+        "return document.querySelector(arguments[0] + ' .file-name a')?.textContent"
+        " === 'The Long Holiday (1999).mp4'", row,
+    )
+    page.screenshot("library-renamed")
+    # The confirmation question is accepted (the session's prompt behaviour).
+    page.click(f"{row} button[hx-post]")  # Delete
+    page.wait_for("return document.querySelectorAll('#file-list .file-row').length === 0")
+    assert store_keys(e2e_server.app) == []
+    assert never_reloaded(page)
