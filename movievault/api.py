@@ -89,22 +89,12 @@ def _public(stored: StoredFile) -> FilePublic:
     return library.public(stored, root=request.script_root)
 
 
-def _page_arg() -> int:
-    """The `page` query argument: a whole number from 1 (1 when absent)."""
-    text = request.args.get("page", "1")
-    if not text.isascii() or not text.isdigit() or int(text) < 1 or len(text) > 9:
-        raise InvalidInput("page must be a whole number from 1.")
-    return int(text)
-
-
-def _sort_arg() -> str:
-    """The `sort` query argument: one of library.SORTS (the default when absent)."""
-    sort = request.args.get("sort")
-    if sort is None:
-        return library.DEFAULT_SORT
-    if sort not in library.SORTS:
-        raise InvalidInput(f"sort must be one of {', '.join(library.SORTS)}.")
-    return sort
+def _int_arg(name: str, default: int) -> int:
+    """Read a positive integer query argument, falling back to `default`."""
+    try:
+        return max(1, int(request.args.get(name, default)))
+    except ValueError:
+        return default
 
 
 @bp.get("/openapi.json")
@@ -242,7 +232,7 @@ def cancel_upload(upload_id: str) -> ResponseReturnValue:
 @login_required
 @operation(Operation(
     summary="Search, sort and page through the library",
-    answers={200: FilePagePublic}, errors=(400, *WRITES),
+    answers={200: FilePagePublic}, errors=WRITES,
     extra={"parameters": openapi.LIST_PARAMETERS},
 ))
 def list_files() -> ResponseReturnValue:
@@ -251,8 +241,8 @@ def list_files() -> ResponseReturnValue:
         session=db.session(),
         owner_id=_owner(),
         query=request.args.get("q", ""),
-        sort=_sort_arg(),
-        page=_page_arg(),
+        sort=request.args.get("sort", ""),
+        page=_int_arg("page", 1),
         page_size=settings().page_size,
     )
     return jsonify(answer(library.public_page(page, root=request.script_root)))

@@ -256,7 +256,8 @@ class FileChange(Shape):
     object_message: ClassVar[str] = (
         "The request body must be a JSON object with name, title or year."
     )
-    name: Annotated[FileName | None, Field(json_schema_extra=not_null)] = None
+    name: Annotated[FileName | None, Field(json_schema_extra=both(
+        pattern_of(file_name_pattern), not_null))] = None
     title: Annotated[str | None, Field(min_length=1, max_length=MAX_TITLE_LENGTH,
                                        examples=["Heat"], json_schema_extra=both(
                                            pattern_of(visible_pattern), not_null)),

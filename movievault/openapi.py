@@ -50,12 +50,16 @@ LIST_PARAMETERS: list[dict[str, Any]] = [
      "description": f"Words to find in the name or title (case-insensitive); only the first "
                     f"{MAX_TITLE_LENGTH} characters count.",
      "schema": {"type": "string"}, "example": "heat"},
+    # Lenient on purpose (links people edit by hand): an order or page the server does not
+    # know is the default one, never a refusal; so the schemas take any text.
     {"name": "sort", "in": "query", "required": False,
-     "description": "The order (a leading `-` reverses it); `-created` when absent.",
-     "schema": {"type": "string", "enum": list(SORTS)}},
+     "description": f"The order, one of {', '.join(SORTS)} (a leading `-` reverses it); "
+                    "anything else, or none, is `-created`.",
+     "schema": {"type": "string", "examples": list(SORTS)}},
     {"name": "page", "in": "query", "required": False,
-     "description": "From 1; PAGE_SIZE files each.",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999, "default": 1}},
+     "description": "A whole number from 1 (PAGE_SIZE files each); anything else is page 1, "
+                    "and a number below 1 is 1.",
+     "schema": {"type": "string", "examples": ["1", "2"]}},
 ]
 
 SECURITY_SCHEMES = {
