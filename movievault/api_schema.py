@@ -54,7 +54,7 @@ def _size(value: Any) -> int:
     """A size in bytes: an integer of at least 1 (the route checks its own upper limit)."""
     if isinstance(value, int) and not isinstance(value, bool) and value > LARGEST_SIZE:
         raise InvalidInput(f"size must be at most {LARGEST_SIZE} bytes.")
-    return validation.file_size(value, maximum=LARGEST_SIZE)
+    return validation.file_size(validation.whole(value), maximum=LARGEST_SIZE)
 
 
 def _listed(message: str, *, least: int, most: int | None) -> BeforeValidator:
@@ -91,7 +91,8 @@ def _etag(value: Any) -> str:
 
 def _part_number(name: str) -> Callable[[Any], int]:
     """A check of a part number (its upper bound is the upload's part count)."""
-    return lambda value: validation.positive_int(value, name=name, maximum=10_000)
+    return lambda value: validation.positive_int(
+        validation.whole(value), name=name, maximum=10_000)
 
 
 Sha256 = Annotated[
@@ -141,8 +142,8 @@ class Shape(BaseModel):
         unknown = sorted(str(name) for name in data if name not in declared)
         if unknown:
             raise InvalidInput(
-                f"Unknown field {', '.join(unknown)[:200]}: this request takes "
-                f"{', '.join(sorted(declared))}."
+                f"{cls.object_message[:-1]}; unknown field {', '.join(unknown)[:200]} (it "
+                f"takes {', '.join(sorted(declared))})."
             )
         missing = {name: None for name in declared
                    if name not in data and cls.model_fields[name].is_required()}
@@ -265,7 +266,7 @@ class FileChange(Shape):
     year: Annotated[int | None, Field(ge=FIRST_YEAR, description="From 1870 to five years "
                                       "after this one; null for none.", examples=[1995],
                                       json_schema_extra=_to_latest_year),
-                    BeforeValidator(validation.year)] = None
+                    BeforeValidator(lambda value: validation.year(validation.whole(value)))] = None
 
 
 class PosterRequest(Shape):

@@ -64,7 +64,6 @@ def whole(value: Any) -> Any:
 
 def file_size(value: Any, *, maximum: int) -> int:
     """Return a size from 1 to `maximum` bytes, or raise (booleans are not numbers here)."""
-    value = whole(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput("size must be an integer number of bytes.")
     if value < 1:
@@ -111,7 +110,6 @@ def content_type(value: Any) -> str:
 
 def positive_int(value: Any, *, name: str, maximum: int) -> int:
     """Return an integer from 1 to `maximum`, or raise naming the field."""
-    value = whole(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise InvalidInput(f"{name} must be an integer from 1 to {maximum}.")
     return value
@@ -163,7 +161,7 @@ def year(value: Any) -> int | None:
     """A film's year, from 1870 to five years ahead, or null for none."""
     if value is None:
         return None
-    found = names.plausible_year(whole(value))
+    found = names.plausible_year(value)
     if found is None:
         raise InvalidInput(
             f"The year must be a whole number from {names.FIRST_YEAR} to "

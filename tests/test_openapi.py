@@ -69,7 +69,7 @@ def test_the_shapes_refuse_unknown_fields_and_keep_the_checks_messages(app: Flas
     alice = sign_in(app, "alice")
     for body, status, words in [
         ({"name": "a.mp4", "size": 5, "sha256": "a" * 64, "owner_id": 2}, 400,
-         "Unknown field owner_id"),
+         "unknown field owner_id"),
         ({"name": "a.mp4", "size": "5", "sha256": "a" * 64}, 400,
          "size must be an integer number of bytes."),
         ({"name": "a.mp4", "size": 5, "sha256": "xyz"}, 400, "64 hexadecimal"),

@@ -26,7 +26,7 @@ from tests.support import LiveServer, add_file, make_user, served
 THOROUGH = os.environ.get("MOVIEVAULT_FUZZ") == "thorough"
 #: Examples per operation, mode and ids: with random ids valid and invalid requests, with
 #: real ids valid ones (invalid ones are mostly refused before the ids matter).
-EXAMPLES = 200 if THOROUGH else 4
+EXAMPLES = 200 if THOROUGH else 3
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=not THOROUGH,
