@@ -4,16 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from movievault import completion, db, library, probing, subtitles, uploads
+from movievault import completion, db, library, openapi, probing, subtitles, uploads
+from movievault.api_schema import (
+    ATTRIBUTE,
+    CheckAnswer,
+    CheckRequest,
+    CompleteRequest,
+    DuplicateAnswer,
+    FileAnswer,
+    FileChange,
+    Operation,
+    PartsAnswer,
+    PartsRequest,
+    PosterRequest,
+    Shape,
+    SubtitleAnswer,
+    SubtitleRequest,
+    UploadAnswer,
+    UploadRequest,
+    UploadStatusAnswer,
+    answer,
+    operation,
+    parse,
+)
 from movievault.backends import get_storage
 from movievault.background import wake_probe_worker
 from movievault.config import settings
 from movievault.errors import InvalidInput
-from movievault.models import FilePublic, StoredFile, StoredPartPublic, shown
+from movievault.models import (
+    FilePagePublic,
+    FilePublic,
+    StoredFile,
+    StoredPartPublic,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -28,7 +55,7 @@ def _limit_body() -> None:
 
 
 def _json_body() -> Any:
-    """Parse the request body as JSON, or raise a 400 that says what is wrong."""
+    """The request body as JSON, or a 400 that says what is wrong."""
     try:
         data = request.get_json(silent=True)
     except RecursionError:
@@ -37,6 +64,14 @@ def _json_body() -> Any:
     if data is None:
         raise InvalidInput("The request body must be valid JSON (Content-Type: application/json).")
     return data
+
+
+def _body() -> dict[str, Any]:
+    """The request body, checked against the shape this view declares (api_schema)."""
+    spec: Operation = getattr(current_app.view_functions[request.endpoint or ""], ATTRIBUTE)
+    shape: type[Shape] | None = spec.body
+    assert shape is not None, f"{request.endpoint} declares no request body"
+    return parse(shape, _json_body()).fields()
 
 
 def _upload_settings() -> uploads.UploadSettings:
@@ -62,89 +97,129 @@ def _int_arg(name: str, default: int) -> int:
         return default
 
 
+@bp.get("/openapi.json")
+def openapi_document() -> ResponseReturnValue:
+    """The OpenAPI 3.1 document of this API, made from the shapes the views use."""
+    return jsonify(openapi.document(current_app, root=request.script_root))
+
+
+@bp.get("/docs")
+def docs() -> ResponseReturnValue:
+    """The API's reference, rendered from its OpenAPI document."""
+    return render_template("api_docs.html")
+
+
+BODY = (400, 413)  # malformed body, or one past MAX_JSON_BYTES
+WRITES = (503,)  # the store or the catalogue failing
+
+
 @bp.post("/files/check")
 @login_required
+@operation(Operation(
+    summary="Which of these files are in the library already",
+    body=CheckRequest, answers={200: CheckAnswer}, errors=(*BODY, *WRITES),
+))
 def check_files() -> ResponseReturnValue:
     """Tell which of the listed hashes the user already has."""
-    data = _json_body()
-    if not isinstance(data, dict):
-        raise InvalidInput("The request body must be a JSON object with a files list.")
     results = library.check_duplicates(
-        session=db.session(), owner_id=_owner(), items=data.get("files")
+        session=db.session(), owner_id=_owner(), items=_body()["files"]
     )
-    return jsonify(results=[shown(result) for result in results])
+    return jsonify(answer(CheckAnswer(results=results)))
 
 
 @bp.post("/uploads")
 @login_required
+@operation(Operation(
+    summary="Start an upload (or resume the pending one, or find the duplicate)",
+    body=UploadRequest, tags=("uploads",),
+    answers={201: UploadAnswer, 200: UploadAnswer | DuplicateAnswer},
+    errors=(*BODY, 409, 413, *WRITES, 507),
+))
 def create_upload() -> ResponseReturnValue:
     """Start an upload, resume the pending one, or report a duplicate."""
     storage = get_storage()
     result = uploads.start_upload(
         session=db.session(), storage=storage, settings=_upload_settings(), owner_id=_owner(),
-        data=_json_body(),
+        data=_body(),
     )
     if result.status == "duplicate":
         assert result.file is not None
-        return jsonify(duplicate=True, file=shown(_public(result.file))), 200
+        return jsonify(answer(DuplicateAnswer(duplicate=True, file=_public(result.file)))), 200
     assert result.upload is not None
     body = uploads.describe(result.upload, storage=storage, settings=_upload_settings())
-    return jsonify(upload=shown(body)), 201 if result.status == "created" else 200
+    return jsonify(answer(UploadAnswer(upload=body))), 201 if result.status == "created" else 200
 
 
 @bp.get("/uploads/<upload_id>")
 @login_required
+@operation(Operation(
+    summary="An upload, and the parts the store holds (to resume)", tags=("uploads",),
+    answers={200: UploadStatusAnswer}, errors=(404, *WRITES),
+))
 def get_upload(upload_id: str) -> ResponseReturnValue:
     """Show an upload and the parts the store already holds (to resume)."""
     storage = get_storage()
     upload = uploads.get_owned_upload(session=db.session(), owner_id=_owner(), upload_id=upload_id)
     parts = uploads.uploaded_parts(storage=storage, upload=upload)
-    return jsonify(
-        upload=shown(uploads.describe(upload, storage=storage, settings=_upload_settings())),
+    return jsonify(answer(UploadStatusAnswer(
+        upload=uploads.describe(upload, storage=storage, settings=_upload_settings()),
         uploaded_parts=[
-            shown(StoredPartPublic(part_number=p.part_number, etag=p.etag, size=p.size))
-            for p in parts
+            StoredPartPublic(part_number=p.part_number, etag=p.etag, size=p.size) for p in parts
         ],
-    )
+    )))
 
 
 @bp.post("/uploads/<upload_id>/parts")
 @login_required
+@operation(Operation(
+    summary="Signed PUT URLs for up to 100 parts of a multipart upload", tags=("uploads",),
+    body=PartsRequest, answers={200: PartsAnswer}, errors=(*BODY, 404, *WRITES),
+))
 def sign_parts(upload_id: str) -> ResponseReturnValue:
     """Sign PUT URLs for up to 100 parts."""
     parts = uploads.part_urls(
         session=db.session(), storage=get_storage(), settings=_upload_settings(), owner_id=_owner(),
-        upload_id=upload_id, data=_json_body(),
+        upload_id=upload_id, data=_body(),
     )
-    return jsonify(parts=[shown(part) for part in parts])
+    return jsonify(answer(PartsAnswer(parts=parts)))
 
 
 @bp.post("/uploads/<upload_id>/complete")
 @login_required
+@operation(Operation(
+    summary="Verify what the store holds and record the file", tags=("uploads",),
+    body=CompleteRequest, answers={201: FileAnswer | SubtitleAnswer,
+                                   200: DuplicateAnswer | SubtitleAnswer},
+    errors=(*BODY, 404, 409, 413, 422, *WRITES),
+))
 def complete_upload(upload_id: str) -> ResponseReturnValue:
     """Verify the stored object and record the file."""
     result = completion.complete_upload(
         session=db.session(), storage=get_storage(), owner_id=_owner(), upload_id=upload_id,
-        data=_json_body(),
+        data=_body(),
     )
     if result.subtitle is not None:
         # A subtitle upload: what was attached, and its movie with its subtitle list.
-        movie = shown(_public(result.file))
-        attached = next(
-            entry for entry in movie["media"]["subtitles"] if entry.get("id") == result.subtitle.id
-        )
+        movie = _public(result.file)
+        attached = next(entry for entry in movie.media.subtitles if entry.id == result.subtitle.id)
         status = 200 if result.duplicate else 201
-        return jsonify(duplicate=result.duplicate, subtitle=attached, file=movie), status
+        return jsonify(answer(SubtitleAnswer(
+            duplicate=result.duplicate, subtitle=attached, file=movie
+        ))), status
     if result.duplicate:
-        return jsonify(duplicate=True, file=shown(_public(result.file))), 200
+        return jsonify(answer(DuplicateAnswer(duplicate=True, file=_public(result.file)))), 200
     # The file's probe job was recorded with it: the worker picks it up now, while this
     # answer goes out (it never waits for the probe).
     wake_probe_worker()
-    return jsonify(file=shown(_public(result.file))), 201
+    return jsonify(answer(FileAnswer(file=_public(result.file)))), 201
 
 
 @bp.delete("/uploads/<upload_id>")
 @login_required
+@operation(Operation(
+    summary="Abort an upload and forget it", tags=("uploads",),
+    answers={204: None}, errors=(400, 404, 409, *WRITES),
+))
 def cancel_upload(upload_id: str) -> ResponseReturnValue:
     """Abort an upload and forget it."""
     uploads.cancel_upload(
@@ -155,6 +230,11 @@ def cancel_upload(upload_id: str) -> ResponseReturnValue:
 
 @bp.get("/files")
 @login_required
+@operation(Operation(
+    summary="Search, sort and page through the library",
+    answers={200: FilePagePublic}, errors=WRITES,
+    extra={"parameters": openapi.LIST_PARAMETERS},
+))
 def list_files() -> ResponseReturnValue:
     """Search, sort and page through the user's files."""
     page = library.list_files(
@@ -165,53 +245,73 @@ def list_files() -> ResponseReturnValue:
         page=_int_arg("page", 1),
         page_size=settings().page_size,
     )
-    return jsonify(shown(library.public_page(page, root=request.script_root)))
+    return jsonify(answer(library.public_page(page, root=request.script_root)))
 
 
 @bp.get("/files/<int:file_id>")
 @login_required
+@operation(Operation(
+    summary="One file", answers={200: FileAnswer}, errors=(404, *WRITES),
+))
 def get_file(file_id: int) -> ResponseReturnValue:
     """Show one file."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
-    return jsonify(file=shown(_public(stored)))
+    return jsonify(answer(FileAnswer(file=_public(stored))))
 
 
 @bp.patch("/files/<int:file_id>")
 @login_required
+@operation(Operation(
+    summary="Change a file's name, title or year", body=FileChange,
+    answers={200: FileAnswer}, errors=(*BODY, 404, *WRITES),
+))
 def update_file(file_id: int) -> ResponseReturnValue:
     """Change a file's name, title or year."""
     stored = library.update_file(
-        session=db.session(), owner_id=_owner(), file_id=file_id, data=_json_body()
+        session=db.session(), owner_id=_owner(), file_id=file_id, data=_body()
     )
-    return jsonify(file=shown(_public(stored)))
+    return jsonify(answer(FileAnswer(file=_public(stored))))
 
 
 @bp.post("/files/<int:file_id>/poster")
 @login_required
+@operation(Operation(
+    summary="Make the poster from the frame `at` seconds in", body=PosterRequest,
+    answers={200: FileAnswer}, errors=(*BODY, 404, 422, *WRITES),
+))
 def set_poster(file_id: int) -> ResponseReturnValue:
     """Make the poster from the frame `at` seconds in (replacing the old one)."""
     stored = probing.pick_poster_frame(
         session=db.session(), storage=get_storage(), owner_id=_owner(), file_id=file_id,
-        data=_json_body(), timeout=settings().probe_timeout,
+        data=_body(), timeout=settings().probe_timeout,
     )
-    return jsonify(file=shown(_public(stored)))
+    return jsonify(answer(FileAnswer(file=_public(stored))))
 
 
 @bp.post("/files/<int:file_id>/subtitles")
 @login_required
+@operation(Operation(
+    summary="Start the upload of a subtitle file for a movie", tags=("subtitles",),
+    body=SubtitleRequest, answers={201: UploadAnswer, 200: UploadAnswer},
+    errors=(*BODY, 404, 409, 422, *WRITES, 507),
+))
 def create_subtitle_upload(file_id: int) -> ResponseReturnValue:
     """Start the upload of a subtitle file for a movie (completed like any upload)."""
     storage = get_storage()
     upload, created = subtitles.start_upload(
         session=db.session(), storage=storage, settings=_upload_settings(), owner_id=_owner(),
-        file_id=file_id, data=_json_body(),
+        file_id=file_id, data=_body(),
     )
     body = uploads.describe(upload, storage=storage, settings=_upload_settings())
-    return jsonify(upload=shown(body)), 201 if created else 200
+    return jsonify(answer(UploadAnswer(upload=body))), 201 if created else 200
 
 
 @bp.delete("/files/<int:file_id>/subtitles/<int:subtitle_id>")
 @login_required
+@operation(Operation(
+    summary="Detach a subtitle and remove its objects", tags=("subtitles",),
+    answers={204: None}, errors=(400, 404, *WRITES),
+))
 def delete_subtitle(file_id: int, subtitle_id: int) -> ResponseReturnValue:
     """Detach a subtitle from a movie and remove its objects."""
     subtitles.remove(
@@ -223,6 +323,9 @@ def delete_subtitle(file_id: int, subtitle_id: int) -> ResponseReturnValue:
 
 @bp.delete("/files/<int:file_id>")
 @login_required
+@operation(Operation(
+    summary="Delete a file and its objects", answers={204: None}, errors=(400, 404, *WRITES),
+))
 def delete_file(file_id: int) -> ResponseReturnValue:
     """Delete a file and its object."""
     library.delete_file(

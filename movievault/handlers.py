@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -36,6 +37,9 @@ def _handle_domain(error: MovieVaultError) -> ResponseReturnValue:
 
 def _handle_csrf(error: CSRFError) -> ResponseReturnValue:
     """A missing or stale CSRF token: refuse with a message that says how to recover."""
+    if request.path.startswith("/api/") and not current_user.is_authenticated:
+        # Signed out, a CSRF token could not help: the API's answer is the sign-in it needs.
+        return json_error("Sign in first: this API needs a session.", 401)
     message = f"CSRF check failed ({error.description}). Reload the page and try again."
     if wants_json() or request.headers.get("HX-Request"):
         return json_error(message, 400)
@@ -47,7 +51,10 @@ def _handle_http(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
     message = error.description or error.name
     if wants_json():
-        return json_error(message, status)
+        response = json_error(message, status)
+        if "Allow" in dict(error.get_headers()):  # a 405 says which methods there are
+            response.headers["Allow"] = dict(error.get_headers())["Allow"]
+        return response
     return _error_page(message, status)
 
 

@@ -20,6 +20,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from movievault import db, display, library, subtitles
+from movievault.api_schema import Operation, operation
 from movievault.backends import get_storage
 from movievault.config import settings
 from movievault.errors import InvalidInput, NotFound
@@ -256,6 +257,9 @@ def _signed_redirect(file_id: int, *, inline: bool) -> WerkzeugResponse:
 
 @bp.get("/files/<int:file_id>/download")
 @login_required
+@operation(Operation(
+    summary="Download: a redirect to the store, saving under the file's name",
+    tags=("downloads",), page=True, answers={302: "the file, as an attachment"}, errors=(404,)))
 def download(file_id: int) -> ResponseReturnValue:
     """Redirect to a presigned GET that saves the file under its name."""
     return _signed_redirect(file_id, inline=False)
@@ -263,6 +267,9 @@ def download(file_id: int) -> ResponseReturnValue:
 
 @bp.get("/files/<int:file_id>/stream")
 @login_required
+@operation(Operation(
+    summary="Play: a redirect to the store, inline, for <video> (Range requests seek)",
+    tags=("downloads",), page=True, answers={302: "the file, inline"}, errors=(404,)))
 def stream(file_id: int) -> ResponseReturnValue:
     """Redirect to a presigned GET for playing in place (Range requests seek)."""
     return _signed_redirect(file_id, inline=True)
@@ -270,6 +277,9 @@ def stream(file_id: int) -> ResponseReturnValue:
 
 @bp.get("/files/<int:file_id>/poster")
 @login_required
+@operation(Operation(
+    summary="The poster: a redirect to the store (404 while there is none)",
+    tags=("downloads",), page=True, answers={302: "image/webp"}, errors=(404,)))
 def poster(file_id: int) -> ResponseReturnValue:
     """Redirect to a signed GET of the movie's poster (WebP); 404 while it has none."""
     stored = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
@@ -283,6 +293,9 @@ def poster(file_id: int) -> ResponseReturnValue:
 
 @bp.get("/files/<int:file_id>/subtitles/<int:subtitle_id>.vtt")
 @login_required
+@operation(Operation(
+    summary="A subtitle's WebVTT, served by the app",
+    tags=("downloads",), page=True, answers={200: "text/vtt"}, errors=(404,)))
 def subtitle_track(file_id: int, subtitle_id: int) -> ResponseReturnValue:
     """A subtitle's WebVTT for the player's `<track>`.
 

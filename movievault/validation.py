@@ -54,6 +54,14 @@ def optional_digest(value: Any, name: str) -> str | None:
     return value.lower()
 
 
+def whole(value: Any) -> Any:
+    """A JSON number with no fraction as an int (JSON, and its Schema, make no difference
+    between 2 and 2.0); anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def file_size(value: Any, *, maximum: int) -> int:
     """Return a size from 1 to `maximum` bytes, or raise (booleans are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, int):
