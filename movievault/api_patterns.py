@@ -4,10 +4,11 @@ their checks use rather than written out by hand."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from functools import cache
 from typing import Any
+
+from movievault.media.names import is_dropped
 
 
 def one_of(*fields: tuple[str, ...]) -> dict[str, Any]:
@@ -20,7 +21,12 @@ def one_of(*fields: tuple[str, ...]) -> dict[str, Any]:
 
 def char_class(pick: Callable[[str], bool], *, negated: bool = False) -> str:
     """A regex class of the characters of the Basic Multilingual Plane that `pick` takes,
-    as \\uXXXX ranges (a syntax every regex dialect of JSON Schema tools reads)."""
+    as \\uXXXX ranges (a syntax every regex dialect of JSON Schema tools reads).
+
+    Past the BMP there is no syntax all dialects share, so a negated class takes every
+    character there; the checks agree except for the few format and private-use ones
+    (tags from U+E0000, planes 15 and 16), which they drop.
+    """
     ranges: list[list[int]] = []
     for point in range(0x10000):
         if pick(chr(point)):
@@ -34,16 +40,10 @@ def char_class(pick: Callable[[str], bool], *, negated: bool = False) -> str:
     return f"[{'^' if negated else ''}{body}]"
 
 
-def dropped(char: str) -> bool:
-    """Names and titles drop control, format, surrogate and private-use characters (and
-    unassigned ones, which the patterns below leave out to stay small)."""
-    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co")
-
-
 @cache
 def visible_pattern() -> str:
     """A title: at least one character that is neither dropped nor whitespace."""
-    return char_class(lambda char: dropped(char) or char.isspace(), negated=True)
+    return char_class(lambda char: is_dropped(char) or char.isspace(), negated=True)
 
 
 @cache
@@ -51,8 +51,8 @@ def file_name_pattern() -> str:
     """A file name: its last part (after any / or \\), once cleaned, is neither empty nor
     "." nor "..": it holds a visible character other than a dot, or two dots with more
     dots or spaces between them. The classes are made from the Unicode data the check uses."""
-    other = char_class(lambda c: dropped(c) or c.isspace() or c in "./\\", negated=True)
-    space = char_class(lambda c: not dropped(c) and c.isspace())
+    other = char_class(lambda c: is_dropped(c) or c.isspace() or c in "./\\", negated=True)
+    space = char_class(lambda c: not is_dropped(c) and c.isspace())
     part = r"[^/\\]*"
     # A lookahead for the end, not `$`: some dialects let `$` match before a final newline.
     return (rf"^(?:[\s\S]*[/\\])?{part}(?:{other}|\.{part}(?:\.|{space}){part}\.)"

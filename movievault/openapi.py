@@ -30,6 +30,7 @@ ERRORS = {
          "subtitle file past 5 MiB. Nothing was written.",
     422: "What the store holds does not match what was declared, the store refused it, or "
          "the file cannot be read; the upload was discarded and nothing recorded.",
+    429: "Too many wrong passwords or unknown tokens from this address: wait and try again.",
     503: "The store is unreachable or failing, or the catalogue cannot be written; nothing "
          "was written, retry later.",
     507: "The server's disk is down to its free-space reserve; nothing was written.",
@@ -41,6 +42,7 @@ ERROR_EXAMPLES = {
     409: "This upload is still being completed by another request; try again.",
     413: "The request is larger than the server accepts.",
     422: "Part 3's ETag does not match what the store holds.",
+    429: "Too many failed sign-in attempts. Wait 15 minutes and try again.",
     503: "The store could not be reached; nothing was recorded. Try again later.",
     507: "The server is short of disk space; new uploads must wait.",
 }
@@ -127,7 +129,8 @@ def _operation(
         else:
             responses[str(status)] = {"description": "OK", "content": {
                 "application/json": {"schema": _schema_of(kind, refs)}}}
-    errors = set(spec.errors) | ({401} if not spec.page else set())
+    # Every API call may carry a bearer token, so every one may meet the token throttle.
+    errors = set(spec.errors) | ({401, 429} if not spec.page else set())
     for status in sorted(errors):
         responses[str(status)] = _error(status, page=spec.page)
     built: dict[str, Any] = {

@@ -79,7 +79,7 @@ def file_name(value: Any) -> str:
         raise InvalidInput("name must be a string.")
     # Browsers send bare names, but scripts may send paths from either OS.
     base = re.split(r"[/\\]", value)[-1]
-    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    cleaned = "".join(ch for ch in base if not names.is_dropped(ch))
     cleaned = unicodedata.normalize("NFC", cleaned).strip()
     if cleaned in ("", ".", ".."):
         raise InvalidInput("name must contain at least one visible character.")

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from movievault import api_tokens, db, throttle
 from tests.support import LiveServer, add_file, make_user, served
 
 THOROUGH = os.environ.get("MOVIEVAULT_FUZZ") == "thorough"
@@ -45,18 +46,24 @@ REFUSED_BY_PAGES = [*REFUSED, "302"]
 #: The part numbers a request may name depend on the upload (its part count, whether its
 #: parts carry a SHA-256), which no schema of the request can say: those refusals are 400.
 ACCEPTED_BY_PARTS = [*ACCEPTED, "400"]
-CONFIG = schemathesis.Config.from_dict({
-    "checks": {
-        "positive_data_acceptance": {"expected-statuses": ACCEPTED},
-        "negative_data_rejection": {"expected-statuses": REFUSED},
-    },
-    "operations": [
-        {"include-path-regex": "^/files/", "checks": {
-            "negative_data_rejection": {"expected-statuses": REFUSED_BY_PAGES}}},
-        {"include-path": "/api/uploads/{upload_id}/parts", "checks": {
-            "positive_data_acceptance": {"expected-statuses": ACCEPTED_BY_PARTS}}},
-    ],
-})
+
+
+def _config(token: str) -> schemathesis.Config:
+    """The checks' settings, and the token for the document's `bearer` scheme (so the auth
+    checks spoil the credentials the API calls really carry)."""
+    return schemathesis.Config.from_dict({
+        "auth": {"openapi": {"bearer": {"bearer": token}}},
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ACCEPTED},
+            "negative_data_rejection": {"expected-statuses": REFUSED},
+        },
+        "operations": [
+            {"include-path-regex": "^/files/", "checks": {
+                "negative_data_rejection": {"expected-statuses": REFUSED_BY_PAGES}}},
+            {"include-path": "/api/uploads/{upload_id}/parts", "checks": {
+                "positive_data_acceptance": {"expected-statuses": ACCEPTED_BY_PARTS}}},
+        ],
+    })
 
 
 def _real_ids(server: LiveServer, http: requests.Session, owner: int) -> dict[str, Any]:
@@ -70,16 +77,20 @@ def _real_ids(server: LiveServer, http: requests.Session, owner: int) -> dict[st
     return {"file_id": file_id, "upload_id": started.json()["upload"]["id"], "subtitle_id": 1}
 
 
-def _credentials(http: requests.Session) -> dict[str, str]:
-    """The signed-in session as explicit headers, which schemathesis's auth checks take off
-    and spoil to see that the API then refuses (a cookie jar it would not know about)."""
+def _credentials(http: requests.Session, path: str) -> dict[str, str]:
+    """The page routes' credentials as explicit headers, which schemathesis's auth checks
+    take off and spoil to see that they then refuse: the signed-in session (downloads and
+    posters take no token). API calls carry the token of the `bearer` scheme instead."""
+    if path.startswith("/api/"):
+        return {}
     return {"Cookie": f"session={http.cookies['session']}",
             "X-CSRFToken": str(http.headers["X-CSRFToken"])}
 
 
 def _fuzz(operation: Any, server: LiveServer, http: requests.Session, *,
-          mode: GenerationMode, ids: dict[str, Any] | None) -> str | None:
-    """Run one operation's examples; the failure report, or None when all passed."""
+          mode: GenerationMode, ids: dict[str, Any] | None, seen: list[int]) -> str | None:
+    """Run one operation's examples, noting each answer's status in `seen`; the failure
+    report, or None when all passed."""
     names = {p["name"] for p in operation.definition.raw.get("parameters", [])
              if p["in"] == "path"}
     fixed = {name: value for name, value in (ids or {}).items() if name in names}
@@ -90,7 +101,9 @@ def _fuzz(operation: Any, server: LiveServer, http: requests.Session, *,
     @FUZZ
     @given(case=strategy)
     def run(case: Any) -> None:
-        case.call_and_validate(base_url=server.url, headers=_credentials(http), timeout=60)
+        headers = _credentials(http, operation.path)
+        response = case.call_and_validate(base_url=server.url, headers=headers, timeout=60)
+        seen.append(response.status_code)
 
     try:
         run()
@@ -102,20 +115,35 @@ def _fuzz(operation: Any, server: LiveServer, http: requests.Session, *,
 
 
 @pytest.mark.xdist_group("openapi-fuzz")
-def test_the_api_keeps_the_promises_of_its_document(app: Flask, backend: str) -> None:
+def test_the_api_keeps_the_promises_of_its_document(
+    app: Flask, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = make_user(app, "alice")
+    with db.session_scope(app) as session:
+        _token, secret = api_tokens.create_token(session=session, user_id=owner, name="fuzz")
+    # The auth checks send hundreds of made-up tokens from this one address, which the
+    # throttle rightly locks out after 5 (tests/test_api_tokens.py tests that); here every
+    # request must reach the operation it is about.
+    monkeypatch.setattr(throttle, "MAX_FAILURES", 1_000_000)
     with served(app) as server:
         http = server.session_for("alice")
         schema = schemathesis.openapi.from_url(
-            f"{server.url}/api/openapi.json", config=CONFIG, timeout=30
+            f"{server.url}/api/openapi.json", config=_config(secret), timeout=30
         )
         failures = []
+        answered: dict[str, list[int]] = {}
         for result in schema.get_all_operations():
             operation = result.ok()
             real = _real_ids(server, http, owner)
             for mode, ids in [(GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None),
                               (GenerationMode.POSITIVE, real)]:
-                failure = _fuzz(operation, server, http, mode=mode, ids=ids)
+                seen = answered.setdefault(operation.label, [])
+                failure = _fuzz(operation, server, http, mode=mode, ids=ids, seen=seen)
                 if failure:
                     failures.append(failure)
     assert not failures, f"{len(failures)} failing runs:\n\n" + "\n\n".join(failures)
+    # The credentials really reached the operations: each one answered something other
+    # than 401 (a fuzz that is never signed in would pass every other check above).
+    refused_all = [label for label, statuses in answered.items()
+                   if statuses and all(status == 401 for status in statuses)]
+    assert len(answered) >= 10 and not refused_all, (answered, refused_all)

@@ -34,9 +34,20 @@ def plausible_year(value: Any) -> int | None:
     return None
 
 
+#: What names and titles drop: controls, formats (bidi overrides, zero-width spaces),
+#: surrogates and private use. Unassigned code points stay: which ones are unassigned
+#: depends on the Unicode version of the Python serving the app, which no client can know.
+DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+
+
+def is_dropped(char: str) -> bool:
+    """Whether names and titles drop `char` (see DROPPED_CATEGORIES)."""
+    return unicodedata.category(char) in DROPPED_CATEGORIES
+
+
 def clean_title(text: str) -> str:
     """Drop control characters and surrounding space, NFC-normalise, cut to 200 characters."""
-    visible = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    visible = "".join(ch for ch in text if not is_dropped(ch))
     return unicodedata.normalize("NFC", visible).strip()[:MAX_TITLE_LENGTH].strip()
 
 
