@@ -37,7 +37,7 @@ def test_counts_request_line_headers_and_body_as_sent(app: Flask) -> None:
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
-        assert answer.startswith(b"HTTP/1.1 400"), answer[:100]  # refused: no CSRF session
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:100]  # refused: not signed in
         records = requests.get(f"http://127.0.0.1:{port}/__bench/records", timeout=10).json()
         (record,) = records["records"]
         assert record["route"] == "api.check_files"

@@ -54,7 +54,7 @@ export function readDrop(dataTransfer) {
   }
   // Taken now as well: WebKit gives a file that exists only in memory (not on disk) an
   // entry whose file() fails with NotFoundError, while the item's own File still reads.
-  const ownFiles = new Map(entries.map((entry, i) => [entry, items[i].getAsFile()]));
+  const ownFiles = new Map(entries.map((entry, i) => [entry, items[i].getAsFile?.() ?? null]));
   return walkEntries(entries, ownFiles);
 }
 
