@@ -551,3 +551,15 @@ def upload_settings(**changes: Any) -> UploadSettings:
     """The upload protocol's settings as the defaults make them, with `changes`."""
     defaults = Settings.from_config(DEFAULTS, storage="local").uploads
     return replace(defaults, **changes)
+
+
+def read_answer(sock: socket.socket, timeout: float = 5) -> bytes:
+    """Everything the server sends until it closes the connection (or `timeout` passes)."""
+    sock.settimeout(timeout)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except TimeoutError:
+        pass
+    return answer

@@ -41,6 +41,7 @@ from tests.support import (
     keys,
     make_user,
     open_multipart_uploads,
+    read_answer,
     rows,
     sign_in_over_http,
     stop_process,
@@ -310,14 +311,7 @@ def raw_answer(url: str, request: bytes) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request)
-        sock.settimeout(5)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except TimeoutError:
-            pass
-    return answer
+        return read_answer(sock)
 
 
 def test_gunicorn_refuses_bodies_and_headers_past_the_limits(pair: Pair) -> None:

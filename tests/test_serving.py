@@ -28,6 +28,7 @@ from tests.support import (
     environment,
     free_port,
     make_user,
+    read_answer,
     served,
     stop_process,
     wait_for_port,
@@ -59,18 +60,6 @@ def connect(url: str) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     return sock
-
-
-def read_answer(sock: socket.socket, timeout: float = 5) -> bytes:
-    """Everything the server sends until it closes the connection (or `timeout` passes)."""
-    sock.settimeout(timeout)
-    answer = b""
-    try:
-        while chunk := sock.recv(65536):
-            answer += chunk
-    except TimeoutError:
-        pass
-    return answer
 
 
 def status_of(answer: bytes) -> int:

@@ -7,10 +7,12 @@ Plain functions; the fixtures that use them are in tests/e2e/conftest.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import wave
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -136,3 +138,16 @@ def media_loaded(page: Page, selector: str = "video.player") -> dict[str, Any]:
         f"() => {{ const v = document.querySelector({selector!r});"
         " return {error: v.error && v.error.code, duration: v.duration}; }"
     )
+
+
+def api_calls(page: Page) -> list[tuple[str, dict]]:
+    """Record (path, JSON body) of every API POST the page makes, in order."""
+    calls: list[tuple[str, dict]] = []
+
+    def note(request: Any) -> None:
+        path = urlsplit(request.url).path
+        if request.method == "POST" and path.startswith("/api/"):
+            calls.append((path, json.loads(request.post_data or "{}")))
+
+    page.on("request", note)
+    return calls

@@ -4,11 +4,9 @@ queued with their subtitles, everything else listed as skipped with the reason."
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -17,7 +15,7 @@ from movievault import db
 from movievault.backends import get_storage
 from movievault.client import sha256_of
 from movievault.models import StoredFile, Subtitle, User
-from tests.e2e.support import expect_stage, screenshot, upload_row
+from tests.e2e.support import api_calls, expect_stage, screenshot, upload_row
 from tests.media import write_srt
 from tests.support import LiveServer, rows
 
@@ -26,19 +24,6 @@ from tests.support import LiveServer, rows
 def backend() -> str:
     """Walking folders happens in the page: one backend is enough."""
     return "local"
-
-
-def _api_posts(page: Page) -> list[tuple[str, Any]]:
-    """Record (path, JSON body) of every API POST the page makes, in order."""
-    calls: list[tuple[str, Any]] = []
-
-    def note(request: Any) -> None:
-        path = urlsplit(request.url).path
-        if request.method == "POST" and path.startswith("/api/"):
-            calls.append((path, json.loads(request.post_data or "{}")))
-
-    page.on("request", note)
-    return calls
 
 
 def _skipped(page: Page) -> list[str]:
@@ -66,7 +51,7 @@ def test_a_picked_folder_queues_its_movies_with_their_subtitles_and_lists_the_re
     # A subtitle whose movie is in another folder is not paired with it.
     write_srt(trip / "Day 2" / "clip.srt")
     (trip / ".thumbnails" / "thumb.mp4").write_bytes(os.urandom(1_000))
-    calls = _api_posts(page)
+    calls = api_calls(page)
 
     page.set_input_files("[data-upload-folder-input]", str(trip))
 
@@ -142,7 +127,7 @@ DROP_FOLDERS = """(tree) => {
 
 
 def test_dropped_folders_are_walked_in_batches(page: Page, e2e_server: LiveServer) -> None:
-    calls = _api_posts(page)
+    calls = api_calls(page)
     tree = {
         "Films": {
             "Alien (1979)": {"Alien (1979).mp4": "video", "Alien (1979).srt": "srt",
@@ -199,7 +184,7 @@ def test_three_hundred_files_queue_with_one_check_and_a_live_page(
             session.add(StoredFile(owner_id=owner, name=f"clip {n:03}.mp4", size=len(data),
                                    sha256=sha256_of(data), content_type="video/mp4", key=key))
         session.commit()
-    calls = _api_posts(page)
+    calls = api_calls(page)
     # Frames drawn from the moment the folder's `change` has been handled (Playwright's own
     # injection of the 300 files before it is not the page's work), and how long handling
     # it took: a frozen tab shows as a long gap between two frames.

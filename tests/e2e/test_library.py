@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +17,7 @@ from movievault.backends import get_storage
 from movievault.models import PendingUpload, StoredFile
 from tests.e2e.support import (
     add_files,
+    api_calls,
     chromium_resolving,
     expect_stage,
     file_sha256,
@@ -176,19 +175,6 @@ def test_upload_progress_list_and_duplicate(
     page.get_by_role("button", name="Clear finished").click()
     expect(page.locator(".upload-row")).to_have_count(0)
     expect(page.get_by_role("button", name="Clear finished")).to_be_hidden()
-
-
-def api_calls(page: Page) -> list[tuple[str, dict]]:
-    """Record (path, JSON body) of every API POST the page makes, in order."""
-    calls: list[tuple[str, dict]] = []
-
-    def note(request: Any) -> None:
-        path = urlsplit(request.url).path
-        if request.method == "POST" and path.startswith("/api/"):
-            calls.append((path, json.loads(request.post_data or "{}")))
-
-    page.on("request", note)
-    return calls
 
 
 def test_big_file_is_hashed_while_it_uploads(
