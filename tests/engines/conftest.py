@@ -1,8 +1,9 @@
 """The cross-engine lanes: the same tests in WebKitGTK and in Firefox ESR, against a live app.
 
-One browser per engine and per xdist worker, started on first use and stopped at the end
-of the run. Each engine's tests are marked with an `xdist_group`; under `--dist loadgroup`
-they are nevertheless spread over both workers still (each worker then starts both browsers).
+Firefox is started once per worker (it takes seconds) and shared by its tests; WebKitGTK
+starts in under a second, so each test gets a fresh one and a browser left hung by one
+test cannot fail the next. Each engine's tests are marked with an `xdist_group`; under
+`--dist loadgroup` each engine then runs on one worker.
 The helpers the tests share are in tests/engines/support.py.
 """
 
@@ -44,9 +45,9 @@ def _require(engine: str) -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def webkit_browser() -> Iterator[Browser]:
-    """WebKitGTK under an Xvfb of its own, for the whole run of this worker."""
+    """WebKitGTK under an Xvfb of its own, for one test."""
     _require("webkit")
     browser = WebKit()
     yield browser

@@ -29,6 +29,9 @@ FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 #: Host names the browsers resolve to 127.0.0.1, as a home network's DNS would.
 LAN_HOST = "movievault.lan.test"
+#: Seconds a page script may take (hashing a file takes a while), and a single poll.
+SCRIPT_TIMEOUT = 60
+POLL_TIMEOUT = 5
 
 # Runs `body` (a function body reading `arguments`) and hands its value, awaited when it
 # is a promise, to the WebDriver callback; a thrown error comes back as {error}.
@@ -69,6 +72,10 @@ class Browser(ABC):
         """Run an asynchronous WebDriver script in the page."""
 
     @abstractmethod
+    def _script_timeout(self, seconds: float) -> None:
+        """How long a script may run before the driver gives up on it."""
+
+    @abstractmethod
     def _element(self, selector: str) -> Any:
         """The first element matching the CSS selector."""
 
@@ -100,12 +107,36 @@ class Browser(ABC):
         """Poll `predicate` (a function body) until it returns something truthy; that value."""
         deadline = time.monotonic() + timeout
         value = None
-        while time.monotonic() < deadline:
-            value = self.evaluate(predicate, *args)
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: not true within {timeout} s: {predicate} ({value!r})")
+        # A poll that runs while the page navigates may never be answered (WebKitGTK drops
+        # it): give each poll a few seconds and count an unanswered one as "not yet".
+        self._script_timeout(POLL_TIMEOUT)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    value = self.evaluate(predicate, *args)
+                except Exception as error:  # each driver has its own timeout error
+                    if "Timeout" not in type(error).__name__:
+                        raise
+                    continue
+                if value:
+                    return value
+                time.sleep(0.05)
+        finally:
+            self._script_timeout(SCRIPT_TIMEOUT)
+        raise AssertionError(
+            f"{self.name}: not true within {timeout} s: {predicate} ({value!r}); "
+            f"the page: {self._describe()}"
+        )
+
+    def _describe(self) -> str:
+        """Where the page is and what it says, for a failure's message."""
+        try:
+            return str(self.evaluate(
+                "return `${location.href} (${document.readyState}): `"
+                " + (document.body ? document.body.innerText.slice(0, 300) : '')"
+            ))
+        except Exception as error:  # a hung page cannot describe itself
+            return f"no answer ({type(error).__name__}: {error})"
 
     def fill(self, selector: str, text: str) -> None:
         """Type `text` into an empty field, key by key."""
@@ -196,7 +227,7 @@ class WebKit(Browser):
                               env={**os.environ, "DISPLAY": display})
             self.driver = webdriver.WebKitGTK(service=service, options=options)
             self.driver.set_window_rect(0, 0, 1280, 900)
-            self.driver.set_script_timeout(60)
+            self.driver.set_script_timeout(SCRIPT_TIMEOUT)
         except BaseException:
             _stop(self._xvfb)
             raise
@@ -209,6 +240,9 @@ class WebKit(Browser):
 
     def _run(self, script: str, args: tuple[Any, ...]) -> Any:
         return self.driver.execute_async_script(script, *args)
+
+    def _script_timeout(self, seconds: float) -> None:
+        self.driver.set_script_timeout(seconds)
 
     def _element(self, selector: str) -> Any:
         from selenium.webdriver.common.by import By
@@ -287,7 +321,7 @@ class Firefox(Browser):
                     timeout=90,
                 )
                 gc.collect()
-            self.client.timeout.script = 60
+            self.client.timeout.script = SCRIPT_TIMEOUT
         except BaseException:
             _stop(self._process)
             raise
@@ -303,6 +337,9 @@ class Firefox(Browser):
         return self.client.execute_async_script(
             script, script_args=list(args), new_sandbox=False, sandbox=None
         )
+
+    def _script_timeout(self, seconds: float) -> None:
+        self.client.timeout.script = seconds
 
     def _element(self, selector: str) -> Any:
         found = self.client.find_elements("css selector", selector)
