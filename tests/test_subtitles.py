@@ -9,7 +9,7 @@ tests/e2e/test_subtitles.py.
 from __future__ import annotations
 
 import io
-import os
+import random
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin
@@ -114,7 +114,9 @@ def test_an_ass_file_attaches_with_its_cues(alice: ApiClient, movie_id: int) -> 
 
 @pytest.mark.parametrize(
     ("name", "data"),
-    [("Film.en.srt", os.urandom(3000)), ("Film.en.vtt", b"WEBVTT\n\nno cues at all\n")],
+    [("Film.en.srt", random.Random(7).randbytes(3000)),
+     ("Film.en.vtt", b"WEBVTT\n\nno cues at all\n")],
+    ids=["random-bytes", "webvtt-without-cues"],  # the same ids on every xdist worker
 )
 def test_a_file_without_cues_is_refused_and_nothing_is_kept(
     alice: ApiClient, live_server: LiveServer, movie_id: int, name: str, data: bytes

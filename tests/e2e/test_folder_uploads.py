@@ -15,6 +15,7 @@ from movievault import db
 from movievault.backends import get_storage
 from movievault.client import sha256_of
 from movievault.models import StoredFile, Subtitle, User
+from tests.drops import DROP_FOLDERS
 from tests.e2e.support import api_calls, expect_stage, screenshot, upload_row
 from tests.media import write_srt
 from tests.support import LiveServer, rows
@@ -75,55 +76,6 @@ def test_a_picked_folder_queues_its_movies_with_their_subtitles_and_lists_the_re
     stored = sorted(f.name for f in rows(e2e_server.app, StoredFile))
     assert stored == ["Heat (1995).mp4", "clip.mkv"]
     assert [s.name for s in rows(e2e_server.app, Subtitle)] == ["Heat (1995).en.srt"]
-
-
-# Entries as Chromium hands them to a drop listener (FileSystemDirectoryEntry's reader
-# answers in batches until an empty one), built from File objects: a page cannot make real
-# entries, so these stand in for them with the same interface.
-DROP_FOLDERS = """(tree) => {
-  const BATCH = 2;  // Chromium answers 100 at a time; 2 makes every folder need several
-  const fileEntry = (path, file) => ({
-    isFile: true, isDirectory: false, name: file.name, fullPath: path,
-    file: (resolve) => setTimeout(() => resolve(file), 0),
-  });
-  const dirEntry = (path, children) => ({
-    isFile: false, isDirectory: true, name: path.split("/").pop(), fullPath: path,
-    createReader() {
-      let next = 0;
-      return { readEntries: (resolve) => setTimeout(() => {
-        resolve(children.slice(next, next + BATCH));
-        next += BATCH;
-      }, 0) };
-    },
-  });
-  const build = (path, node) => {
-    const failing = (resolve, reject) => setTimeout(() => reject(new DOMException("gone")), 0);
-    if (node === "unreadable file") {
-      return { ...fileEntry(path, new File([], path.split("/").pop())), file: failing };
-    }
-    if (node === "unreadable folder") {
-      return { ...dirEntry(path, []), createReader: () => ({ readEntries: failing }) };
-    }
-    if (typeof node === "string") {
-      const name = path.split("/").pop();
-      const cue = `1\\n00:00:01,000 --> 00:00:02,000\\n${name}\\n`;  // each its own bytes
-      const bytes = new Uint8Array(150000).map((_, i) => (i * 31 + name.length) % 251);
-      const type = name.endsWith(".mp4") ? "video/mp4" : "";
-      return fileEntry(path, new File([node === "srt" ? cue : bytes], name, { type }));
-    }
-    const children = Object.entries(node).map(([name, child]) => build(`${path}/${name}`, child));
-    return dirEntry(path, children);
-  };
-  const roots = Object.entries(tree).map(([name, node]) => build(`/${name}`, node));
-  const transfer = {
-    types: ["Files"], files: [],
-    items: roots.map((entry) => ({ kind: "file", webkitGetAsEntry: () => entry })),
-  };
-  const drop = new Event("drop", { bubbles: true, cancelable: true });
-  Object.defineProperty(drop, "dataTransfer", { value: transfer });
-  document.querySelector("main").dispatchEvent(drop);
-  return drop.defaultPrevented;
-}"""
 
 
 def test_dropped_folders_are_walked_in_batches(page: Page, e2e_server: LiveServer) -> None:

@@ -15,6 +15,7 @@ from sqlmodel import select
 from movievault import db
 from movievault.backends import get_storage
 from movievault.models import PendingUpload, StoredFile
+from tests.drops import DROP_FILE
 from tests.e2e.support import (
     add_files,
     api_calls,
@@ -448,18 +449,7 @@ def test_files_dropped_anywhere_on_the_page_are_uploaded(
     page: Page, e2e_server: LiveServer
 ) -> None:
     """Dragging shows the drop overlay; dropping on the page (not a target) uploads the file."""
-    dropped = page.evaluate("""() => {
-      const bytes = new Uint8Array(300 * 1024).map((_, i) => (i * 7919) % 251);
-      const transfer = new DataTransfer();
-      transfer.items.add(new File([bytes], "dropped clip.mp4", { type: "video/mp4" }));
-      const fire = (type) => document.querySelector("main").dispatchEvent(
-        new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
-      fire("dragenter");
-      fire("dragover");
-      const overlay = !document.querySelector(".drop-overlay").hidden;
-      fire("drop");
-      return { overlay, bytes: Array.from(bytes) };
-    }""")
+    dropped = page.evaluate(DROP_FILE)
     assert dropped["overlay"] is True
     expect(page.locator(".drop-overlay")).to_be_hidden()
     expect_stage(page, "dropped clip.mp4", "done")

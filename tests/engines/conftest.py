@@ -10,6 +10,7 @@ The helpers the tests share are in tests/engines/support.py.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -72,8 +73,20 @@ def engine(request: pytest.FixtureRequest) -> Browser:
 
 
 @pytest.fixture
-def signed_in(engine: Browser, e2e_server: LiveServer) -> Browser:  # noqa: F811
-    """The engine's page signed in as alice, on the library (list view)."""
+def expected_errors() -> list[str]:
+    """Patterns (regular expressions) of page errors a test provokes on purpose."""
+    return []
+
+
+@pytest.fixture
+def signed_in(
+    engine: Browser, e2e_server: LiveServer, expected_errors: list[str]  # noqa: F811
+) -> Iterator[Browser]:
+    """The engine's page signed in as alice, on the library (list view); errors the page
+    reports afterwards (uncaught, rejected, console.error) fail the test."""
     make_user(e2e_server.app, "alice")
     sign_in(engine, e2e_server.url)
-    return engine
+    yield engine
+    unexpected = [error for error in engine.errors()
+                  if not any(re.search(pattern, error) for pattern in expected_errors)]
+    assert not unexpected, f"{engine.name}: {unexpected}"

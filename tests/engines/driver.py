@@ -44,6 +44,21 @@ Promise.resolve().then(() => (function () { %s }).apply(window, args)).then(
 """
 
 
+# Collects the page's uncaught errors, rejected promises and console.error calls in
+# window.mvErrors. WebDriver classic has no console events and no way to run a script
+# before the page's own, so this is installed once a page has loaded: what goes wrong
+# while the page's scripts first run is not seen here (the tests see it as a broken page).
+WATCH_ERRORS = """
+if (window.mvErrors) return;
+const errors = window.mvErrors = [];
+window.addEventListener("error", (event) => errors.push(`error: ${event.message}`));
+window.addEventListener("unhandledrejection",
+  (event) => errors.push(`unhandled rejection: ${event.reason}`));
+const consoleError = console.error;
+console.error = (...args) => { errors.push(`console: ${args.join(" ")}`); consoleError(...args); };
+"""
+
+
 class ScriptError(AssertionError):
     """A script run in the page threw."""
 
@@ -53,9 +68,22 @@ class Browser(ABC):
 
     name: str
 
-    @abstractmethod
     def goto(self, url: str) -> None:
+        """Load `url`, wait for its load event, and start collecting its errors."""
+        self._goto(url)
+        self.watch_errors()
+
+    @abstractmethod
+    def _goto(self, url: str) -> None:
         """Load `url` and wait for its load event."""
+
+    def watch_errors(self) -> None:
+        """Collect the page's errors from now on (see WATCH_ERRORS)."""
+        self.evaluate(WATCH_ERRORS)
+
+    def errors(self) -> list[str]:
+        """The errors collected on this page since `watch_errors`."""
+        return list(self.evaluate("return window.mvErrors || []"))
 
     @abstractmethod
     def _reload(self) -> None:
@@ -66,6 +94,7 @@ class Browser(ABC):
         self.evaluate("window.mvBeforeReload = true")
         self._reload()
         self.wait_for("return !window.mvBeforeReload && document.readyState === 'complete'")
+        self.watch_errors()
 
     @abstractmethod
     def _run(self, script: str, args: tuple[Any, ...]) -> Any:
@@ -232,7 +261,7 @@ class WebKit(Browser):
             _stop(self._xvfb)
             raise
 
-    def goto(self, url: str) -> None:
+    def _goto(self, url: str) -> None:
         self.driver.get(url)
 
     def _reload(self) -> None:
@@ -326,7 +355,7 @@ class Firefox(Browser):
             _stop(self._process)
             raise
 
-    def goto(self, url: str) -> None:
+    def _goto(self, url: str) -> None:
         self.client.navigate(url)
 
     def _reload(self) -> None:

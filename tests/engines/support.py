@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from sqlmodel import select
@@ -33,7 +34,14 @@ def sign_in(page: Browser, base: str, username: str = "alice") -> None:
     page.click("button[type=submit]")
     page.wait_for("return location.href === arguments[0] && document.readyState === 'complete'",
                   f"{base}/")
+    page.watch_errors()
     mark_window(page)
+
+
+def call(page: Browser, function: str, *args: object) -> Any:
+    """The value of a JavaScript function's source (as tests/drops.py holds), called with
+    `args` in the page."""
+    return page.evaluate(f"return ({function}).apply(window, arguments)", *args)
 
 
 def mark_window(page: Browser) -> None:

@@ -10,11 +10,13 @@ from pathlib import Path
 from sqlmodel import select
 
 from movievault import db
-from movievault.models import PendingUpload
+from movievault.models import PendingUpload, StoredFile, Subtitle
+from tests.drops import DROP_FILE, DROP_FOLDERS
 from tests.e2e.support import store_keys, stored_digests, write_random
 from tests.engines.driver import Browser
 from tests.engines.support import (
     add_files,
+    call,
     eventually,
     file_id,
     gate_state,
@@ -24,7 +26,7 @@ from tests.engines.support import (
     upload_detail,
     wait_stage,
 )
-from tests.support import MIB, LiveServer
+from tests.support import MIB, LiveServer, rows
 
 
 def pending_uploads(server: LiveServer) -> int:
@@ -107,22 +109,51 @@ def test_files_dropped_on_the_page_are_uploaded(
     signed_in: Browser, e2e_server: LiveServer
 ) -> None:
     page = signed_in
-    dropped = page.evaluate("""
-      const bytes = new Uint8Array(300 * 1024).map((_, i) => (i * 7919) % 251);
-      const transfer = new DataTransfer();
-      transfer.items.add(new File([bytes], "dropped clip.mp4", { type: "video/mp4" }));
-      const fire = (type) => document.querySelector("main").dispatchEvent(
-        new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
-      fire("dragenter");
-      fire("dragover");
-      const overlay = !document.querySelector(".drop-overlay").hidden;
-      fire("drop");
-      return { overlay, bytes: Array.from(bytes) };
-    """)
+    dropped = call(page, DROP_FILE)
     assert dropped["overlay"] is True
     wait_stage(page, "dropped clip.mp4", "done")
     page.wait_for("return document.querySelector('.drop-overlay').hidden")
     assert stored_digests(e2e_server.app) == [hashlib.sha256(bytes(dropped["bytes"])).hexdigest()]
+
+
+def test_dropped_folders_are_walked_with_their_subtitles(
+    signed_in: Browser, e2e_server: LiveServer
+) -> None:
+    """Nested folders dropped on the page: the movies are uploaded, a subtitle beside its
+    movie goes with it, the rest is listed as skipped with the reason."""
+    page = signed_in
+    tree = {
+        "Films": {
+            "Alien (1979)": {"Alien (1979).mp4": "video", "Alien (1979).srt": "srt",
+                             "info.nfo": "text"},
+            "Extras": {"Deeper": {"making of.mkv": "video"}},
+            ".DS_Store": "junk",
+            "Private": "unreadable folder",
+        },
+        "Heat.webm": "video",
+    }
+    assert call(page, DROP_FOLDERS, tree) is True
+    for name in ("Alien (1979).mp4", "making of.mkv", "Heat.webm"):
+        wait_stage(page, name, "done")
+    page.wait_for(
+        "return document.querySelector(`.subtitle-row[data-subtitle-name='Alien (1979).srt']`)"
+        "?.dataset.stage === 'done'"
+    )
+    skipped = page.evaluate(
+        "return [...document.querySelectorAll('[data-upload-skipped] li')]"
+        ".map((li) => li.textContent.trim())"
+    )
+    assert sorted(skipped) == [
+        "Films/.DS_Store: hidden file",
+        "Films/Alien (1979)/info.nfo: not a video",
+        "Films/Private/: could not be read",
+    ]
+    page.screenshot("folders-dropped")
+    movies = ["Alien (1979).mp4", "Heat.webm", "making of.mkv"]
+    assert sorted(f.name for f in rows(e2e_server.app, StoredFile)) == movies
+    assert [s.name for s in rows(e2e_server.app, Subtitle)] == ["Alien (1979).srt"]
+    page.wait_for("return document.querySelectorAll('#file-list .file-row').length === 3")
+    assert sorted(listed_names(page)) == movies
 
 
 def test_rename_and_delete_in_the_list(
