@@ -199,19 +199,23 @@ def complete_upload(upload_id: str) -> ResponseReturnValue:
         data=_body(),
     )
     if result.subtitle is not None:
-        # A subtitle upload: what was attached, and its movie with its subtitle list.
-        movie = _public(result.file)
-        attached = next(entry for entry in movie.media.subtitles if entry.id == result.subtitle.id)
-        status = 200 if result.duplicate else 201
-        return jsonify(answer(SubtitleAnswer(
-            duplicate=result.duplicate, subtitle=attached, file=movie
-        ))), status
+        assert result.subtitle.id is not None
+        return jsonify(_subtitle_answer(result.file, result.subtitle.id,
+                                        duplicate=result.duplicate)), \
+            200 if result.duplicate else 201
     if result.duplicate:
         return jsonify(answer(DuplicateAnswer(duplicate=True, file=_public(result.file)))), 200
     # The file's probe job was recorded with it: the worker picks it up now, while this
     # answer goes out (it never waits for the probe).
     wake_probe_worker()
     return jsonify(answer(FileAnswer(file=_public(result.file)))), 201
+
+
+def _subtitle_answer(movie: StoredFile, subtitle_id: int, *, duplicate: bool) -> dict[str, Any]:
+    """A subtitle attached to its movie, and the movie with its subtitle list."""
+    shown = _public(movie)
+    attached = next(entry for entry in shown.media.subtitles if entry.id == subtitle_id)
+    return answer(SubtitleAnswer(duplicate=duplicate, subtitle=attached, file=shown))
 
 
 @bp.delete("/uploads/<upload_id>")
@@ -292,18 +296,24 @@ def set_poster(file_id: int) -> ResponseReturnValue:
 @login_required
 @operation(Operation(
     summary="Start the upload of a subtitle file for a movie", tags=("subtitles",),
-    body=SubtitleRequest, answers={201: UploadAnswer, 200: UploadAnswer},
+    body=SubtitleRequest, answers={201: UploadAnswer, 200: UploadAnswer | SubtitleAnswer},
     errors=(*BODY, 404, 409, 422, *WRITES, 507),
 ))
 def create_subtitle_upload(file_id: int) -> ResponseReturnValue:
-    """Start the upload of a subtitle file for a movie (completed like any upload)."""
+    """Start the upload of a subtitle file for a movie (completed like any upload), or
+    find the same file attached already."""
     storage = get_storage()
-    upload, created = subtitles.start_upload(
+    started = subtitles.start_upload(
         session=db.session(), storage=storage, settings=_upload_settings(), owner_id=_owner(),
         file_id=file_id, data=_body(),
     )
-    body = uploads.describe(upload, storage=storage, settings=_upload_settings())
-    return jsonify(answer(UploadAnswer(upload=body))), 201 if created else 200
+    if started.attached is not None:
+        assert started.attached.id is not None
+        movie = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
+        return jsonify(_subtitle_answer(movie, started.attached.id, duplicate=True)), 200
+    assert started.upload is not None
+    body = uploads.describe(started.upload, storage=storage, settings=_upload_settings())
+    return jsonify(answer(UploadAnswer(upload=body))), 201 if started.created else 200
 
 
 @bp.delete("/files/<int:file_id>/subtitles/<int:subtitle_id>")

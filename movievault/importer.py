@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from movievault import claims, completion, library, subtitles, uploads
 from movievault.collection import Candidate
 from movievault.completion import CompleteResult
 from movievault.errors import Conflict, MovieVaultError
-from movievault.models import PendingUpload, StoredFile, Subtitle
+from movievault.models import PendingUpload, StoredFile
 from movievault.storage import Storage
 from movievault.uploads import UploadSettings
 
@@ -111,21 +111,18 @@ def attach_subtitle(
     *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int,
     movie: StoredFile, item: Candidate,
 ) -> bool:
-    """Attach a subtitle file to the movie; False when one of that name and size is there."""
+    """Attach a subtitle file to the movie; False when the movie has it from this file."""
     assert movie.id is not None
-    attached = session.exec(select(Subtitle.id).where(
-        Subtitle.file_id == movie.id, Subtitle.name == item.name,
-        Subtitle.source_size == item.size,
-    )).first()
-    if attached is not None:
-        return False
-    upload, _ = subtitles.start_upload(
+    started = subtitles.start_upload(
         session=session, storage=storage, settings=settings, owner_id=owner_id,
         file_id=movie.id, data=_declaration(item),
     )
+    if started.attached is not None:
+        return False
+    assert started.upload is not None
     # A subtitle is small: a copy, never a link (its WebVTT is made from the copy).
-    _store_and_complete(session=session, storage=storage, owner_id=owner_id, upload=upload,
-                        item=item, link=False)
+    _store_and_complete(session=session, storage=storage, owner_id=owner_id,
+                        upload=started.upload, item=item, link=False)
     return True
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -119,11 +120,31 @@ def run_upload(
         cache.close()
     owned = uploader.owned(items) if items else {}
     todo = [item for item in items if item.sha256 not in owned]
-    summary.duplicates += [item.name for item in items if item.sha256 in owned]
     if dry_run:
+        summary.duplicates += [item.name for item in items if item.sha256 in owned]
         summary.imported += [item.name for item in todo]
-    else:
-        _send(uploader, todo, summary)
+        return
+    for item in items:
+        if item.sha256 in owned:
+            # A movie sent before may have gained a subtitle file beside it since.
+            _attach_subtitles(uploader, item, owned[item.sha256], summary)
+            summary.duplicates.append(item.name)
+    _send(uploader, todo, summary)
+
+
+def _attach_subtitles(
+    uploader: Uploader, item: Candidate, movie: dict[str, Any], summary: Summary
+) -> None:
+    """Upload the subtitle files beside a movie to it; the server skips those it has."""
+    for subtitle in item.subtitles:
+        try:
+            attached_before, _ = uploader.upload(subtitle,
+                                                 path=f"/files/{movie['id']}/subtitles")
+        except (UploadFailed, OSError) as error:
+            summary.failed.append((str(subtitle.path), str(error)))
+            continue
+        if not attached_before:
+            summary.subtitles.append(subtitle.name)
 
 
 def _send(uploader: Uploader, todo: list[Candidate], summary: Summary) -> None:
@@ -141,15 +162,10 @@ def _send(uploader: Uploader, todo: list[Candidate], summary: Summary) -> None:
             bar.set_postfix_str(f"file {number}/{len(todo)}")
             try:
                 duplicate, movie = uploader.upload(item)
-                for subtitle in item.subtitles:
-                    try:
-                        uploader.upload(subtitle, path=f"/files/{movie['id']}/subtitles")
-                        summary.subtitles.append(subtitle.name)
-                    except UploadFailed as error:
-                        summary.failed.append((str(subtitle.path), str(error)))
             except (UploadFailed, OSError) as error:
                 summary.failed.append((str(item.path), str(error)))
                 continue
+            _attach_subtitles(uploader, item, movie, summary)
             (summary.duplicates if duplicate else summary.imported).append(item.name)
 
 

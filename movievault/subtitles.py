@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -46,12 +47,36 @@ def _new_key(*, owner_id: int, file_id: int) -> str:
     return f"{PREFIX}{owner_id}/{file_id}-{secrets.token_hex(12)}"
 
 
+@dataclass
+class SubtitleStart:
+    """What starting a subtitle's upload came to: an upload to send (new or resumed), or
+    the subtitle the movie already has from the same file."""
+
+    upload: PendingUpload | None = None
+    created: bool = False
+    attached: Subtitle | None = None
+
+
+def already_attached(
+    *, session: Session, storage: Storage, movie_id: int, name: str, size: int, sha256: str
+) -> Subtitle | None:
+    """The movie's subtitle uploaded from this very file (same name, size and bytes)."""
+    same = session.exec(select(Subtitle).where(
+        Subtitle.file_id == movie_id, Subtitle.name == name, Subtitle.source_size == size,
+    )).all()
+    for subtitle in same:  # rarely more than one; the original is a few KB to read back
+        original = storage.read_range(subtitle.source_key, 0, size)
+        if hashlib.sha256(original).hexdigest() == sha256:
+            return subtitle
+    return None
+
+
 def start_upload(
     *, session: Session, storage: Storage, settings: UploadSettings, owner_id: int,
     file_id: int, data: Any,
-) -> tuple[PendingUpload, bool]:
-    """Plan the upload of a subtitle file for the owner's movie, or resume the pending one
-    of the same content for it; returns the upload and whether it is new.
+) -> SubtitleStart:
+    """Plan the upload of a subtitle file for the owner's movie, resume the pending one of
+    the same content for it, or find it attached already (a repeated run of a script).
 
     Takes what `POST /api/uploads` takes (`name`, `size`, `sha256`, `content_type`); the
     file must be .srt, .vtt, .ass or .ssa and at most MAX_SIZE bytes.
@@ -71,6 +96,11 @@ def start_upload(
     sha256 = validation.sha256_hex(data["sha256"])
     content_type = validation.content_type(data.get("content_type"))
     storage.ping()
+    assert movie.id is not None
+    attached = already_attached(session=session, storage=storage, movie_id=movie.id,
+                                name=name, size=size, sha256=sha256)
+    if attached is not None:
+        return SubtitleStart(attached=attached)
 
     pending = session.exec(
         select(PendingUpload).where(
@@ -83,7 +113,7 @@ def start_upload(
             pending.expires_at = utcnow() + timedelta(seconds=settings.ttl(pending.method))
             session.add(pending)
             session.commit()
-            return pending, False
+            return SubtitleStart(upload=pending)
         if live:
             raise Conflict("This file is being uploaded already; try again when it is done.")
         if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
@@ -93,7 +123,6 @@ def start_upload(
     )
     storage.check_capacity(size)
     method = storage.upload_method()  # "post" or "put": a subtitle always goes up whole
-    assert movie.id is not None
     upload = PendingUpload(
         id=secrets.token_urlsafe(16), owner_id=owner_id, sha256=sha256, size=size,
         name=name, content_type=content_type, key=_new_key(owner_id=owner_id, file_id=movie.id),
@@ -107,7 +136,7 @@ def start_upload(
         # The same file was started by another request meanwhile, or the movie deleted.
         session.rollback()
         raise Conflict("This file is being uploaded already; try again when it is done.") from None
-    return upload, True
+    return SubtitleStart(upload=upload, created=True)
 
 
 def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subtitle:

@@ -100,6 +100,23 @@ def test_an_srt_attaches_as_webvtt_with_its_cues_and_language(
     assert again.status_code == 200 and again.json()["subtitle"] == subtitle
 
 
+def test_the_same_file_offered_again_is_found_attached(
+    alice: ApiClient, live_server: LiveServer, movie_id: int
+) -> None:
+    """A script run again offers a subtitle the movie has: it is found, not uploaded."""
+    data = media.srt_text().encode()
+    first = attach(alice, movie_id, "Film.en.srt", data).json()
+    again = start(alice, movie_id, "Film.en.srt", data)
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate"] is True
+    assert again.json()["subtitle"] == first["subtitle"]
+    assert rows(live_server.app, PendingUpload) == []
+    # Other bytes of the same name and size are another file: a new upload.
+    edited = data.replace(b"1", b"2", 1)
+    assert len(edited) == len(data)
+    assert start(alice, movie_id, "Film.en.srt", edited).status_code == 201
+
+
 def test_an_ass_file_attaches_with_its_cues(alice: ApiClient, movie_id: int) -> None:
     from tests.test_subtitle_files import ASS
 

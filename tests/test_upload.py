@@ -89,7 +89,17 @@ def test_upload_brings_a_tree_in_once(
     again = upload(alice, root)
     assert again.imported == [] and again.hashed == 0 and again.cached == 4
     assert sorted(again.duplicates) == ["Alpha (2001).mp4", "Alpha copy.mp4", "Beta.mp4"]
-    assert alice.calls == [("POST", "/files/check")]  # one bulk check, nothing else
+    assert again.subtitles == []  # the server has it: nothing is sent
+    alpha = stored["Alpha (2001).mp4"].id
+    # One bulk check, and the subtitle beside a movie offered again (answered "attached").
+    assert alice.calls == [("POST", "/files/check"), ("POST", f"/files/{alpha}/subtitles")]
+
+    # A subtitle file put beside a movie sent before goes to that movie on the next run.
+    media.write_srt(root / "nested" / "Beta.fr.srt")
+    later = upload(alice, root)
+    assert later.imported == [] and later.subtitles == ["Beta.fr.srt"], later.lines()
+    attached = {row.name: row.file_id for row in rows(server.app, Subtitle)}
+    assert attached == {"Alpha (2001).en.srt": alpha, "Beta.fr.srt": stored["Beta.mp4"].id}
 
 
 def test_upload_resumes_a_multipart_upload(

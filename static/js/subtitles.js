@@ -60,7 +60,8 @@ export function pairSidecars(files, folderOf = new Map()) {
  * @param {{post: Function}} api the JSON API client (api.js)
  * @param {number|string} fileId
  * @param {File} file
- * @returns {Promise<object>} the attached subtitle, as the API shows it
+ * @returns {Promise<{subtitle: object, before: boolean}>} the attached subtitle, as the
+ *   API shows it, and whether the movie had it from this very file already
  */
 export async function attachSubtitle(api, fileId, file) {
   const sha256 = await hashAside(file);
@@ -70,6 +71,7 @@ export async function attachSubtitle(api, fileId, file) {
     sha256,
     content_type: file.type || "application/octet-stream",
   });
+  if (data.duplicate) return { subtitle: data.subtitle, before: true };
   const { upload } = data;
   let request;
   if (upload.method === "put") {
@@ -83,7 +85,7 @@ export async function attachSubtitle(api, fileId, file) {
   const xhr = await sendXhr(request);
   if (xhr.status < 200 || xhr.status >= 300) throw new Error(storageErrorMessage(xhr));
   const done = await api.post(`/uploads/${encodeURIComponent(upload.id)}/complete`, {});
-  return done.data.subtitle;
+  return { subtitle: done.data.subtitle, before: false };
 }
 
 /** A row in the upload list for a subtitle file: its name and what became of it. */
@@ -151,8 +153,9 @@ export function sidecarUploader(queue, list, apiBase) {
 async function attachOne(api, movie, file, show) {
   show("uploading", "Uploading", `Subtitles for ${movie.name}…`);
   try {
-    const subtitle = await attachSubtitle(api, movie.id, file);
-    show("done", "Done", `Attached to ${movie.name} (${subtitle.label}).`);
+    const { subtitle, before } = await attachSubtitle(api, movie.id, file);
+    const attached = before ? "Already attached" : "Attached";
+    show("done", "Done", `${attached} to ${movie.name} (${subtitle.label}).`);
   } catch (error) {
     show("failed", "Failed", messageOf(error));
   }

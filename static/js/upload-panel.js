@@ -148,6 +148,10 @@ export function initUploadPanel(root) {
   });
   clear?.addEventListener("click", () => {
     for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) queue.remove(id);
+    // Subtitle rows (subtitles.js) are the list's own: those whose file is settled go too.
+    for (const row of list.querySelectorAll(".subtitle-row")) {
+      if (["done", "skipped", "failed"].includes(row.dataset.stage)) row.remove();
+    }
     skippedList.clear();
   });
 

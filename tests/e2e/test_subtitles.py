@@ -8,9 +8,10 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from movievault.models import Subtitle
 from tests import media
 from tests.e2e.support import add_files, expect_stage, list_row, screenshot
-from tests.support import LiveServer
+from tests.support import LiveServer, rows
 
 CUES = """() => {
   const video = document.querySelector("video.player");
@@ -51,6 +52,13 @@ def test_a_dropped_srt_plays_as_a_track_and_the_page_adds_and_removes_subtitles(
     expect(subtitle_row(page, stray.name)).to_have_attribute("data-stage", "skipped")
     expect(subtitle_row(page, stray.name)).to_contain_text("No movie of the same name")
     screenshot(page, "subtitles-dropped")
+
+    # The same movie and subtitle dropped again: both found in the library, nothing sent.
+    page.get_by_role("button", name="Clear finished").click()
+    add_files(page, movie, srt)
+    expect_stage(page, movie.name, "duplicate")
+    expect(subtitle_row(page, srt.name)).to_contain_text("Already attached to Film.mp4 (English)")
+    assert len(rows(e2e_server.app, Subtitle)) == 1
 
     list_row(page, movie.name).get_by_role("link", name="Play").click()
     expect(page.locator(".subtitle-item")).to_have_count(1)
