@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import BinaryIO
-
-import av
-from av.container import InputContainer
-from av.video.stream import VideoStream
+from typing import TYPE_CHECKING, BinaryIO
 
 from movievault.errors import ProbeFailed
 from movievault.media.probe import open_media, pick_video
+
+if TYPE_CHECKING:  # PyAV is imported where it is used (see media/probe.py)
+    import av
+    from av.container import InputContainer
+    from av.video.stream import VideoStream
 
 #: Where to look, as fractions of the duration (Jellyfin takes 10 %).
 FRACTIONS = (0.10, 0.25, 0.40)
@@ -157,6 +158,8 @@ def encode_webp(
         width = max_width
     out_width, out_height = max(2, round(width / 2) * 2), max(2, round(height / 2) * 2)
     picture = frame.reformat(width=out_width, height=out_height, format="yuv420p")
+    import av
+
     encoder = av.CodecContext.create("libwebp", "w")
     encoder.width, encoder.height = out_width, out_height
     encoder.pix_fmt = "yuv420p"
@@ -185,6 +188,9 @@ def _upright(frame: av.VideoFrame, rotation: int) -> av.VideoFrame:
     filters = steps.get(rotation)
     if filters is None:
         return frame
+    import av
+    import av.filter
+
     graph = av.filter.Graph()
     source = graph.add_buffer(template=None, width=frame.width, height=frame.height,
                               format=frame.format, time_base=Fraction(1, 1))

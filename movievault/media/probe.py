@@ -13,16 +13,16 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
-
-import av
-from av.container import InputContainer
-from av.stream import Stream
-from av.video.stream import VideoStream
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from movievault.errors import ProbeFailed, ProbeTimeout
 from movievault.media.damage import ReadAt, diagnose, truncation
 from movievault.media.reader import RangedReader
+
+if TYPE_CHECKING:  # PyAV takes a quarter of a second to import: only where it is used
+    from av.container import InputContainer
+    from av.stream import Stream
+    from av.video.stream import VideoStream
 
 __all__ = [
     "AudioInfo", "MediaInfo", "ProbeFailed", "ProbeTimeout", "SubtitleInfo", "VideoInfo",
@@ -152,6 +152,8 @@ def _open(source: BinaryIO, head: bytes, size: int) -> Iterator[InputContainer]:
     """`open_media` for a file whose first bytes and size are known."""
     if size == 0:
         raise ProbeFailed("the file is empty")
+    import av
+
     reader = _ranged(source)
     try:
         container = av.open(source, "r", options=OPEN_OPTIONS)
@@ -258,6 +260,8 @@ def pick_video(container: InputContainer) -> VideoStream | None:
     Attached pictures (cover art, thumbnails) are video streams of one frame; a song with
     a cover has no video at all.
     """
+    import av
+
     streams = [
         s for s in container.streams.video
         if not s.disposition & av.stream.Disposition.attached_pic
@@ -338,6 +342,8 @@ def _bit_depth(pix_fmt: str | None) -> int | None:
     """Bits per sample of the pixel format's first component (8, 10, 12)."""
     if not pix_fmt:
         return None
+    import av
+
     try:
         return int(av.VideoFormat(pix_fmt).components[0].bits)
     except (ValueError, IndexError):
