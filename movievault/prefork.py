@@ -24,7 +24,13 @@ from typing import Any
 from flask import Flask
 
 from movievault.config import ConfigError
-from movievault.serving import MAX_HEADER_BYTES, BodyLimits, ServeOptions, cannot_listen
+from movievault.serving import (
+    GRACEFUL_SECONDS,
+    MAX_HEADER_BYTES,
+    BodyLimits,
+    ServeOptions,
+    cannot_listen,
+)
 from movievault.settings import Settings
 
 #: gunicorn's own ceiling for a request line (it refuses to go higher): a signed URL of
@@ -36,8 +42,6 @@ MAX_HEADER_FIELDS = 50
 MAX_HEADER_FIELD_BYTES = MAX_HEADER_BYTES // 8
 #: Seconds an idle keep-alive connection stays open (a load balancer's is usually 60).
 KEEPALIVE_SECONDS = 75
-#: Seconds a stopping worker gives the requests under way before it is killed.
-GRACEFUL_SECONDS = 30
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

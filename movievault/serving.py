@@ -10,8 +10,13 @@ measured is what is deployed.
 
 from __future__ import annotations
 
+import _thread
 import copy
 import errno
+import logging
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,8 +33,12 @@ from movievault.config import ConfigError
 from movievault.settings import Settings
 from movievault.storage import part_size_for
 
+log = logging.getLogger(__name__)
+
 KIB = 1024
 MIB = 1024 * KIB
+#: Seconds a stopping server (SIGTERM) gives the requests under way before it exits.
+GRACEFUL_SECONDS = 30
 
 #: Seconds a connection may stay silent (neither bytes in nor out) before it is closed.
 #: Every read refreshes it, so a slow phone sending a 16 MiB part keeps its connection
@@ -220,10 +229,54 @@ def listen(app: Flask, options: ServeOptions) -> Any:
         ) from error
 
 
-def run(server: Any) -> None:
-    """Serve with a server from `listen` until interrupted, as `waitress.serve` does."""
+def run(server: Any, *, grace: float = GRACEFUL_SECONDS) -> None:
+    """Serve with a server from `listen` until interrupted (Ctrl-C), or until SIGTERM and
+    the requests under way are done (at most `grace` seconds)."""
     server.print_listen("Serving on http://{}:{}")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: _drain(server, grace))
     server.run()
+
+
+def _channels(server: Any) -> tuple[list[Any], list[Any]]:
+    """The server's listening sockets, and its connections."""
+    dispatchers = list(server.map.values() if hasattr(server, "map") else server._map.values())
+    listeners = [d for d in dispatchers if isinstance(d, BaseWSGIServer)]
+    return listeners, [d for d in dispatchers if isinstance(d, HTTPChannel)]
+
+
+def _idle(channel: Any) -> bool:
+    """Whether a connection is between requests (nothing being read, run or sent)."""
+    return not channel.requests and channel.request is None and not channel.total_outbufs_len
+
+
+def _drain(server: Any, grace: float) -> None:
+    """Stop as a restart should: no new connections, the requests under way finished
+    (an upload's last part, a complete), idle connections closed, then exit.
+
+    Called by the SIGTERM handler, in the thread that runs waitress's loop; the wait for
+    busy connections happens in a thread of its own, which then interrupts that loop.
+    """
+    listeners, _ = _channels(server)
+    for listener in listeners:
+        listener.close()  # new connections are refused from now on
+    log.info("Stopping: finishing the requests under way (at most %g s).", grace)
+
+    def wait_then_stop() -> None:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            _, channels = _channels(server)
+            for channel in channels:
+                if _idle(channel):
+                    channel.will_close = True  # closed by the loop at its next turn
+            if not channels:
+                break
+            time.sleep(0.05)
+        else:
+            log.warning("Stopping with requests still under way after %g s.", grace)
+        _thread.interrupt_main()  # waitress's loop ends on KeyboardInterrupt
+
+    threading.Thread(target=wait_then_stop, name="movievault-drain", daemon=True).start()
 
 
 def serve(app: Flask, options: ServeOptions) -> None:
