@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
@@ -39,6 +40,11 @@ from tests.support import (  # noqa: E402
     make_user,
     serving,
 )
+
+# Property tests check results, not speed: on two busy cores one example can take more
+# than hypothesis's default deadline of 200 ms without anything being wrong.
+hypothesis.settings.register_profile("movievault", deadline=None)
+hypothesis.settings.load_profile("movievault")
 
 
 @pytest.fixture(scope="session", autouse=True)
