@@ -10,7 +10,6 @@ measured is what is deployed.
 
 from __future__ import annotations
 
-import _thread
 import copy
 import errno
 import logging
@@ -22,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from flask import Flask
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
@@ -235,48 +235,60 @@ def run(server: Any, *, grace: float = GRACEFUL_SECONDS) -> None:
     server.print_listen("Serving on http://{}:{}")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda _signum, _frame: _drain(server, grace))
-    server.run()
+    server.run()  # returns once a drain has emptied its map
+    server.task_dispatcher.shutdown()
 
 
-def _channels(server: Any) -> tuple[list[Any], list[Any]]:
-    """The server's listening sockets, and its connections."""
-    dispatchers = list(server.map.values() if hasattr(server, "map") else server._map.values())
-    listeners = [d for d in dispatchers if isinstance(d, BaseWSGIServer)]
-    return listeners, [d for d in dispatchers if isinstance(d, HTTPChannel)]
+def _dispatchers(server: Any) -> list[Any]:
+    """Everything waitress's loop watches: listening sockets, connections, wake-up pipes."""
+    return list((server.map if hasattr(server, "map") else server._map).values())
 
 
-def _idle(channel: Any) -> bool:
+def _idle(channel: HTTPChannel) -> bool:
     """Whether a connection is between requests (nothing being read, run or sent)."""
     return not channel.requests and channel.request is None and not channel.total_outbufs_len
 
 
 def _drain(server: Any, grace: float) -> None:
     """Stop as a restart should: no new connections, the requests under way finished
-    (an upload's last part, a complete), idle connections closed, then exit.
+    (an upload's last part, a complete), idle connections closed, then leave the loop.
 
-    Called by the SIGTERM handler, in the thread that runs waitress's loop; the wait for
-    busy connections happens in a thread of its own, which then interrupts that loop.
+    Runs in the SIGTERM handler, on the thread of waitress's loop. Everything after is done
+    on that thread too, by a sweep a helper thread has the loop run (through the wake-up
+    pipe) every 50 ms: waitress reads new requests on that thread, so no request can slip
+    in between finding a connection idle and closing it.
     """
-    listeners, _ = _channels(server)
+    listeners = [d for d in _dispatchers(server) if isinstance(d, BaseWSGIServer)]
+    if not listeners:
+        return  # a second SIGTERM: already draining
+    wake = listeners[0].trigger
     for listener in listeners:
-        listener.close()  # new connections are refused from now on
+        # Only the socket: its wake-up pipe stays open, as request threads still write to it.
+        wasyncore.dispatcher.close(listener)
     log.info("Stopping: finishing the requests under way (at most %g s).", grace)
+    deadline = time.monotonic() + grace
+    done = threading.Event()
 
-    def wait_then_stop() -> None:
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            _, channels = _channels(server)
-            for channel in channels:
-                if _idle(channel):
-                    channel.will_close = True  # closed by the loop at its next turn
-            if not channels:
-                break
-            time.sleep(0.05)
-        else:
-            log.warning("Stopping with requests still under way after %g s.", grace)
-        _thread.interrupt_main()  # waitress's loop ends on KeyboardInterrupt
+    def sweep() -> None:
+        late = time.monotonic() >= deadline
+        channels = [d for d in _dispatchers(server) if isinstance(d, HTTPChannel)]
+        if late and channels:
+            log.warning("Stopping with %d requests still under way after %g s.",
+                        len(channels), grace)
+        for channel in channels:
+            if late or _idle(channel):
+                channel.handle_close()
+        if not any(isinstance(d, HTTPChannel) for d in _dispatchers(server)):
+            for pipe in _dispatchers(server):
+                pipe.del_channel()  # an empty map ends waitress's loop
+            done.set()
 
-    threading.Thread(target=wait_then_stop, name="movievault-drain", daemon=True).start()
+    def keep_sweeping() -> None:
+        while not done.is_set():
+            wake.pull_trigger(sweep)
+            done.wait(0.05)
+
+    threading.Thread(target=keep_sweeping, name="movievault-drain", daemon=True).start()
 
 
 def serve(app: Flask, options: ServeOptions) -> None:

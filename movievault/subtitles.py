@@ -27,6 +27,7 @@ from movievault.errors import (
     Conflict,
     InvalidInput,
     MovieVaultError,
+    NoSuchKey,
     NotFound,
     SubtitleTooLarge,
     UploadMismatch,
@@ -65,7 +66,10 @@ def already_attached(
         Subtitle.file_id == movie_id, Subtitle.name == name, Subtitle.source_size == size,
     )).all()
     for subtitle in same:  # rarely more than one; the original is a few KB to read back
-        original = storage.read_range(subtitle.source_key, 0, size)
+        try:
+            original = storage.read_range(subtitle.source_key, 0, size)
+        except NoSuchKey:
+            continue  # its original is lost: uploading the file again is the repair
         if hashlib.sha256(original).hexdigest() == sha256:
             return subtitle
     return None

@@ -270,13 +270,11 @@ def _start_upload_once(
             # Expired, or declared with another size (a lie or a bug): start over cleanly.
             if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
                 raise Conflict("An earlier upload of this file is being completed; try again.")
-    if method == "multipart":
-        # Refuse early what the limits will refuse anyway, before the store is asked to
-        # start the upload; the check that counts is the one in the write transaction below.
-        quotas.check_room(
-            session=session, owner_id=owner_id, size=size,
-            max_pending=settings.max_pending_uploads,
-        )
+    # Refuse early what the limits will refuse anyway, before the store is asked for
+    # anything; the check that counts is repeated in the write transaction below.
+    quotas.check_room(
+        session=session, owner_id=owner_id, size=size, max_pending=settings.max_pending_uploads
+    )
     storage.check_capacity(size)
 
     key = f"{OBJECT_PREFIX}{owner_id}/{secrets.token_hex(16)}"

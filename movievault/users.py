@@ -72,9 +72,10 @@ def create_user(*, session: Session, username: str, password: str) -> User:
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
     """Return the user when the password matches, else None (same cost either way)."""
+    unknown_name_hash = _dummy_hash()  # made now, so a first unknown name costs no more
     user = find_user(session=session, username=username)
     if user is None:
-        check_password_hash(_dummy_hash(), password)
+        check_password_hash(unknown_name_hash, password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

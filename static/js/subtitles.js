@@ -101,6 +101,8 @@ function subtitleRow(list, file) {
     stage.textContent = label;
     detail.textContent = text;
     detail.classList.toggle("upload-error", state === "failed");
+    // The panel shows "Clear finished" once a row is settled (upload-panel.js).
+    element.dispatchEvent(new CustomEvent("subtitle-stage", { bubbles: true }));
   };
 }
 

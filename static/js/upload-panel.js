@@ -91,6 +91,16 @@ export function initUploadPanel(root) {
   const clear = root.querySelector("[data-upload-clear]");
   const fileUrl = root.dataset.fileUrl || "";
   const rows = new Map();
+  // "Clear finished" shows while a row is settled: a file's, or a subtitle's (those rows
+  // are subtitles.js's own, and tell the list when their stage changes).
+  const SETTLED_SUBTITLES = [".subtitle-row[data-stage=done]",
+    ".subtitle-row[data-stage=skipped]", ".subtitle-row[data-stage=failed]"].join(", ");
+  const showClear = () => {
+    if (!clear) return;
+    const settled = [...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
+    clear.hidden = !settled && list.querySelector(SETTLED_SUBTITLES) === null;
+  };
+  list.addEventListener("subtitle-stage", showClear);
 
   // Rows are drawn once per frame with each file's latest state, at most ROWS_PER_FRAME a
   // frame: a folder of hundreds of files, added or answered at once, is drawn over a few
@@ -112,7 +122,7 @@ export function initUploadPanel(root) {
       pending.delete(id);
     }
     if (pending.size) schedule();
-    if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
+    showClear();
   };
   const schedule = () => {
     if (!drawing) requestAnimationFrame(draw);
@@ -135,7 +145,7 @@ export function initUploadPanel(root) {
     pending.delete(event.detail.id);
     rows.get(event.detail.id)?.element.remove();
     rows.delete(event.detail.id);
-    if (clear) clear.hidden = ![...rows.values()].some((r) => FINAL_STAGES.has(r.stage));
+    showClear();
   });
 
   list.addEventListener("click", (event) => {
@@ -148,11 +158,9 @@ export function initUploadPanel(root) {
   });
   clear?.addEventListener("click", () => {
     for (const [id, row] of rows) if (FINAL_STAGES.has(row.stage)) queue.remove(id);
-    // Subtitle rows (subtitles.js) are the list's own: those whose file is settled go too.
-    for (const row of list.querySelectorAll(".subtitle-row")) {
-      if (["done", "skipped", "failed"].includes(row.dataset.stage)) row.remove();
-    }
+    for (const row of list.querySelectorAll(SETTLED_SUBTITLES)) row.remove();
     skippedList.clear();
+    showClear();
   });
 
   // Subtitle files wait for the movie of the same name in the drop (subtitles.js).

@@ -83,7 +83,11 @@ class Browser(ABC):
 
     def errors(self) -> list[str]:
         """The errors collected on this page since `watch_errors`."""
-        return list(self.evaluate("return window.mvErrors || []"))
+        self._script_timeout(POLL_TIMEOUT)  # a page stuck navigating answers no script
+        try:
+            return list(self.evaluate("return window.mvErrors || []"))
+        finally:
+            self._script_timeout(SCRIPT_TIMEOUT)
 
     @abstractmethod
     def _reload(self) -> None:
@@ -144,10 +148,13 @@ class Browser(ABC):
                 try:
                     value = self.evaluate(predicate, *args)
                 except Exception as error:  # each driver has its own timeout error
-                    if "Timeout" not in type(error).__name__:
+                    # Marionette says "Document was unloaded" for a poll cut by navigation.
+                    if "Timeout" not in type(error).__name__ and "unloaded" not in str(error):
                         raise
                     continue
                 if value:
+                    # A click may have brought a new page: watch its errors too.
+                    self.watch_errors()
                     return value
                 time.sleep(0.05)
         finally:
