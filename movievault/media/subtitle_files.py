@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import babelfish
 import pysubs2
 
 from movievault.errors import SubtitleInvalid, SubtitleTooLarge
+
+if TYPE_CHECKING:  # its language tables take 0.2 s to load: only when a name is read
+    import babelfish
 
 #: Extensions attached as subtitles, and pysubs2's name for each format.
 FORMATS = {".srt": "srt", ".vtt": "vtt", ".ass": "ass", ".ssa": "ssa"}
@@ -43,6 +46,8 @@ def subtitle_format(name: str) -> str:
 def _language(token: str, *, names: bool) -> babelfish.Language | None:
     """The language a name part stands for: an ISO 639-1/-2 code, `pt-BR`, or (when
     `names`) an English name such as "French"."""
+    import babelfish
+
     try:
         region = _REGION.match(token)
         if region:
@@ -64,6 +69,8 @@ def _language(token: str, *, names: bool) -> babelfish.Language | None:
 def _tag(language: babelfish.Language) -> str:
     """The shortest BCP 47 tag: `en`, `pt-BR`, or the ISO 639-3 code when there is no
     two-letter one."""
+    import babelfish
+
     try:
         base = language.alpha2
     except babelfish.LanguageConvertError:
