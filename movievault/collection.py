@@ -220,6 +220,10 @@ class HashCache:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        # A cache: a commit need not wait for the disk (an entry lost to a power cut is
+        # hashed again), and with a write-ahead log a second run reads while this one writes.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
             "mtime_ns INTEGER, inode INTEGER, sha256 TEXT)"

@@ -29,6 +29,7 @@ from movievault.collection import (
 )
 from movievault.config import settings
 from movievault.errors import MovieVaultError
+from movievault.media import names
 from movievault.storage import Storage
 from movievault.uploads import UploadSettings
 
@@ -106,6 +107,9 @@ def import_command(
         owner_id = user.id
         assert owner_id is not None
     cache = HashCache(cache_path())
+    if not dry_run:
+        # Each imported file's title is read from its name: load the reader meanwhile.
+        threading.Thread(target=names.warm_up, name="title-reader", daemon=True).start()
     try:
         with first_interrupt_only():
             items = walk(paths, summary)

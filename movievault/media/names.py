@@ -70,6 +70,12 @@ def _guess(filename: str) -> dict[str, Any]:
         return {}
 
 
+def warm_up() -> None:
+    """Load guessit's rules now (half a second), as a thread can while other work goes on,
+    so the first title read does not wait for them."""
+    _guess("Warm Up (2000).mkv")
+
+
 def _text(value: Any) -> str:
     """A guessit property as text (it gives a list when it found several)."""
     if isinstance(value, list):
