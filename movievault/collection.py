@@ -21,6 +21,8 @@ from pathlib import Path
 #: Bytes read at a time while hashing: large blocks keep hashlib (which releases the GIL
 #: for them) busy in every thread.
 BLOCK = 4 * 1024 * 1024
+#: How much lower than the rest of an import its hashing threads run (`nice` steps).
+HASHING_NICENESS = 10
 
 #: Video extensions and the type a file of each is recorded with.
 VIDEO_TYPES = {
@@ -286,7 +288,7 @@ def hash_in_order(
 ) -> Generator[Candidate, None, None]:
     """Yield each file that could be read, in order, as soon as it and its subtitles are
     hashed: the caller stores one file while the threads hash the next ones."""
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), initializer=_yield_to_transfers)
     try:
         pending: dict[int, Future[str]] = {}
         for item in items:
@@ -309,6 +311,16 @@ def hash_in_order(
                 yield item
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _yield_to_transfers() -> None:
+    """Run this hashing thread at a lower CPU priority (Linux sets it per thread): on a
+    busy machine the file being stored goes first, and the hashes of the next ones, which
+    are needed only later, use the time left over."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    except (AttributeError, OSError):  # no per-thread priorities here: hash as it comes
+        pass
 
 
 def _collect(
