@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import select
 
-from movievault import db, subtitles, users
+from movievault import collection, db, subtitles, users
 from movievault.backends import get_storage
-from movievault.collection import sniff
+from movievault.collection import HashCache, Summary, sniff
 from movievault.models import PendingUpload, ProbeJob, StoredFile, Subtitle
 from tests import media
 from tests.support import MIB, MOVIEVAULT, environment, keys, make_user, open_multipart_uploads
@@ -200,6 +201,33 @@ def test_sniffing_knows_the_containers(media_files: dict[str, Path]) -> None:
         assert sniff(media_files[name].read_bytes()[:1024]) is not None, name
     assert sniff(media_files["random.mkv"].read_bytes()[:1024]) is None
     assert sniff(media_files["subtitles.srt"].read_bytes()[:1024]) is None
+
+
+def test_hashing_runs_below_the_transfers_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashing threads lower their own priority (the thread storing a file keeps its)."""
+    seen: list[int] = []
+
+    def hash_here(path: Path, progress: Any) -> str:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    monkeypatch.setattr(collection, "hash_file", hash_here)
+    head = bytes.fromhex("00000018") + b"ftypisom" + bytes.fromhex("00000200") + b"isomiso2"
+    (tmp_path / "a.mp4").write_bytes(head + b"a" * 1000)
+    (tmp_path / "b.mp4").write_bytes(head + b"b" * 1000)
+    summary = Summary()
+    items = collection.walk((tmp_path,), summary)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    cache = HashCache(None)
+    hashed = list(collection.hash_in_order(items, jobs=2, cache=cache, summary=summary))
+    assert [item.sha256 for item in hashed] == [
+        hashlib.sha256(head + b"a" * 1000).hexdigest(),
+        hashlib.sha256(head + b"b" * 1000).hexdigest(),
+    ]
+    assert seen == [min(19, mine + collection.HASHING_NICENESS)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 # --- interrupted runs -------------------------------------------------------------------
