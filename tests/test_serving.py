@@ -7,7 +7,8 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,8 +199,23 @@ def test_a_slow_but_steady_sender_is_not_cut(app: Flask) -> None:
     assert status_of(answer) == 400  # the app's answer (no CSRF token), not a cut
 
 
-def test_movievault_serve_refuses_a_large_body_to_the_api_at_once(tmp_path: Path) -> None:
-    """The command itself, as deployed: `movievault serve` in its own process."""
+@dataclass
+class ServeCommand:
+    """`movievault serve` running in its own process, as deployed."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def serve_command(tmp_path: Path) -> Iterator[ServeCommand]:
+    """`movievault serve` with the local store, two threads, listening (stopped after)."""
     port = free_port()
     env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local")
     log = tmp_path / "serve.log"
@@ -210,52 +226,48 @@ def test_movievault_serve_refuses_a_large_body_to_the_api_at_once(tmp_path: Path
         )
     try:
         wait_for_port(port, process, log)
-        with connect(f"http://127.0.0.1:{port}") as sock:
-            sock.sendall(b"POST /api/files/check HTTP/1.1\r\nHost: x\r\n"
-                         b"Content-Length: %d\r\n\r\n" % (200 * MIB) + b"x" * 65536)
-            answer = read_answer(sock)
-        assert status_of(answer) == 413, log.read_text()
+        yield ServeCommand(port=port, process=process, log=log)
     finally:
         stop_process(process)
 
 
-def test_sigterm_finishes_the_requests_under_way_then_exits(tmp_path: Path) -> None:
+def test_movievault_serve_refuses_a_large_body_to_the_api_at_once(
+    serve_command: ServeCommand,
+) -> None:
+    with connect(serve_command.url) as sock:
+        sock.sendall(b"POST /api/files/check HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (200 * MIB) + b"x" * 65536)
+        answer = read_answer(sock)
+    assert status_of(answer) == 413, serve_command.log.read_text()
+
+
+def test_sigterm_finishes_the_requests_under_way_then_exits(
+    serve_command: ServeCommand,
+) -> None:
     """A restart (systemd, a container's stop) sends SIGTERM: `movievault serve` takes no
     new connection, lets a request being sent finish, closes idle ones, and exits 0."""
-    port = free_port()
-    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local")
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*MOVIEVAULT, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, process, log)
-        with connect(url) as busy, connect(url) as idle:
-            busy.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
-                         b"Content-Type: application/x-www-form-urlencoded\r\n\r\na=b")
-            idle.sendall(b"GET /setup HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert status_of(read_answer(idle)) == 200  # kept alive, now between requests
-            process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while True:  # the listening socket closes first
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                except ConnectionRefusedError:
-                    break
-                assert time.monotonic() < deadline, "still accepting after SIGTERM"
-                time.sleep(0.05)
-            idle.settimeout(10)
-            assert idle.recv(1024) == b""  # the idle connection is closed
-            assert process.poll() is None  # still there for the request under way
-            busy.sendall(b"cde")
-            answer = read_answer(busy, timeout=10)
-            assert status_of(answer) == 400  # the app's own answer (no CSRF token)
-        assert process.wait(timeout=15) == 0, log.read_text()
-        printed = log.read_text()
-        assert "finishing the requests under way" in printed
-        assert "Traceback" not in printed and "ERROR" not in printed, printed
-    finally:
-        stop_process(process)
+    process = serve_command.process
+    with connect(serve_command.url) as busy, connect(serve_command.url) as idle:
+        busy.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n\r\na=b")
+        idle.sendall(b"GET /setup HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(read_answer(idle)) == 200  # kept alive, now between requests
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while True:  # the listening socket closes first
+            try:
+                socket.create_connection(("127.0.0.1", serve_command.port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            assert time.monotonic() < deadline, "still accepting after SIGTERM"
+            time.sleep(0.05)
+        idle.settimeout(10)
+        assert idle.recv(1024) == b""  # the idle connection is closed
+        assert process.poll() is None  # still there for the request under way
+        busy.sendall(b"cde")
+        answer = read_answer(busy, timeout=10)
+        assert status_of(answer) == 400  # the app's own answer (no CSRF token)
+    printed = serve_command.log.read_text
+    assert process.wait(timeout=15) == 0, printed()
+    assert "finishing the requests under way" in printed()
+    assert "Traceback" not in printed() and "ERROR" not in printed(), printed()
