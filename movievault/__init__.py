@@ -58,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         config,
         db,
         handlers,
+        health,
         pages,
         security,
         storage_http,
@@ -77,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     templating.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
     storage_http.init_app(app)
     cli.init_app(app)
     return app
