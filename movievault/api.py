@@ -309,8 +309,7 @@ def create_subtitle_upload(file_id: int) -> ResponseReturnValue:
     )
     if started.attached is not None:
         assert started.attached.id is not None
-        movie = library.get_owned_file(session=db.session(), owner_id=_owner(), file_id=file_id)
-        return jsonify(_subtitle_answer(movie, started.attached.id, duplicate=True)), 200
+        return jsonify(_subtitle_answer(started.movie, started.attached.id, duplicate=True)), 200
     assert started.upload is not None
     body = uploads.describe(started.upload, storage=storage, settings=_upload_settings())
     return jsonify(answer(UploadAnswer(upload=body))), 201 if started.created else 200

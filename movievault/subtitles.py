@@ -50,9 +50,10 @@ def _new_key(*, owner_id: int, file_id: int) -> str:
 
 @dataclass
 class SubtitleStart:
-    """What starting a subtitle's upload came to: an upload to send (new or resumed), or
-    the subtitle the movie already has from the same file."""
+    """What starting a subtitle's upload came to, for the owner's `movie`: an upload to
+    send (new or resumed), or the subtitle the movie already has from the same file."""
 
+    movie: StoredFile
     upload: PendingUpload | None = None
     created: bool = False
     attached: Subtitle | None = None
@@ -99,12 +100,13 @@ def start_upload(
         raise InvalidInput("sha256 is required for subtitle files.")
     sha256 = validation.sha256_hex(data["sha256"])
     content_type = validation.content_type(data.get("content_type"))
-    storage.ping()
     assert movie.id is not None
+    # Before the reachability check: reading an attached original back answers it too.
     attached = already_attached(session=session, storage=storage, movie_id=movie.id,
                                 name=name, size=size, sha256=sha256)
     if attached is not None:
-        return SubtitleStart(attached=attached)
+        return SubtitleStart(movie=movie, attached=attached)
+    storage.ping()
 
     pending = session.exec(
         select(PendingUpload).where(
@@ -117,7 +119,7 @@ def start_upload(
             pending.expires_at = utcnow() + timedelta(seconds=settings.ttl(pending.method))
             session.add(pending)
             session.commit()
-            return SubtitleStart(upload=pending)
+            return SubtitleStart(movie=movie, upload=pending)
         if live:
             raise Conflict("This file is being uploaded already; try again when it is done.")
         if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
@@ -140,7 +142,7 @@ def start_upload(
         # The same file was started by another request meanwhile, or the movie deleted.
         session.rollback()
         raise Conflict("This file is being uploaded already; try again when it is done.") from None
-    return SubtitleStart(upload=upload, created=True)
+    return SubtitleStart(movie=movie, upload=upload, created=True)
 
 
 def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subtitle:

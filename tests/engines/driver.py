@@ -98,7 +98,6 @@ class Browser(ABC):
         self.evaluate("window.mvBeforeReload = true")
         self._reload()
         self.wait_for("return !window.mvBeforeReload && document.readyState === 'complete'")
-        self.watch_errors()
 
     @abstractmethod
     def _run(self, script: str, args: tuple[Any, ...]) -> Any:

@@ -34,7 +34,6 @@ def sign_in(page: Browser, base: str, username: str = "alice") -> None:
     page.click("button[type=submit]")
     page.wait_for("return location.href === arguments[0] && document.readyState === 'complete'",
                   f"{base}/")
-    page.watch_errors()
     mark_window(page)
 
 
