@@ -36,14 +36,18 @@ from common import (  # noqa: E402
     AppServer,
     Result,
     app_server,
+    base_env,
     cpu_seconds,
+    free_port,
     main_for,
     median,
     moto_server,
     s3_client,
     sign_in,
+    stop_process,
     temp_dir,
     tree_cpu_seconds,
+    wait_for_port,
 )
 
 ENDPOINTS = ("check", "create", "parts", "parts100", "complete")
@@ -83,21 +87,22 @@ def install_wrk() -> str:
 class Load:
     """Writes request files for wrk and runs it against one server."""
 
-    def __init__(self, server: AppServer, work: Path, s3_pid: int) -> None:
+    def __init__(self, server: AppServer, work: Path, s3_pid: int, *, signed_in: bool = True
+                 ) -> None:
         self.server = server
         self.s3_pid = s3_pid
         self.work = work
-        http = sign_in(server.url)
-        cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
-        self.headers = {
-            # The same User-Agent as at sign-in: flask-login's session protection compares
-            # it, and a change makes every answer rewrite the session cookie.
-            "User-Agent": http.headers["User-Agent"],
-            "Cookie": cookie,
-            "X-CSRFToken": http.headers["X-CSRFToken"],
-            "Content-Type": "application/json",
-        }
-        self.http = http
+        self.headers = {"User-Agent": "p2", "Content-Type": "application/json"}
+        if signed_in:
+            http = sign_in(server.url)
+            self.headers.update({
+                # The same User-Agent as at sign-in: flask-login's session protection
+                # compares it, and a change makes every answer rewrite the session cookie.
+                "User-Agent": http.headers["User-Agent"],
+                "Cookie": "; ".join(f"{c.name}={c.value}" for c in http.cookies),
+                "X-CSRFToken": http.headers["X-CSRFToken"],
+            })
+            self.http = http
         self.wrk = install_wrk()
         self.multipart_ids: list[str] = []
 
@@ -228,6 +233,43 @@ def postgres_server() -> Iterator[Any]:
         yield server
 
 
+#: The floor's servers: as `movievault serve` runs (16 threads), one process or two.
+FLOOR_SERVERS = {
+    "waitress": ["-m", "waitress", "--threads=16", "--listen=127.0.0.1:{port}", "floor_app:app"],
+    "gunicorn ×2": ["-m", "gunicorn", "--workers=2", "--worker-class=gthread", "--threads=16",
+                    "--bind=127.0.0.1:{port}", "floor_app:app"],
+}
+
+
+@contextmanager
+def floor_server(work: Path, server: str) -> Iterator[AppServer]:
+    """bench/floor_app.py (a bare Flask view) served by `server`, on a free loopback port."""
+    port = free_port()
+    log = work / f"floor-{port}.log"
+    args = [arg.format(port=port) for arg in FLOOR_SERVERS[server]]
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, *args], cwd=BENCH, env=base_env(),
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process, log)
+        yield AppServer(url=f"http://127.0.0.1:{port}", process=process, env={},
+                        database=Path("/dev/null"), counted=False, log=log)
+    finally:
+        stop_process(process)
+
+
+def floor(work: Path, s3_pid: int, count: int, repeats: int) -> dict[str, list[dict[str, Any]]]:
+    """The duplicate check at 32 clients against the bare Flask view, in each server."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for server in FLOOR_SERVERS:
+        with floor_server(work, server) as bare:
+            load = Load(bare, work, s3_pid, signed_in=False)
+            load.run("floor-warm-up", load.check_lines(200), 4, 200)
+            runs[server] = [load.run(f"floor-{n}", load.check_lines(count + 32), 32, count)
+                            for n in range(repeats)]
+    return runs
+
+
 def measure(load: Load, endpoint: str, counts: dict[int, int], repeats: int,
             endpoints: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """Every endpoint at every concurrency, `repeats` times, against one server."""
@@ -289,7 +331,17 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
             with app_server(work, endpoint=endpoint, settings=settings) as app:
                 load = Load(app, work, MOTO_PIDS[endpoint])
                 runs[variant] = measure(load, endpoint, counts, repeats, endpoints)
-    result.raw = {"runs": runs, "counts": counts, "repeats": repeats}
+        floors = (floor(work, MOTO_PIDS[endpoint], counts[32], repeats)
+                  if "check" in endpoints else {})
+    result.raw = {"runs": runs, "floors": floors, "counts": counts, "repeats": repeats}
+    for server, series in floors.items():
+        result.row(
+            f"floor: a bare Flask view answering the check (bench/floor_app.py), {server}, "
+            "32 clients",
+            f"{median([r['rps'] for r in series]):,.0f} req/s, p99 "
+            f"{median([r['p99_us'] for r in series]) / 1000:.1f} ms (CPU per request: "
+            f"{median([r['app_cpu_ms'] for r in series]):.2f} ms)",
+        )
     for name in endpoints:
         for variant in variants:
             for clients in CLIENTS:

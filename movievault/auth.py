@@ -44,7 +44,7 @@ login_manager = LoginManager()
 class SessionUser(UserMixin):
     """The signed-in user as flask-login sees it: id, name and session generation."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User | users.Identity) -> None:
         assert user.id is not None
         self.id = user.id
         self.username = user.username
@@ -64,7 +64,7 @@ def _load_user(session_id: str) -> SessionUser | None:
     """
     user_id, _, generation = session_id.partition(":")
     try:
-        user = users.get_user(session=db.session(), user_id=int(user_id))
+        user = users.get_identity(session=db.session(), user_id=int(user_id))
         if user is None or user.session_generation != int(generation):
             return None
     except ValueError:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, bindparam
 from sqlmodel import Session, col, delete, func, or_, select
 
 from movievault import jobs, posters, validation
@@ -172,6 +172,14 @@ def could_be_duplicate(
     return session.exec(query.limit(1)).first() is not None
 
 
+# The duplicate check is the most frequent request: its statement is built once, with the
+# owner and the hashes bound at each call (SQLAlchemy caches its compiled form).
+_BY_HASHES = select(StoredFile).where(
+    col(StoredFile.owner_id) == bindparam("owner_id"),
+    col(StoredFile.sha256).in_(bindparam("hashes", expanding=True)),
+)
+
+
 def check_duplicates(
     *, session: Session, owner_id: int, items: Any
 ) -> list[DuplicateCheckPublic]:
@@ -188,11 +196,8 @@ def check_duplicates(
     found: dict[str, StoredFile] = {}
     for start in range(0, len(hashes), 500):  # stay under SQLite's bound-parameter limit
         batch = hashes[start : start + 500]
-        for stored in session.exec(
-            select(StoredFile).where(
-                StoredFile.owner_id == owner_id, col(StoredFile.sha256).in_(batch)
-            )
-        ):
+        params = {"owner_id": owner_id, "hashes": batch}
+        for stored in session.exec(_BY_HASHES, params=params):
             found[stored.sha256] = stored
     results: list[DuplicateCheckPublic] = []
     for entry in entries:

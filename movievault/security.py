@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFProtect
@@ -21,8 +22,12 @@ WASM_WORKERS = frozenset({"js/hash-worker.js"})
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(?::\d+)?(?:/[A-Za-z0-9._~\-/]*)?")
 
 
+# Every response carries one, and its inputs vary little (the names the server is reached
+# by, the store, wasm or not): built once per combination. The cache is bounded, as a Host
+# header chooses one of the static sources.
+@lru_cache(maxsize=64)
 def content_security_policy(
-    *, static_sources: list[str], store_origins: list[str], wasm: bool = False
+    *, static_sources: tuple[str, ...], store_origins: tuple[str, ...], wasm: bool = False
 ) -> str:
     """Code and styles from the app's /static/ only; fetches and media also from the store.
 
@@ -48,7 +53,7 @@ def content_security_policy(
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-def _static_sources() -> list[str]:
+def _static_sources() -> tuple[str, ...]:
     """The app's /static/ folder at PUBLIC_URL and at the address this request came to.
 
     The second keeps the pages working when people use another name for the same server
@@ -56,18 +61,18 @@ def _static_sources() -> list[str]:
     cannot write into the policy.
     """
     path = f"{current_app.static_url_path}/"
-    sources = [settings().public_url + path]
+    public = settings().public_url + path
     here = request.root_url.rstrip("/") + path
-    if here.lower() != sources[0].lower() and _PLAIN_URL.fullmatch(here):
-        sources.append(here)
-    return sources
+    if here.lower() != public.lower() and _PLAIN_URL.fullmatch(here):
+        return (public, here)
+    return (public,)
 
 
-def _store_origins() -> list[str]:
+def _store_origins() -> tuple[str, ...]:
     """The store's origins, computed once per app (the local store's are the app's own)."""
     origins = current_app.extensions.get("movievault.store_origins")
     if origins is None:
-        origins = [o for o in get_storage().origins() if o != "'self'"]
+        origins = tuple(o for o in get_storage().origins() if o != "'self'")
         current_app.extensions["movievault.store_origins"] = origins
     return origins
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -83,6 +84,28 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
 def get_user(*, session: Session, user_id: int) -> User | None:
     """Return the user with that id, if any."""
     return session.get(User, user_id)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What every signed-in request needs of its account: id, name, session generation."""
+
+    id: int
+    username: str
+    session_generation: int
+
+
+# Every request of a signed-in person reads this: a Core statement, built once, skips the
+# ORM's identity map and object loading (half the cost of `session.get`).
+_IDENTITY = select(User.username, User.session_generation).where(
+    col(User.id) == bindparam("user_id")
+)
+
+
+def get_identity(*, session: Session, user_id: int) -> Identity | None:
+    """The account's identity, or None when there is no account with that id."""
+    row = session.connection().execute(_IDENTITY, {"user_id": user_id}).first()
+    return None if row is None else Identity(user_id, row.username, row.session_generation)
 
 
 def _get(session: Session, username: str) -> User:
