@@ -249,8 +249,10 @@ def _start_upload_once(
     if pending is not None or method != "multipart":
         # Form uploads and resumes are planned without a store call: make sure it answers
         # first, so a store outage is a clear 503 now rather than a failed transfer in the
-        # browser. A new multipart upload starts with a store call, which tells anyway.
-        storage.ping()
+        # browser. An answer of the last few seconds stands (any failed store call ends
+        # that trust), so a batch of small files costs one round trip, not one each. A new
+        # multipart upload starts with a store call, which tells anyway.
+        storage.ping_recent()
     if pending is not None:
         if pending.size == size and pending.expires_at > utcnow():
             # An upload sent whole has nothing stored in parts: it follows the store's
