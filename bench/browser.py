@@ -19,6 +19,8 @@ from typing import Any
 
 from common import BENCH, CHROMIUM, CHROMIUM_ARGS, ROOT, rss_bytes, rss_split
 
+from tests.processes import children
+
 PAGES = BENCH / "pages"
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("application/wasm", ".wasm")
@@ -81,25 +83,9 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids, for every process we can see."""
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after it.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(parent, []).append(int(entry))
-    return tree
-
-
 def chromium_pids() -> list[int]:
     """Chromium processes started (through Playwright's driver) by this process."""
-    tree = _children()
+    tree = children()
     found: list[int] = []
     stack = list(tree.get(os.getpid(), []))
     while stack:

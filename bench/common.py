@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 # The tests' own recipes: how Chromium starts, free ports, processes, signing in.
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401
+from tests.processes import rss_bytes  # noqa: E402,F401
 from tests.support import (  # noqa: E402,F401
     AuthActions,
     free_port,
@@ -101,14 +102,6 @@ def rss_split(pid: int) -> dict[str, int]:
             if line.startswith(kind + ":"):
                 split[kind[3:].lower()] = int(line.split()[1]) * 1024
     return split
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of one process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def base_env() -> dict[str, str]:

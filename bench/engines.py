@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from browser import RssSampler, _children, static_origin  # noqa: E402
+from browser import RssSampler, static_origin  # noqa: E402
 from common import (  # noqa: E402
     GIB,
     MIB,
@@ -36,48 +36,15 @@ from common import (  # noqa: E402
     median,
     moto_server,
     random_file,
-    rss_bytes,
     temp_dir,
 )
 
 from tests.engines.driver import Browser, Firefox, WebKit  # noqa: E402
+from tests.processes import NOT_THE_BROWSER, TAB, browser_rss, descendants  # noqa: E402
 
 P3_TARGET = 0.9
 P5_TARGET = 256 * MIB
 SLICE = 8 * MIB
-#: Processes under the browser's root that are not the browser's own memory.
-NOT_THE_BROWSER = {"Xvfb", "WebKitWebDriver"}
-#: The process names (comm, 15 characters at most) of the page's own renderer.
-TAB = {"WebKitWebProces", "Isolated Web Co", "Web Content"}
-
-
-def descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, name) of every process under `root`, and `root` itself."""
-    tree = _children()
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        stack.extend(tree.get(pid, []))
-        try:
-            found.append((pid, Path(f"/proc/{pid}/comm").read_text().strip()))
-        except OSError:
-            continue
-    return found
-
-
-def browser_rss(root: int, names: set[str] | None = None) -> int:
-    """Summed RSS of the browser's processes (only those called `names`, if given)."""
-    total = 0
-    for pid, name in descendants(root):
-        if name in NOT_THE_BROWSER or (names is not None and name not in names):
-            continue
-        try:
-            total += rss_bytes(pid)
-        except OSError:
-            continue
-    return total
-
-
 def start(engine: str, work: Path) -> Browser:
     """The engine's browser, as the tests start it."""
     return WebKit() if engine == "webkit" else Firefox(work / "firefox-profile")

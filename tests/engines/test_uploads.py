@@ -5,12 +5,16 @@ a reload, the list refreshed through htmx, rename and delete."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from movievault import db
-from movievault.models import PendingUpload, StoredFile, Subtitle
+from movievault.client import fingerprint_of, sha256_of
+from movievault.models import PendingUpload, StoredFile, Subtitle, User
 from tests.drops import DROP_FILE, DROP_FOLDERS
 from tests.e2e.support import store_keys, stored_digests, write_random
 from tests.engines.driver import Browser
@@ -23,9 +27,11 @@ from tests.engines.support import (
     install_gate,
     listed_names,
     never_reloaded,
+    stage,
     upload_detail,
     wait_stage,
 )
+from tests.processes import TAB, browser_rss
 from tests.support import MIB, LiveServer, rows
 
 
@@ -180,3 +186,43 @@ def test_rename_and_delete_in_the_list(
     page.wait_for("return document.querySelectorAll('#file-list .file-row').length === 0")
     assert store_keys(e2e_server.app) == []
     assert never_reloaded(page)
+
+
+@pytest.mark.parametrize("backend", ["local"])  # no byte reaches the store
+def test_hashing_a_big_file_does_not_read_it_into_the_browser_s_other_processes(
+    signed_in: Browser, e2e_server: LiveServer, tmp_path: Path
+) -> None:
+    """The page hashes a 384 MiB file (already in the library, so nothing is uploaded)
+    while the browser's processes other than the tab stay within +48 MiB. In WebKit, the
+    read worker once made a stream of the whole file only to ask whether it takes a BYOB
+    reader, and WebKit read all of it into its network process (+100 MiB and more here)."""
+    page = signed_in
+    source = tmp_path / "long movie.mkv"
+    size = 384 * MIB
+    edges = os.urandom(2 * MIB)
+    with source.open("wb") as out:  # random first and last MiB, a hole between
+        out.write(edges[:MIB])
+        out.seek(size - MIB)
+        out.write(edges[MIB:])
+    data = source.read_bytes()
+    with db.session_scope(e2e_server.app) as session:
+        owner = session.exec(select(User).where(User.username == "alice")).one()
+        assert owner.id is not None
+        session.add(StoredFile(
+            owner_id=owner.id, name="the same movie.mkv", size=size, sha256=sha256_of(data),
+            fingerprint=fingerprint_of(data), content_type="video/x-matroska",
+            key="movies/the-same-movie",
+        ))
+        session.commit()
+    del data
+    root = page.root_pid
+    before = browser_rss(root, leave_out=TAB)
+    peak = before
+    add_files(page, source)
+    deadline = time.monotonic() + 120
+    while (now := stage(page, source.name)) != "duplicate":
+        assert now != "failed" and time.monotonic() < deadline, upload_detail(page, source.name)
+        peak = max(peak, browser_rss(root, leave_out=TAB))
+        time.sleep(0.05)  # sampling every 50 ms, as long as the hashing takes
+    growth = (peak - before) / MIB
+    assert growth < 48, f"{page.name}: the browser's other processes grew {growth:.0f} MiB"
