@@ -19,7 +19,7 @@ from typing import Any
 
 from common import BENCH, CHROMIUM, CHROMIUM_ARGS, ROOT, rss_bytes, rss_split
 
-from tests.processes import children
+from tests.processes import descendants
 
 PAGES = BENCH / "pages"
 mimetypes.add_type("text/javascript", ".js")
@@ -85,19 +85,7 @@ def chromium() -> Iterator[Any]:
 
 def chromium_pids() -> list[int]:
     """Chromium processes started (through Playwright's driver) by this process."""
-    tree = children()
-    found: list[int] = []
-    stack = list(tree.get(os.getpid(), []))
-    while stack:
-        pid = stack.pop()
-        stack.extend(tree.get(pid, []))
-        try:
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name.startswith("chrom"):
-            found.append(pid)
-    return found
+    return [pid for pid, name in descendants(os.getpid())[1:] if name.startswith("chrom")]
 
 
 def _process_type(pid: int) -> str:

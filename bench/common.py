@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 # The tests' own recipes: how Chromium starts, free ports, processes, signing in.
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401
-from tests.processes import rss_bytes  # noqa: E402,F401
+from tests.processes import children, rss_bytes  # noqa: E402,F401
 from tests.support import (  # noqa: E402,F401
     AuthActions,
     free_port,
@@ -84,13 +84,11 @@ def cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of a process and of its live children (gunicorn's master and workers)."""
     total = cpu_seconds(pid)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in children().get(pid, []):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += cpu_seconds(child)
         except OSError:
             continue  # ended meanwhile
-        if int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 

@@ -50,16 +50,21 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def browser_rss(root: int, names: set[str] | frozenset[str] | None = None, *,
-                leave_out: frozenset[str] = frozenset()) -> int:
-    """Summed RSS of the browser's processes under `root` (only those called `names`, if
+def rss_by_pid(root: int, names: set[str] | frozenset[str] | None = None, *,
+               leave_out: frozenset[str] = frozenset()) -> dict[int, int]:
+    """RSS of each of the browser's processes under `root` (only those called `names`, if
     given; never those in `leave_out`)."""
-    total = 0
+    found: dict[int, int] = {}
     for pid, name in descendants(root):
         if name in NOT_THE_BROWSER | leave_out or (names is not None and name not in names):
             continue
         try:
-            total += rss_bytes(pid)
+            found[pid] = rss_bytes(pid)
         except OSError:
             continue
-    return total
+    return found
+
+
+def browser_rss(root: int, names: set[str] | frozenset[str] | None = None) -> int:
+    """Summed RSS of the browser's processes under `root` (only those called `names`)."""
+    return sum(rss_by_pid(root, names).values())

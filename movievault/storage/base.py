@@ -210,9 +210,10 @@ class Storage(ABC):
     def ping_recent(self) -> None:
         """`ping`, where an answer of the last few seconds may stand for a new one.
 
-        Only for requests that record nothing the store would have to hold, such as part
-        URLs: signed while the store has just gone down, their transfers fail, and the
-        client's next request for URLs meets a real check (a clear 503).
+        For requests that plan transfers and record no file: part URLs, form uploads and
+        resumes. Planned while the store has just gone down, their transfers fail in the
+        client, which retries and meets a real check (a clear 503); what is left is at most
+        a pending upload, which expires.
         """
         self.ping()
 

@@ -65,7 +65,12 @@ function byobReader(file) {
       byobBlobStreams = false;
     }
   }
-  return byobBlobStreams ? file.stream().getReader({ mode: "byob" }) : null;
+  if (!byobBlobStreams) return null;
+  try {
+    return file.stream().getReader({ mode: "byob" });
+  } catch {
+    return null; // the file's stream disagrees with the empty Blob's: read it the old way
+  }
 }
 
 /** Read slices one after another while credits last. */
