@@ -28,12 +28,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, connections: int = 5) -> Engine:
     """Create an engine for `url`, configuring SQLite for several threads and processes,
-    and PostgreSQL's sessions for the times the catalogue keeps."""
+    and PostgreSQL's sessions for the times the catalogue keeps.
+
+    The pool keeps up to `connections` open (the request threads that may each hold one):
+    with fewer, every request beyond them opened a connection and closed it again after,
+    which costs a PostgreSQL server a new backend process each time.
+    """
+    # As many again may open for a burst (background jobs, commands) and close after.
+    pool = {"pool_size": connections, "max_overflow": connections}
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -47,7 +55,7 @@ def make_engine(url: str) -> Engine:
         # TIMESTAMPTZ, which the server turns into its session's zone: that must be UTC,
         # whatever the server's own default is.
         connect_args["options"] = "-c timezone=UTC"
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 
 def engine() -> Engine:
@@ -96,14 +104,14 @@ def shown_url(url: str) -> str:
         return "MOVIEVAULT_DATABASE_URL"
 
 
-def open_catalogue(url: str, *, migrate: bool = True) -> Engine:
+def open_catalogue(url: str, *, migrate: bool = True, connections: int = 5) -> Engine:
     """The engine for `url` with its schema brought up to date (unless `migrate` is False).
 
     A database MovieVault cannot use raises ConfigError, one sentence saying why: an unknown
     URL, a driver that is not installed, a database that cannot be reached or written.
     """
     try:
-        eng = make_engine(url)
+        eng = make_engine(url, connections=connections)
     except ArgumentError as error:
         raise ConfigError(
             f"MOVIEVAULT_DATABASE_URL is not a database URL MovieVault can use ({error}): "
@@ -134,8 +142,10 @@ def open_catalogue(url: str, *, migrate: bool = True) -> Engine:
 
 def init_app(app: Flask) -> None:
     """Create the engine and the tables, and close sessions after each request."""
+    config = settings(app)
     eng = open_catalogue(
-        settings(app).database_url, migrate=not app.config.get("SKIP_MIGRATIONS")
+        config.database_url, migrate=not app.config.get("SKIP_MIGRATIONS"),
+        connections=config.threads,
     )
     app.extensions["movievault.engine"] = eng
     app.teardown_appcontext(_close_session)

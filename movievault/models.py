@@ -339,6 +339,8 @@ class PendingUpload(SQLModel, table=True):
             sqlite_where=text("sha256 IS NULL"),
             postgresql_where=text("sha256 IS NULL"),
         ),
+        # Counting the owner's live uploads and their bytes (quotas) reads this index alone.
+        Index("ix_pending_upload_owner_usage", "owner_id", "expires_at", "size"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

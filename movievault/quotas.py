@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, bindparam
 from sqlmodel import Session, col, func, select
 
 from movievault.errors import QuotaExceeded
@@ -31,20 +32,31 @@ class Usage:
         return self.stored_bytes + self.pending_bytes
 
 
+# Built once: every create runs them twice (see check_room), with the owner bound.
+_STORED = select(func.coalesce(func.sum(StoredFile.size), 0)).where(
+    col(StoredFile.owner_id) == bindparam("owner_id")
+)
+_PENDING = select(func.count(), func.coalesce(func.sum(PendingUpload.size), 0)).where(
+    col(PendingUpload.owner_id) == bindparam("owner_id"),
+    col(PendingUpload.expires_at) > bindparam("now"),
+)
+_QUOTA = select(User.quota_bytes).where(col(User.id) == bindparam("owner_id"))
+
+
+def _pending(connection: Connection, owner_id: int) -> tuple[int, int]:
+    """The owner's live (unexpired) pending uploads and their declared bytes."""
+    count, size = connection.execute(_PENDING, {"owner_id": owner_id, "now": utcnow()}).one()
+    return int(count), int(size)
+
+
 def usage(*, session: Session, owner_id: int) -> Usage:
     """Add up the owner's files and live (unexpired) pending uploads."""
-    stored = session.exec(
-        select(func.coalesce(func.sum(StoredFile.size), 0)).where(StoredFile.owner_id == owner_id)
-    ).one()
-    pending, pending_bytes = session.exec(
-        select(func.count(), func.coalesce(func.sum(PendingUpload.size), 0)).where(
-            PendingUpload.owner_id == owner_id, col(PendingUpload.expires_at) > utcnow()
-        )
-    ).one()
-    quota = session.exec(select(User.quota_bytes).where(User.id == owner_id)).one_or_none()
+    connection = session.connection()
+    pending, pending_bytes = _pending(connection, owner_id)
     return Usage(
-        stored_bytes=int(stored), pending_uploads=int(pending), pending_bytes=int(pending_bytes),
-        quota_bytes=quota,
+        stored_bytes=int(connection.execute(_STORED, {"owner_id": owner_id}).scalar_one()),
+        pending_uploads=pending, pending_bytes=pending_bytes,
+        quota_bytes=connection.execute(_QUOTA, {"owner_id": owner_id}).scalar(),
     )
 
 
@@ -54,12 +66,16 @@ def check_room(*, session: Session, owner_id: int, size: int, max_pending: int) 
     Called inside the write transaction that inserts the upload, so two uploads racing
     for the last gigabyte cannot both pass.
     """
-    held = usage(session=session, owner_id=owner_id)
-    if held.pending_uploads >= max_pending:
+    connection = session.connection()
+    pending, _ = _pending(connection, owner_id)
+    if pending >= max_pending:
         raise QuotaExceeded(
-            f"You have {held.pending_uploads} unfinished uploads, the most allowed at once. "
+            f"You have {pending} unfinished uploads, the most allowed at once. "
             "Let some finish, or cancel them, then add more."
         )
+    if connection.execute(_QUOTA, {"owner_id": owner_id}).scalar() is None:
+        return  # no quota: the stored bytes need not be added up
+    held = usage(session=session, owner_id=owner_id)
     if held.quota_bytes is not None and held.total_bytes + size > held.quota_bytes:
         left = max(0, held.quota_bytes - held.total_bytes)
         raise QuotaExceeded(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -141,20 +141,28 @@ def get_owned_upload(*, session: Session, owner_id: int, upload_id: str) -> Pend
     return upload
 
 
+# Every create looks for a pending upload of its content: built once (see library._BY_HASHES).
+_PENDING_BY_SHA256 = select(PendingUpload).where(
+    col(PendingUpload.owner_id) == bindparam("owner_id"),
+    col(PendingUpload.sha256) == bindparam("sha256"),
+)
+
+
 def _find_pending(
     *, session: Session, owner_id: int, sha256: str | None, size: int, fingerprint: str | None
 ) -> PendingUpload | None:
     """Return the owner's pending upload of that content (by hash, or by fingerprint)."""
-    query = select(PendingUpload).where(PendingUpload.owner_id == owner_id)
     if sha256 is not None:
-        query = query.where(PendingUpload.sha256 == sha256)
-    else:
-        query = query.where(
+        params = {"owner_id": owner_id, "sha256": sha256}
+        return session.exec(_PENDING_BY_SHA256, params=params).first()
+    return session.exec(
+        select(PendingUpload).where(
+            PendingUpload.owner_id == owner_id,
             col(PendingUpload.sha256).is_(None),
             PendingUpload.fingerprint == fingerprint,
             PendingUpload.size == size,
         )
-    return session.exec(query).first()
+    ).first()
 
 
 def _extend(

@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import select
 
 from movievault import create_app, db
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
+from movievault.config import settings
 from movievault.models import PendingUpload, StoredFile, User
 from movievault.storage.s3 import S3Storage
 from tests import postgres
@@ -335,3 +336,30 @@ def test_reads_go_on_while_another_writer_holds_the_lock(app: Flask) -> None:
         took = time.monotonic() - started
     assert answer.status_code == 200
     assert took < 1.0, took
+
+
+def test_the_pool_keeps_a_connection_for_each_request_thread(app: Flask, database: str) -> None:
+    """Twelve requests at once, twice over: the second round finds every connection the
+    first one opened still open (with five kept, each request beyond them opened a
+    connection and closed it after: a new server process each time on PostgreSQL)."""
+    assert settings(app).threads >= 12  # the request threads a server runs (THREADS)
+    engine = db.engine_of(app)
+    engine.dispose()
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda connection, _record: opened.append(connection))
+    barrier = threading.Barrier(12, timeout=30)
+
+    def request() -> None:
+        """Hold a connection while the other threads get theirs."""
+        with db.session_scope(app) as session:
+            session.exec(select(User.id)).all()
+            barrier.wait()
+
+    for _ in range(2):
+        threads = [threading.Thread(target=request) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not barrier.broken
+    assert len(opened) == 12

@@ -17,9 +17,10 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from sqlalchemy import event
 from sqlmodel import select
 
-from movievault import db
+from movievault import db, quotas
 from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import PendingUpload, StoredFile, User, utcnow
@@ -123,6 +124,39 @@ def test_pending_cap_refuses_one_more_upload_and_writes_nothing(
     # Expired uploads no longer count, even before gc removes them.
     expire_in(app, started[1].json()["upload"]["id"], -timedelta(minutes=1))
     assert declare(alice, MULTIPART).status_code == 201
+
+
+@pytest.mark.parametrize("quota", [None, 10**12])
+def test_room_for_an_upload_is_counted_from_indexes_alone(app: Flask, quota: int | None) -> None:
+    """Each statement of the check every create runs twice reads an index, never the rows:
+    a user's pending uploads (live or expired) and files cost index entries only."""
+    owner = make_user(app, "counted")
+    if quota is not None:
+        with db.session_scope(app) as session:
+            user = session.get(User, owner)
+            assert user is not None
+            user.quota_bytes = quota
+            session.add(user)
+            session.commit()
+    ran: list[tuple[str, Any]] = []
+    engine = db.engine_of(app)
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        ran.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with db.session_scope(app) as session:
+            quotas.check_room(session=session, owner_id=owner, size=1, max_pending=100)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(ran) == (2 if quota is None else 5)  # no quota: the files are not added up
+    with engine.connect() as connection:
+        for statement, parameters in ran:
+            plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters
+            ))
+            assert "COVERING INDEX" in plan or "INTEGER PRIMARY KEY" in plan, (statement, plan)
 
 
 @pytest.mark.parametrize("overrides", [{"MAX_PENDING_UPLOADS": 2}])
