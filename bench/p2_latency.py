@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import (  # noqa: E402
     BENCH,
+    BIN,
     GIB,
     MOTO_PIDS,
     AppServer,
@@ -59,7 +60,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "": {},
     "--workers 2": {"WORKERS": 2},
     "--workers 2 + PostgreSQL": {"WORKERS": 2, "DATABASE_URL": "postgres"},
+    "--workers 2, probing apart": {"WORKERS": 2, "MEDIA_WORKERS": 0},
 }
+#: Variants whose new files are probed by a `movievault probe` process of their own, as
+#: docs/DEPLOY.md suggests for servers that should only answer requests. Its CPU per
+#: request is shown apart from the app's.
+PROBING_APART = {"--workers 2, probing apart"}
 #: Every run creates uploads it never finishes: lift the per-user cap on pending uploads
 #: (MAX_PENDING_UPLOADS, 100 by default), which is not what is measured.
 SETTINGS = {"MAX_PENDING_UPLOADS": 1_000_000}
@@ -87,10 +93,11 @@ def install_wrk() -> str:
 class Load:
     """Writes request files for wrk and runs it against one server."""
 
-    def __init__(self, server: AppServer, work: Path, s3_pid: int, *, signed_in: bool = True
-                 ) -> None:
+    def __init__(self, server: AppServer, work: Path, s3_pid: int, *, signed_in: bool = True,
+                 prober_pid: int | None = None) -> None:
         self.server = server
         self.s3_pid = s3_pid
+        self.prober_pid = prober_pid
         self.work = work
         self.headers = {"User-Agent": "p2", "Content-Type": "application/json"}
         if signed_in:
@@ -121,6 +128,7 @@ class Load:
         plus the CPU time the app and the S3 server spent per request meanwhile."""
         path = self.write(name, lines)
         app_cpu, s3_cpu = tree_cpu_seconds(self.server.pid), cpu_seconds(self.s3_pid)
+        prober_cpu = cpu_seconds(self.prober_pid) if self.prober_pid else 0.0
         done = subprocess.run(
             [self.wrk, "-t1", f"-c{clients}", "-d120s", "--timeout", "30s",
              "-s", str(BENCH / "load.lua"), self.server.url, "--", str(path), str(count)],
@@ -134,6 +142,10 @@ class Load:
         # not with the time spent waiting for a core other engineers' jobs are using.
         figures["app_cpu_ms"] = (tree_cpu_seconds(self.server.pid) - app_cpu) * 1000 / count
         figures["s3_cpu_ms"] = (cpu_seconds(self.s3_pid) - s3_cpu) * 1000 / count
+        if self.prober_pid:
+            figures["prober_cpu_ms"] = (
+                (cpu_seconds(self.prober_pid) - prober_cpu) * 1000 / count
+            )
         # From the first request sent to the `count`-th answer (load.lua's own clock).
         figures["rps"] = count / (figures["elapsed_us"] / 1e6)
         return figures
@@ -218,6 +230,22 @@ class Load:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, [key for _, key in pending]))
         return [upload_id for upload_id, _ in pending]
+
+
+@contextmanager
+def prober(server: AppServer, work: Path, wanted: bool) -> Iterator[int | None]:
+    """`movievault probe` beside `server`, sharing its catalogue and store (when `wanted`);
+    its process id, stopped at the end."""
+    if not wanted:
+        yield None
+        return
+    with (work / f"prober-{server.pid}.log").open("wb") as out:
+        process = subprocess.Popen([str(BIN / "movievault"), "probe"], env=server.env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process.pid
+    finally:
+        stop_process(process)
 
 
 @contextmanager
@@ -328,8 +356,9 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
             if settings.get("DATABASE_URL") == "postgres":
                 server = stack.enter_context(postgres_server())
                 settings["DATABASE_URL"] = server.url(server.create_database())
-            with app_server(work, endpoint=endpoint, settings=settings) as app:
-                load = Load(app, work, MOTO_PIDS[endpoint])
+            with app_server(work, endpoint=endpoint, settings=settings) as app, \
+                    prober(app, work, variant in PROBING_APART) as prober_pid:
+                load = Load(app, work, MOTO_PIDS[endpoint], prober_pid=prober_pid)
                 runs[variant] = measure(load, endpoint, counts, repeats, endpoints)
         floors = (floor(work, MOTO_PIDS[endpoint], counts[32], repeats)
                   if "check" in endpoints else {})
@@ -351,12 +380,14 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
                 rps = median([r["rps"] for r in series])
                 cpu = median([r["app_cpu_ms"] for r in series])
                 s3_cpu = median([r["s3_cpu_ms"] for r in series])
+                apart = (f", prober {median([r['prober_cpu_ms'] for r in series]):.1f} ms"
+                         if "prober_cpu_ms" in series[0] else "")
                 errors = sum(r["errors"] for r in series)
                 odd: Counter[str] = Counter()
                 for r in series:
                     odd.update(r.get("unexpected", {}))
                 figure = (f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:,.0f} req/s "
-                          f"(CPU per request: app {cpu:.1f} ms, S3 server {s3_cpu:.1f} ms)"
+                          f"(CPU per request: app {cpu:.1f} ms, S3 server {s3_cpu:.1f} ms{apart})"
                           + (f", {errors} unanswered in 30 s" if errors else "")
                           + "".join(f", {n} answered {k}" for k, n in sorted(odd.items())))
                 target, met = target_for(name, clients, p50, p99, rps)

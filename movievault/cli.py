@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
 from importlib import metadata
 
 import click
@@ -18,10 +22,14 @@ from tqdm import tqdm
 
 from movievault import db, dbcopy, garbage, migrate, migrations, probing, quotas, users
 from movievault.backends import build_storage, get_storage
-from movievault.config import ConfigError, settings
+from movievault.config import ConfigError, default_media_workers, settings
 from movievault.errors import MovieVaultError, NotFound
 from movievault.models import StoredFile
 from movievault.units import human_size
+from movievault.worker import ProbeWorker
+
+#: How often `movievault probe` looks for new files: no app process can wake it.
+PROBE_POLL_SECONDS = 2.0
 
 
 def _create_app() -> Flask:
@@ -417,6 +425,43 @@ def rescan_command(scope: probing.Scope, username: str | None) -> None:
         click.echo(f"Failed: {name}: {error}", err=True)
 
 
+@click.command("probe")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Files probed at once (default: MEDIA_WORKERS, or what this machine's cores allow "
+         "when that is 0).",
+)
+@click.option(
+    "--poll", type=click.FloatRange(min=0.1), default=PROBE_POLL_SECONDS, show_default=True,
+    help="Seconds between looks for new files.",
+)
+@with_appcontext
+def probe_command(threads: int | None, poll: float) -> None:
+    """Probe new files as they are recorded, until stopped (Ctrl-C or SIGTERM).
+
+    For app processes started with MEDIA_WORKERS=0: their requests then never share a CPU
+    with probing, which runs here, on this host or another one sharing the catalogue and
+    the store.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = settings(app).probing
+    config = replace(config, workers=threads or config.workers or default_media_workers())
+    worker = ProbeWorker(
+        session_factory=partial(Session, db.engine_of(app), expire_on_commit=False),
+        storage=get_storage(app), settings=config, poll=poll,
+    )
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
+    worker.start()
+    click.echo(f"Probing new files, {config.workers} at a time, until stopped.")
+    # No app process wakes this one: it looks for due jobs every `poll` seconds.
+    while not stopping.wait(1.0):
+        pass
+    click.echo("Stopping after the probes under way.")
+    worker.stop()
+
+
 def init_app(app: Flask) -> None:
     """Register the commands on the app (so `flask --app wsgi ...` has them too)."""
     from movievault.cli_tokens import token_group  # it uses this module's helpers
@@ -432,6 +477,7 @@ def init_app(app: Flask) -> None:
         serve_command,
         migrate_storage_command,
         rescan_command,
+        probe_command,
         token_group,
     ):
         app.cli.add_command(command)

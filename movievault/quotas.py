@@ -67,19 +67,19 @@ def check_room(*, session: Session, owner_id: int, size: int, max_pending: int) 
     for the last gigabyte cannot both pass.
     """
     connection = session.connection()
-    pending, _ = _pending(connection, owner_id)
+    pending, pending_bytes = _pending(connection, owner_id)
     if pending >= max_pending:
         raise QuotaExceeded(
             f"You have {pending} unfinished uploads, the most allowed at once. "
             "Let some finish, or cancel them, then add more."
         )
-    if connection.execute(_QUOTA, {"owner_id": owner_id}).scalar() is None:
+    quota = connection.execute(_QUOTA, {"owner_id": owner_id}).scalar()
+    if quota is None:
         return  # no quota: the stored bytes need not be added up
-    held = usage(session=session, owner_id=owner_id)
-    if held.quota_bytes is not None and held.total_bytes + size > held.quota_bytes:
-        left = max(0, held.quota_bytes - held.total_bytes)
+    held = pending_bytes + int(connection.execute(_STORED, {"owner_id": owner_id}).scalar_one())
+    if held + size > quota:
         raise QuotaExceeded(
             f"This file ({human_size(size)}) does not fit in your quota of "
-            f"{human_size(held.quota_bytes)}: {human_size(left)} left. "
+            f"{human_size(quota)}: {human_size(max(0, quota - held))} left. "
             "Delete files or ask the owner of this MovieVault for more room."
         )

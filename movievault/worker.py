@@ -1,10 +1,10 @@
 """The background prober: a few threads that run due probe jobs until stopped.
 
-`movievault serve` starts one (see background.py); tests build their own and drive it.
-Its threads wake at once when `wake` is called (after a `complete`), and otherwise look
-for due jobs (retries, jobs queued by another process) every `poll` seconds. The number
-of threads bounds how many files are probed at once, so a burst of uploads queues up
-instead of taking the CPU from the pages.
+`movievault serve` starts one (see background.py), `movievault probe` runs one on its own
+(cli.py); tests build their own and drive it. Its threads wake at once when `wake` is
+called (after a `complete`), and otherwise look for due jobs (retries, jobs queued by
+another process) every `poll` seconds. The number of threads bounds how many files are
+probed at once, so a burst of uploads queues up instead of taking the CPU from the pages.
 """
 
 from __future__ import annotations

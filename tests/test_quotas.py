@@ -150,7 +150,7 @@ def test_room_for_an_upload_is_counted_from_indexes_alone(app: Flask, quota: int
             quotas.check_room(session=session, owner_id=owner, size=1, max_pending=100)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert len(ran) == (2 if quota is None else 5)  # no quota: the files are not added up
+    assert len(ran) == (2 if quota is None else 3)  # no quota: the files are not added up
     with engine.connect() as connection:
         for statement, parameters in ran:
             plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(

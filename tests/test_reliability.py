@@ -27,7 +27,7 @@ from flask.testing import FlaskCliRunner
 from movievault import claims, completion, create_app, db, uploads
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
-from movievault.models import PendingUpload, StoredFile, utcnow
+from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
 from tests import postgres
 from tests.support import (
@@ -313,6 +313,39 @@ def test_cancel_and_delete_with_the_store_down_forget_nothing(
     assert alice.api("DELETE", f"/files/{kept['id']}").status_code == 204
     assert keys(storage) == set()
     assert multipart_gone(storage, key=row.key, upload_id=row.multipart_id)
+
+
+def test_subtitles_with_the_store_down_are_refused_and_attached_once_it_is_back(
+    alice: ApiClient, live_server: LiveServer, outage: Outage
+) -> None:
+    """A subtitle is planned, uploaded and attached like a movie: the store down means a
+    clear 503 at each step, nothing half-recorded, and the upload completes after."""
+    movie = alice.upload(name="Film.mp4", data=os.urandom(1000))["file"]
+    cues = b"1\n00:00:01,000 --> 00:00:02,500\nHello there.\n"
+
+    def start(name: str) -> requests.Response:
+        return alice.api("POST", f"/files/{movie['id']}/subtitles", json={
+            "name": name, "size": len(cues), "sha256": sha256_of(cues),
+            "content_type": "application/x-subrip",
+        })
+
+    outage.begin()
+    assert_unavailable(start("Film.en.srt"))
+    assert rows(live_server.app, PendingUpload) == [] and rows(live_server.app, Subtitle) == []
+    outage.end()
+    created = start("Film.en.srt")
+    assert created.status_code == 201, created.text
+    upload = created.json()["upload"]
+    send_bytes(alice, upload, cues)
+    outage.begin()
+    assert_unavailable(alice.complete(upload["id"]))
+    assert pending(live_server.app, upload["id"]) is not None  # kept for the retry
+    assert rows(live_server.app, Subtitle) == []
+    outage.end()
+    done = alice.complete(upload["id"])
+    assert done.status_code == 201, done.text
+    assert [s.file_id for s in rows(live_server.app, Subtitle)] == [movie["id"]]
+    assert pending(live_server.app, upload["id"]) is None
 
 
 # --- the app restarts -----------------------------------------------------------------------

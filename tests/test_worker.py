@@ -23,6 +23,7 @@ from flask import Flask
 
 from movievault import background, db, jobs, probing
 from movievault.client import ApiClient
+from movievault.config import default_media_workers
 from movievault.models import ProbeJob, StoredFile
 from movievault.storage import Storage
 from tests.support import (
@@ -173,6 +174,49 @@ def test_movievault_serve_probes_new_files_in_the_background(
         stop_process(process)
     assert shown["media"]["status"] == "ready" and shown["media"]["poster_url"]
     assert "Probing new files in the background, 1 at a time." in log.read_text()
+
+
+def test_movievault_probe_probes_what_a_server_without_workers_records(
+    tmp_path: Path, movies: dict[str, bytes]
+) -> None:
+    """Probing in a process of its own: `serve` with MEDIA_WORKERS=0 records and queues,
+    `movievault probe` finds the job by itself and fills the movie in, and stops on SIGTERM
+    once its probes are done."""
+    port = free_port()
+    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local", MEDIA_WORKERS=0,
+                      PUBLIC_URL=f"http://127.0.0.1:{port}")
+    created = subprocess.run([*MOVIEVAULT, "create-user", "alice"], input=f"{PASSWORD}\n",
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    serve_log, probe_log = tmp_path / "serve.log", tmp_path / "probe.log"
+    with serve_log.open("wb") as out:
+        server = subprocess.Popen(
+            [*MOVIEVAULT, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+        )
+    prober: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_port(port, server, serve_log)
+        url = f"http://127.0.0.1:{port}"
+        alice = ApiClient(http=sign_in_over_http(url, "alice"), base=url)
+        file_id = alice.upload(name="Heat (1995).mp4", data=movies["clip2"])["file"]["id"]
+        assert alice.api("GET", f"/files/{file_id}").json()["file"]["media"]["status"] == "pending"
+        with probe_log.open("wb") as out:
+            prober = subprocess.Popen([*MOVIEVAULT, "probe", "--poll", "0.2"], env=env,
+                                      cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        shown = wait_for_media(alice, file_id, timeout=60)
+        assert shown["media"]["status"] == "ready" and shown["media"]["poster_url"]
+        prober.terminate()
+        assert prober.wait(timeout=30) == 0, probe_log.read_text()
+    finally:
+        for process in (prober, server):
+            if process is not None:
+                stop_process(process)
+    said = probe_log.read_text()
+    # MEDIA_WORKERS=0 is for the server: the command probes as many as the cores allow.
+    assert f"Probing new files, {default_media_workers()} at a time, until stopped." in said
+    assert "Stopping after the probes under way." in said
+    assert "Probing new files in the background" not in serve_log.read_text()
 
 
 def test_a_wsgi_process_starts_its_worker_with_its_first_request(app: Flask) -> None:
