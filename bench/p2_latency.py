@@ -60,12 +60,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "": {},
     "--workers 2": {"WORKERS": 2},
     "--workers 2 + PostgreSQL": {"WORKERS": 2, "DATABASE_URL": "postgres"},
-    "--workers 2, probing apart": {"WORKERS": 2, "MEDIA_WORKERS": 0},
+    "--workers 2 + movievault probe": {"WORKERS": 2, "MEDIA_WORKERS": 0},
 }
 #: Variants whose new files are probed by a `movievault probe` process of their own, as
 #: docs/DEPLOY.md suggests for servers that should only answer requests. Its CPU per
 #: request is shown apart from the app's.
-PROBING_APART = {"--workers 2, probing apart"}
+PROBING_APART = {"--workers 2 + movievault probe"}
 #: Every run creates uploads it never finishes: lift the per-user cap on pending uploads
 #: (MAX_PENDING_UPLOADS, 100 by default), which is not what is measured.
 SETTINGS = {"MAX_PENDING_UPLOADS": 1_000_000}
