@@ -145,16 +145,23 @@ def test_the_worker_keeps_running_when_a_probe_goes_wrong(
     assert probe_due(app) == ["ready"]
 
 
+def _instance_with_alice(tmp_path: Path, media_workers: int) -> tuple[int, dict[str, str]]:
+    """A free port and the environment of an instance on the local store, with alice's
+    account created by the real command."""
+    port = free_port()
+    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local",
+                      MEDIA_WORKERS=media_workers, PUBLIC_URL=f"http://127.0.0.1:{port}")
+    created = subprocess.run([*MOVIEVAULT, "create-user", "alice"], input=f"{PASSWORD}\n",
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    return port, env
+
+
 def test_movievault_serve_probes_new_files_in_the_background(
     tmp_path: Path, movies: dict[str, bytes]
 ) -> None:
     """The command as deployed: its worker is started, and woken by `complete`."""
-    port = free_port()
-    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local", MEDIA_WORKERS=1,
-                      PUBLIC_URL=f"http://127.0.0.1:{port}")
-    created = subprocess.run([*MOVIEVAULT, "create-user", "alice"], input=f"{PASSWORD}\n",
-                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
+    port, env = _instance_with_alice(tmp_path, media_workers=1)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -182,12 +189,7 @@ def test_movievault_probe_probes_what_a_server_without_workers_records(
     """Probing in a process of its own: `serve` with MEDIA_WORKERS=0 records and queues,
     `movievault probe` finds the job by itself and fills the movie in, and stops on SIGTERM
     once its probes are done."""
-    port = free_port()
-    env = environment(INSTANCE_PATH=tmp_path / "instance", STORAGE="local", MEDIA_WORKERS=0,
-                      PUBLIC_URL=f"http://127.0.0.1:{port}")
-    created = subprocess.run([*MOVIEVAULT, "create-user", "alice"], input=f"{PASSWORD}\n",
-                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
+    port, env = _instance_with_alice(tmp_path, media_workers=0)
     serve_log, probe_log = tmp_path / "serve.log", tmp_path / "probe.log"
     with serve_log.open("wb") as out:
         server = subprocess.Popen(
