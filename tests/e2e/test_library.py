@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, Page, Response, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import select
 
@@ -350,10 +350,18 @@ def test_interrupted_upload_resumes_with_missing_parts(
     page.route(
         "**/*", lambda route: two_then_hold(route) if is_part_put(route) else route.fallback()
     )
-    with page.expect_response(lambda r: r.request.method == "PUT" and r.ok) as one:
-        with page.expect_response(lambda r: r.request.method == "PUT" and r.ok):
-            add_files(page, source)
-    assert one.value.ok
+    stored: list[Response] = []
+
+    def second_part_stored(response: Response) -> bool:
+        """True once the store has answered for both parts let through."""
+        if response.request.method == "PUT" and response.ok:
+            stored.append(response)
+        return len(stored) == 2
+
+    # One waiter that counts: two nested waiters for "a PUT answered" would both be
+    # satisfied by the first answer, and the reload could then cut off the second part.
+    with page.expect_response(second_part_stored):
+        add_files(page, source)
     expect_stage(page, source.name, "uploading")
     assert len(first_sizes) == 2
     # The store holds those two parts now (it answered); the other two hang until the
