@@ -290,6 +290,8 @@ def serve_command(
     workers = workers or config.workers
     options = serve_options(config, host=host, port=port, threads=threads)
     host, port = options.adjustments["host"], options.adjustments["port"]
+    if threads is not None:
+        db.size_pool(app, threads)  # built for THREADS: one connection per request thread
     try:
         check_workers(config, workers)
         # The address first: a taken port is said before anything else starts.
@@ -315,7 +317,8 @@ def serve_command(
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(
         f"Open http://{shown_host}:{port}/ in your browser ({workers} process"
-        f"{'es' if workers > 1 else ''}, {options.adjustments['threads']} threads each)."
+        f"{'es' if workers > 1 else ''}, {options.adjustments['threads']} threads each, "
+        f"each keeping up to {db.pool_size(app)} catalogue connections)."
     )
     if workers > 1:
         serve_workers(app, options, workers)  # each worker starts its own prober

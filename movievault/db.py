@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +18,20 @@ from movievault import migrations
 from movievault.config import ConfigError, settings
 
 BUSY_TIMEOUT_MS = 30_000
+
+#: Every engine made here, so a forked child can let go of the connections it inherited.
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child, start every engine's pool afresh without closing the parent's
+    connections: a pre-loading server (gunicorn --preload, uWSGI) forks workers from a
+    process that may hold some, and two processes on one socket mix up their answers."""
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -44,6 +60,7 @@ def make_engine(url: str, *, connections: int = 5) -> Engine:
             **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        _engines.add(engine)
         return engine
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
@@ -55,7 +72,23 @@ def make_engine(url: str, *, connections: int = 5) -> Engine:
         # TIMESTAMPTZ, which the server turns into its session's zone: that must be UTC,
         # whatever the server's own default is.
         connect_args["options"] = "-c timezone=UTC"
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **pool)
+    engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **pool)
+    _engines.add(engine)
+    return engine
+
+
+def size_pool(app: Flask, connections: int) -> None:
+    """Give `app` an engine keeping `connections` connections (`serve --threads`)."""
+    app.extensions["movievault.engine"].dispose()
+    app.extensions["movievault.engine"] = make_engine(
+        settings(app).database_url, connections=connections
+    )
+
+
+def pool_size(app: Flask) -> int:
+    """How many connections `app`'s engine keeps open."""
+    size: int = engine_of(app).pool.size()  # type: ignore[attr-defined]
+    return size
 
 
 def engine() -> Engine:
@@ -137,6 +170,8 @@ def open_catalogue(url: str, *, migrate: bool = True, connections: int = 5) -> E
             raise ConfigError(
                 f"Could not open the catalogue database {shown_url(url)} ({reason}): {advice}."
             ) from error
+        # The app may be forked next (a pre-loading server): keep no connection open.
+        eng.dispose()
     return eng
 
 

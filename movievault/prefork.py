@@ -178,13 +178,16 @@ def gunicorn_settings(options: ServeOptions, workers: int) -> dict[str, Any]:
     }
 
 
-def worker_app(media_workers: int, limits: BodyLimits) -> WSGIApp:
+def worker_app(media_workers: int, threads: int, limits: BodyLimits) -> WSGIApp:
     """Build the app in a worker (after the fork): the catalogue as the master left it
-    (migrated), its share of the probe threads running, body limits around it."""
+    (migrated), a connection for each of its `threads`, its share of the probe threads
+    running, body limits around it."""
     from movievault import create_app
     from movievault.background import start_probe_worker
 
-    app = create_app({"MEDIA_WORKERS": media_workers, "SKIP_MIGRATIONS": True})
+    app = create_app(
+        {"MEDIA_WORKERS": media_workers, "THREADS": threads, "SKIP_MIGRATIONS": True}
+    )
     start_probe_worker(app)
     return BodyLimit(app, limits)
 
@@ -208,6 +211,6 @@ def serve_workers(app: Flask, options: ServeOptions, workers: int) -> None:
                 self.cfg.set(name, value)
 
         def load(self) -> WSGIApp:
-            return worker_app(media, options.limits)
+            return worker_app(media, options.adjustments["threads"], options.limits)
 
     Server().run()

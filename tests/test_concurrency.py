@@ -363,3 +363,36 @@ def test_the_pool_keeps_a_connection_for_each_request_thread(app: Flask, databas
             thread.join()
     assert not barrier.broken
     assert len(opened) == 12
+
+
+def test_a_forked_worker_opens_connections_of_its_own(
+    app: Flask, app_config: dict[str, Any], database: str
+) -> None:
+    """A pre-loading server (gunicorn --preload, uWSGI) forks its workers from the process
+    that built the app: the app holds no connection then, a child never uses one it
+    inherited (two processes on one socket mix up their answers), and the parent's
+    connections outlive the child."""
+    engine = db.engine_of(create_app(app_config))  # as wsgi.py builds it, catalogue migrated
+    assert engine.pool.checkedin() == 0  # building the app let go of the migration's
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda connection, _record: opened.append(connection))
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    assert len(opened) == 1 and engine.pool.checkedin() == 1  # kept for the next request
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report whether it had to connect, and leave at once
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            os.write(write, str(len(opened)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        connects_in_child = answer.read()
+    os.waitpid(child, 0)
+    assert connects_in_child == "2"  # its own connection, opened after the fork
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    assert len(opened) == 1  # the parent's pooled connection still served it

@@ -231,6 +231,21 @@ def serve_command(tmp_path: Path) -> Iterator[ServeCommand]:
         stop_process(process)
 
 
+def test_movievault_serve_sizes_the_connection_pool_for_its_threads(
+    serve_command: ServeCommand,
+) -> None:
+    """`--threads 2` (MOVIEVAULT_THREADS is 16 by default) keeps two catalogue connections,
+    one per request thread: a pool sized for other threads would run out, or keep more
+    PostgreSQL connections than the server has room for."""
+    deadline = time.monotonic() + 10
+    while "threads each" not in serve_command.log.read_text():
+        assert time.monotonic() < deadline, serve_command.log.read_text()
+        time.sleep(0.05)
+    assert "2 threads each, each keeping up to 2 catalogue connections" in (
+        serve_command.log.read_text()
+    )
+
+
 def test_movievault_serve_refuses_a_large_body_to_the_api_at_once(
     serve_command: ServeCommand,
 ) -> None:
