@@ -26,9 +26,10 @@ from typing import Any
 
 from flask import Flask
 
-from movievault import db, garbage, probing
+from movievault import db, garbage, jobs, probing
 from movievault.backends import get_storage
 from movievault.config import DEFAULTS, ConfigError, settings
+from movievault.models import as_utc, utcnow
 
 #: Lambda's only writable folder; the instance folder holds nothing that must last there.
 INSTANCE_PATH = "/tmp/movievault"
@@ -149,6 +150,9 @@ def probe_due(app: Flask, context: Any) -> dict[str, Any]:
     config = settings(app).probing
     storage = get_storage(app)
     needed_ms = (config.timeout + PROBE_MARGIN_SECONDS) * 1000
+    left_ms = context.get_remaining_time_in_millis()
+    if left_ms <= needed_ms:
+        return _no_time_for_one_probe(app, left_ms=left_ms, timeout=config.timeout)
     outcomes: Counter[str] = Counter()
     while context.get_remaining_time_in_millis() > needed_ms:
         with db.session_scope(app) as session:
@@ -157,6 +161,24 @@ def probe_due(app: Flask, context: Any) -> dict[str, Any]:
             break
         outcomes[outcome] += 1
     return {"probed": sum(outcomes.values()), **outcomes}
+
+
+def _no_time_for_one_probe(app: Flask, *, left_ms: int, timeout: float) -> dict[str, Any]:
+    """The answer of a probe invocation too short for one probe: a warning naming the
+    settings to change when a file is due, since otherwise no file is ever probed."""
+    with db.session_scope(app) as session:
+        due = jobs.next_due(session=session)
+    if due is None or as_utc(due) > utcnow():
+        return {"probed": 0}  # nothing was waiting: this invocation missed nothing
+    # Lambda tells a function the time left, not its timeout: at the start they are close.
+    warning = (
+        f"No file was probed: one probe needs MOVIEVAULT_PROBE_TIMEOUT ({timeout:g} s) + "
+        f"{PROBE_MARGIN_SECONDS} s of the invocation, and this one had {left_ms / 1000:.0f} s "
+        f"left. Set the function's timeout above {timeout + PROBE_MARGIN_SECONDS:g} s, or "
+        "lower MOVIEVAULT_PROBE_TIMEOUT; until then the files due stay pending."
+    )
+    app.logger.warning("%s", warning)
+    return {"probed": 0, "warning": warning}
 
 
 TASKS: dict[str, Callable[[Flask, Any], dict[str, Any]]] = {

@@ -9,6 +9,7 @@ movies go to a real S3 endpoint (moto's server), never through the handler.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import uuid
@@ -21,7 +22,7 @@ import pytest
 import requests
 from flask import Flask
 
-from movievault import db, serverless
+from movievault import db, jobs, serverless
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.config import ConfigError
@@ -40,9 +41,11 @@ from tests.support import (
     MIB,
     ROOT,
     SECRET_KEY,
+    add_file,
     download,
     expire_in,
     make_user,
+    probe_job,
     rows,
     sign_in_over_http,
 )
@@ -244,6 +247,32 @@ def test_scheduled_probe_probes_what_complete_queued(
     assert serverless.handler(scheduled_event("probe"), LambdaContext(timeout_seconds=5)) == {
         "task": "probe", "probed": 0, "seconds": pytest.approx(0, abs=0.5),
     }
+
+
+def test_a_probe_invocation_too_short_for_one_probe_says_so(
+    function: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    file_id = add_file(function, make_user(function, "alice"), "clip.mp4")
+    with db.session_scope(function) as session:
+        jobs.enqueue(session=session, file_id=file_id)
+        session.commit()
+    # A 30 s function timeout, under PROBE_TIMEOUT (60 s by default) + 10 s: no probe fits.
+    with caplog.at_level(logging.WARNING, logger=function.logger.name):
+        result = serverless.handler(
+            scheduled_event("probe"), LambdaContext(timeout_seconds=30)
+        )
+    assert (result["task"], result["probed"]) == ("probe", 0)
+    assert "function's timeout" in result["warning"]
+    assert "MOVIEVAULT_PROBE_TIMEOUT (60 s)" in result["warning"]
+    logged = [
+        record.getMessage() for record in caplog.records
+        if record.name == function.logger.name and record.levelno == logging.WARNING
+    ]
+    assert logged == [result["warning"]]
+    # The file waits, unclaimed, for an invocation with time enough.
+    job = probe_job(function, file_id)
+    assert job is not None and (job.attempts, job.leased_until) == (0, None)
+    assert [row.media_status for row in rows(function, StoredFile)] == ["pending"]
 
 
 def test_an_unknown_scheduled_task_fails_the_invocation(function: Flask) -> None:
