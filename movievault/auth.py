@@ -29,6 +29,7 @@ from flask_login import (
 from movievault import api_tokens, db, quotas, throttle, users
 from movievault.errors import (
     CatalogueUnavailable,
+    Conflict,
     InvalidInput,
     TokenRejected,
     TooManyAttempts,
@@ -181,6 +182,8 @@ def setup() -> ResponseReturnValue:
     """First run: create the owner account while no account exists."""
     session = db.session()
     if users.count_users(session=session) > 0:
+        if request.method == "POST":  # a setup page left open after someone finished it
+            flash(users.OWNER_EXISTS, "info")
         return redirect(url_for("auth.login"))
     if request.method == "GET":
         return render_template("auth/setup.html")
@@ -191,7 +194,11 @@ def setup() -> ResponseReturnValue:
             "auth/setup.html", username=username, error="The two passwords differ."
         ), 422
     try:
-        user = users.create_user(session=session, username=username, password=password)
+        user = users.create_first_user(session=session, username=username, password=password)
+    except Conflict as error:
+        # Another setup created the owner's account since this one's count above.
+        flash(error.message, "info")
+        return redirect(url_for("auth.login"))
     except InvalidInput as error:
         return render_template("auth/setup.html", username=username, error=error.message), 422
     _sign_in(user)

@@ -11,6 +11,7 @@ failing open would make guessing unlimited.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,9 @@ WINDOW = timedelta(minutes=15)
 IN_FLIGHT_LIMIT = timedelta(seconds=30)
 #: How long an attempt waits for others in flight before it is refused.
 MAX_WAIT_SECONDS = 10.0
+#: The longest subject the column keeps: PostgreSQL refuses a longer one, and SQLite keeps
+#: it, which then stops the catalogue from being copied to PostgreSQL.
+SUBJECT_LENGTH: int = LoginAttempt.__table__.c.subject.type.length  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,23 @@ class Attempt:
     user_id: int | None
 
 
+def _subject(kind: str, value: str) -> str:
+    """The counter `kind:value`, or `kind#<SHA-256 of value>` when that would not fit.
+
+    The name and the address come from the client: a sign-in with a name of thousands of
+    characters (longer than any account's) must still be counted, as the failure it is.
+    """
+    subject = f"{kind}:{value}"
+    if len(subject) <= SUBJECT_LENGTH:
+        return subject
+    return f"{kind}#{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def _account_subject(*, user_id: int | None, username: str) -> str:
     """The counter of the account: by id when it exists, so every spelling shares it."""
     if user_id is not None:
         return f"user:{user_id}"
-    return f"name:{username.strip().lower()}"
+    return _subject("name", username.strip().lower())
 
 
 def _counts(session: Session, subject: str) -> tuple[int, int]:
@@ -84,7 +100,9 @@ def begin_attempt(*, session: Session, username: str, address: str) -> Attempt:
                         f"login-addr:{address}")
             user = users.find_user(session=session, username=username)
             user_id = user.id if user is not None else None
-            subjects = [_account_subject(user_id=user_id, username=username), f"addr:{address}"]
+            subjects = [
+                _account_subject(user_id=user_id, username=username), _subject("addr", address)
+            ]
             busy = False
             for subject in subjects:
                 failures, in_flight = _counts(session, subject)
@@ -158,7 +176,7 @@ def succeeded(*, session: Session, attempt: Attempt, user_id: int) -> None:
 
 def check_token_address(*, session: Session, address: str) -> None:
     """Raise TooManyAttempts when the address has failed too often to try a token now."""
-    failures, _ = _counts(session, f"addr:{address}")
+    failures, _ = _counts(session, _subject("addr", address))
     if failures >= MAX_FAILURES:
         raise TooManyAttempts(
             "Too many failed sign-in attempts or unknown API tokens from this address. "
@@ -169,7 +187,7 @@ def check_token_address(*, session: Session, address: str) -> None:
 def token_guessed(*, session: Session, address: str) -> None:
     """Count an unknown token as a failed attempt of its address (quietly, like `failed`)."""
     try:
-        session.add(LoginAttempt(subject=f"addr:{address}", in_flight=False))
+        session.add(LoginAttempt(subject=_subject("addr", address), in_flight=False))
         session.commit()
     except SQLAlchemyError:
         session.rollback()

@@ -11,10 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from movievault.errors import InvalidInput, NotFound
+from movievault.errors import Conflict, InvalidInput, NotFound
+from movievault.locking import begin_write
 from movievault.models import User
 
 MIN_PASSWORD_LENGTH = 8
+#: The lock scope of creating accounts (on PostgreSQL; SQLite's writers take turns anyway),
+#: so first-run setup's "is there no account yet?" holds until its own account is in.
+ACCOUNTS_SCOPE = "accounts"
+OWNER_EXISTS = "This library already has its owner: sign in with that account."
 _USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
@@ -55,11 +60,32 @@ def find_user(*, session: Session, username: str) -> User | None:
 
 def create_user(*, session: Session, username: str, password: str) -> User:
     """Create an account with a hashed password; raise if the name is taken or invalid."""
+    return _create(session=session, username=username, password=password, first=False)
+
+
+def create_first_user(*, session: Session, username: str, password: str) -> User:
+    """Create the owner's account at first-run setup; raise Conflict if any account exists.
+
+    Two setups at once (two tabs, two people) have both seen no account: the count is
+    taken again in a write transaction that serializes them, so only the first gets in.
+    """
+    return _create(session=session, username=username, password=password, first=True)
+
+
+def _create(*, session: Session, username: str, password: str, first: bool) -> User:
+    """Insert an account, after checking (under the accounts lock) that it may be made."""
     name = validate_username(username)
-    validate_password(password)
+    password_hash = generate_password_hash(validate_password(password))
+    # Hashed before the lock: the slow part needs nothing of the database, and the
+    # transaction below keeps every other writer waiting.
+    begin_write(session, ACCOUNTS_SCOPE)
+    if first and count_users(session=session) > 0:
+        session.rollback()
+        raise Conflict(OWNER_EXISTS)
     if find_user(session=session, username=name) is not None:
+        session.rollback()
         raise InvalidInput(f"The username {name!r} is already taken.")
-    user = User(username=name, password_hash=generate_password_hash(password))
+    user = User(username=name, password_hash=password_hash)
     session.add(user)
     try:
         session.commit()

@@ -1,4 +1,5 @@
-"""Login throttling under parallel guesses and a failing database; one account per name."""
+"""Login throttling under parallel guesses, a failing database and over-long names; one
+account per name."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlmodel import select
 
 from movievault import db, throttle, users
 from movievault.errors import InvalidInput
 from movievault.models import LoginAttempt, User, utcnow
-from tests.support import PASSWORD, LiveServer, at_once, attempt, csrf_from, make_user
+from tests.support import (
+    PASSWORD,
+    LiveServer,
+    at_once,
+    attempt,
+    csrf_from,
+    make_user,
+    rows,
+)
 
 
 @pytest.fixture
@@ -143,3 +152,27 @@ def test_usernames_differing_only_in_case_are_one_account(app: Flask) -> None:
     assert attempt(app, "carol", PASSWORD, "192.0.2.40").status_code == 429
     with db.session_scope(app) as session:
         assert len(session.exec(select(User)).all()) == 1
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_name_longer_than_any_account_is_a_wrong_password_counted_against_the_address(
+    app: Flask,
+) -> None:
+    make_user(app, "alice")
+    # A different name each time, so that only the address's counter can stop them.
+    for n in range(throttle.MAX_FAILURES):
+        answer = attempt(app, f"{n}{'x' * 5000}", "wrong-password", "192.0.2.1")
+        assert answer.status_code == 401
+        assert "That username and password do not match." in answer.get_data(as_text=True)
+    assert attempt(app, "alice", PASSWORD, "192.0.2.1").status_code == 429
+    assert attempt(app, "alice", PASSWORD, "192.0.2.2").status_code == 302
+    # Every counter fits the column as the database declares it (SQLite would keep a
+    # longer one, and copying the catalogue to PostgreSQL would then fail).
+    engine = app.extensions["movievault.engine"]
+    column = next(c for c in inspect(engine).get_columns("login_attempt")
+                  if c["name"] == "subject")
+    subjects = Counter(row.subject for row in rows(app, LoginAttempt))
+    assert max(map(len, subjects)) <= column["type"].length == 300
+    assert subjects["addr:192.0.2.1"] == throttle.MAX_FAILURES
+    assert sum(count for subject, count in subjects.items()
+               if subject.startswith("name#")) == throttle.MAX_FAILURES
