@@ -8,7 +8,7 @@ a signed URL writes, so a replayed URL cannot write once its upload is over.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, delete, or_, select
@@ -35,24 +35,28 @@ def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> Non
     session.commit()
 
 
-def claim(*, session: Session, upload_id: str) -> bool:
-    """Atomically mark the upload as taken by this request; False when another holds it.
+def claim(*, session: Session, upload_id: str, expired_at: datetime | None = None) -> bool:
+    """Atomically mark the upload as taken by this request; False when another holds it,
+    or, given `expired_at`, when it no longer expires before then.
 
     Complete, cancel, and the discards in create and gc all claim before touching the
     store: a cancel racing a complete would otherwise delete the bytes of a file the
     complete is recording.
     """
     now = utcnow()
+    conditions = [
+        col(PendingUpload.id) == upload_id,
+        or_(
+            col(PendingUpload.completing_since).is_(None),
+            col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
+        ),
+    ]
+    if expired_at is not None:
+        # In the same UPDATE as the claim: a client may revive an expired upload (asking
+        # for part URLs) after gc looked it up, and must then keep it.
+        conditions.append(col(PendingUpload.expires_at) < expired_at)
     result = session.exec(
-        update(PendingUpload)
-        .where(
-            col(PendingUpload.id) == upload_id,
-            or_(
-                col(PendingUpload.completing_since).is_(None),
-                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
-            ),
-        )
-        .values(completing_since=now)
+        update(PendingUpload).where(*conditions).values(completing_since=now)
     )
     session.commit()
     return result.rowcount == 1
@@ -69,12 +73,16 @@ def release(*, session: Session, upload_id: str) -> None:
     session.commit()
 
 
-def claim_and_discard(*, session: Session, storage: Storage, upload: PendingUpload) -> bool:
-    """Claim the upload and discard it; False (nothing done) when another request holds it.
+def claim_and_discard(
+    *, session: Session, storage: Storage, upload: PendingUpload,
+    expired_at: datetime | None = None,
+) -> bool:
+    """Claim the upload and discard it; False (nothing done) when another request holds it
+    or, given `expired_at`, it has been revived to expire after then (see `claim`).
 
     If the store fails, the claim is released and the upload kept, so nothing is orphaned.
     """
-    if not claim(session=session, upload_id=upload.id):
+    if not claim(session=session, upload_id=upload.id, expired_at=expired_at):
         return False
     try:
         discard(session=session, storage=storage, upload=upload)

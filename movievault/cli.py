@@ -209,7 +209,16 @@ def migrate_db_command(target_url: str) -> None:
     try:
         counts = dbcopy.copy_catalogue(source=source, target=target, say=click.echo)
     except dbcopy.CopyRefused as error:
+        # Refusals (a count that differs included) come before the commit: rolled back.
         raise click.ClickException(f"{error.message} Nothing was copied.") from error
+    except dbcopy.CommitUnconfirmed as error:
+        raise click.ClickException(
+            f"The connection to {db.shown_url(target_url)} failed while committing the copy "
+            f"({error.message}): the copy may be complete, or not there at all. Run this "
+            "command again to tell: it copies into a target that is still empty, and if it "
+            "says the target is not empty, the copy is there whole (it is committed all at "
+            "once, after every count matched)."
+        ) from error
     except SQLAlchemyError as error:
         raise click.ClickException(
             f"Could not copy the catalogue to {db.shown_url(target_url)} "

@@ -3,8 +3,10 @@
 Every table of the models is copied as it is, ids included, parents before children
 (foreign-key order), in one transaction on the target: a copy that fails leaves the target
 as empty as it found it. The source is read in one transaction too, so what is copied is
-one moment's catalogue. Then PostgreSQL's id sequences are moved past the copied ids, and
-each table's rows are counted on both sides.
+one moment's catalogue. That transaction locks the target's tables against writers, finds
+them empty, copies, moves PostgreSQL's id sequences past the copied ids and counts each
+table's rows on both sides, all before its commit: a refusal, a failure or a count that
+differs rolls everything back, and the commit is the last step that can fail.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class CopyRefused(MovieVaultError):
     """The catalogue cannot be copied there (not empty, unknown tables, counts differ)."""
 
     status = 409
+
+
+class CommitUnconfirmed(MovieVaultError):
+    """The commit of a whole, checked copy failed: it may have happened or not."""
+
+    status = 503
 
 
 def _tables() -> list[Table]:
@@ -73,6 +81,22 @@ def check_target_empty(connection: Connection) -> None:
             f"The target database is not empty: {', '.join(filled)}. Copy into a new, empty "
             "database (or one holding only an empty catalogue), so nothing is overwritten."
         )
+
+
+def _lock_target(connection: Connection) -> None:
+    """Begin the writing transaction holding what keeps the target's tables empty until
+    it ends: only this transaction writes them meanwhile (others still read)."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        # SQLite's one write lock, taken before the emptiness is read.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        # An advisory lock would only stop other copies; a MovieVault already started on
+        # the target writes without one (a failed sign-in). EXCLUSIVE waits for the writes
+        # under way and holds back every later one, reads excepted.
+        quote = connection.dialect.identifier_preparer.quote
+        names = ", ".join(quote(table.name) for table in _tables())
+        connection.exec_driver_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
 
 
 @contextmanager
@@ -120,34 +144,58 @@ def _reset_sequences(target: Connection) -> None:
         )
 
 
+def _check_counts(reading: Connection, writing: Connection, counts: dict[str, int]) -> None:
+    """Refuse the copy unless each table holds as many rows on both sides as were copied."""
+    for table in _tables():
+        expected = _count(reading, table)
+        found = _count(writing, table)
+        if not expected == found == counts[table.name]:
+            raise CopyRefused(
+                f"The table {table.name} has {expected} rows in the catalogue, "
+                f"{counts[table.name]} were copied and the target holds {found}."
+            )
+
+
 def copy_catalogue(
     *, source: Engine, target: Engine, say: Callable[[str], None]
 ) -> dict[str, int]:
     """Copy the catalogue of `source` into the empty database `target`; rows per table.
 
     The target's schema is made (or brought up to date) by the migrations first. Raises
-    CopyRefused when the source or the target is not fit, or the counts differ after.
+    CopyRefused, with nothing copied, when the source or the target is not fit or the
+    counts differ; CommitUnconfirmed when the commit itself failed (it may have happened).
     """
-    with _snapshot(source) as reading:
-        check_source(reading)
-        with target.connect() as connection:
-            check_target_empty(connection)
-        migrations.upgrade(target)
-        counts: dict[str, int] = {}
-        with target.begin() as writing:
-            for table in _tables():
-                counts[table.name] = _copy_table(reading, writing, table)
-                say(f"{table.name}: {counts[table.name]} rows")
-            _reset_sequences(writing)
-        with target.connect() as connection:
-            for table in _tables():
-                expected = _count(reading, table)
-                found = _count(connection, table)
-                if not expected == found == counts[table.name]:
-                    raise CopyRefused(
-                        f"The table {table.name} has {expected} rows in the catalogue, "
-                        f"{counts[table.name]} were copied and the target holds {found}."
-                    )
+    committed = False
+    try:
+        with _snapshot(source) as reading:
+            check_source(reading)
+            # Refused early, before the migrations change a target holding another catalogue;
+            # the check that counts is repeated under the lock below.
+            with target.connect() as connection:
+                check_target_empty(connection)
+            migrations.upgrade(target)
+            with target.connect() as writing:
+                _lock_target(writing)
+                check_target_empty(writing)
+                counts: dict[str, int] = {}
+                for table in _tables():
+                    counts[table.name] = _copy_table(reading, writing, table)
+                    say(f"{table.name}: {counts[table.name]} rows")
+                _reset_sequences(writing)
+                # Counted before the commit: a difference rolls the copy back, so a refused
+                # copy is never half there.
+                _check_counts(reading, writing, counts)
+                try:
+                    writing.commit()
+                except SQLAlchemyError as error:
+                    # A connection lost during COMMIT does not say whether the server did it.
+                    raise CommitUnconfirmed(describe_error(error)) from error
+                committed = True
+    except SQLAlchemyError:
+        if not committed:
+            raise
+        # The copy is committed and was checked whole; only letting go of a connection
+        # failed after, which takes nothing back.
     return counts
 
 

@@ -60,7 +60,10 @@ def collect_garbage(
     expired = session.exec(select(PendingUpload).where(col(PendingUpload.expires_at) < now)).all()
     for upload in expired:
         try:
-            if claims.claim_and_discard(session=session, storage=storage, upload=upload):
+            # Claimed only if still expired: a client may have revived it since the look-up.
+            if claims.claim_and_discard(
+                session=session, storage=storage, upload=upload, expired_at=now
+            ):
                 report.expired_uploads += 1
         except Exception as error:  # one bad upload must not stop the sweep
             session.rollback()

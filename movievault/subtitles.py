@@ -29,9 +29,11 @@ from movievault.errors import (
     MovieVaultError,
     NoSuchKey,
     NotFound,
+    QuotaExceeded,
     SubtitleTooLarge,
     UploadMismatch,
 )
+from movievault.locking import begin_write, owner_scope
 from movievault.media.subtitle_files import MAX_SIZE, parse_name, subtitle_format, to_webvtt
 from movievault.models import MAX_ID, PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
@@ -124,6 +126,8 @@ def start_upload(
             raise Conflict("This file is being uploaded already; try again when it is done.")
         if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
             raise Conflict("An earlier upload of this file is being completed; try again.")
+    # Refuse early what the limits will refuse anyway; the check that counts is repeated
+    # in the write transaction below.
     quotas.check_room(
         session=session, owner_id=owner_id, size=size, max_pending=settings.max_pending_uploads
     )
@@ -135,6 +139,17 @@ def start_upload(
         method=method, subtitle_for=movie.id,
         expires_at=utcnow() + timedelta(seconds=settings.ttl(method)),
     )
+    # The owner's lock, as for a movie's upload: two starts racing for the last pending
+    # slot (or the quota's last bytes) would otherwise both pass the check.
+    begin_write(session, owner_scope(owner_id))
+    try:
+        quotas.check_room(
+            session=session, owner_id=owner_id, size=size,
+            max_pending=settings.max_pending_uploads,
+        )
+    except QuotaExceeded:
+        session.rollback()
+        raise
     session.add(upload)
     try:
         session.commit()

@@ -9,16 +9,18 @@ id, and the app must carry on with it: signing in, listing, new rows with new id
 from __future__ import annotations
 
 import io
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, SQLModel
 
-from movievault import create_app, db, migrations
+from movievault import create_app, db, dbcopy, migrations, users
 from movievault.client import sha256_of
 from movievault.models import Subtitle
 from tests.support import PASSWORD, attempt, make_user, sign_in
@@ -161,3 +163,137 @@ def test_the_catalogue_itself_is_refused_as_target(app: Flask) -> None:
         args=["migrate-db", "--to", app.config["DATABASE_URL"]]
     )
     assert result.exit_code == 1 and "names the catalogue itself" in result.output
+
+
+def _rows_held(url: str) -> dict[str, int]:
+    """The tables of the catalogue at `url` holding rows, and how many."""
+    target = db.make_engine(url)
+    try:
+        return {name: len(held) for name, held in _everything(target).items() if held}
+    finally:
+        target.dispose()
+
+
+def test_counts_that_differ_before_the_commit_roll_the_copy_back(
+    app: Flask, postgres_url: str,
+) -> None:
+    """Something in the target writes a row of its own while the copy runs (here a trigger
+    left on an empty catalogue): the counts differ, and nothing of the copy stays."""
+    make_user(app, "alice")
+    target = db.make_engine(postgres_url)
+    try:
+        migrations.upgrade(target)  # an empty catalogue is a fit target
+        with target.begin() as connection:
+            connection.execute(text("""
+                CREATE FUNCTION note_new_users() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    INSERT INTO login_attempt (id, subject, at, in_flight)
+                    SELECT COALESCE(MAX(id), 0) + 1, 'audit', now(), false FROM login_attempt;
+                    RETURN NULL;
+                END $$
+            """))
+            connection.execute(text(
+                'CREATE TRIGGER note_new_users AFTER INSERT ON "user" '
+                "FOR EACH STATEMENT EXECUTE FUNCTION note_new_users()"
+            ))
+    finally:
+        target.dispose()
+
+    result = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+    assert result.exit_code == 1, result.output
+    assert ("The table login_attempt has 0 rows in the catalogue, 0 were copied and the "
+            "target holds 1. Nothing was copied.") in result.output
+    assert _rows_held(postgres_url) == {}
+
+
+def _waiting_on_a_lock(engine: Engine, thread: threading.Thread) -> bool:
+    """Whether `thread` is seen waiting for a lock in `engine`'s database (False once it
+    has finished without waiting)."""
+    deadline = time.monotonic() + 30
+    with engine.connect() as monitor:
+        while thread.is_alive() and time.monotonic() < deadline:
+            waiting = monitor.execute(text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )).scalar_one()
+            monitor.rollback()  # a fresh look each time
+            if waiting:
+                return True
+            time.sleep(0.02)
+    return False
+
+
+def test_a_writer_on_the_target_waits_for_the_copy_to_end(
+    app: Flask, postgres_url: str,
+) -> None:
+    """A MovieVault already started on the target makes an account in the middle of the
+    copy: it waits until the copy is committed, then takes the next id."""
+    alice = make_user(app, "alice")
+    target = db.make_engine(postgres_url)
+    other = db.make_engine(postgres_url)  # another process's, on the same database
+    made: list[int | None] = []
+    writer = threading.Thread(target=lambda: made.append(_create_user(other, "carol")))
+    seen: list[bool] = []
+
+    def say(line: str) -> None:
+        """After the first table, start the writer and see whether it has to wait."""
+        if line.startswith("login_attempt:"):
+            writer.start()
+            seen.append(_waiting_on_a_lock(other, writer))
+
+    try:
+        counts = dbcopy.copy_catalogue(source=db.engine_of(app), target=target, say=say)
+        writer.join(timeout=30)
+        assert seen == [True]
+        assert counts["user"] == 1
+        assert made == [alice + 1]
+        assert [row["username"] for row in _everything(target)["user"]] == ["alice", "carol"]
+    finally:
+        writer.join(timeout=30)
+        target.dispose()
+        other.dispose()
+
+
+def _create_user(engine: Engine, username: str) -> int | None:
+    """Make an account on `engine`'s catalogue; its id."""
+    with Session(engine) as session:
+        return users.create_user(session=session, username=username, password=PASSWORD).id
+
+
+def test_a_connection_lost_at_the_commit_says_the_copy_may_be_complete(
+    app: Flask, postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server goes away as the copy commits: whether it did is unknown, so the command
+    says so and how to tell; running it again copies, as the target is still empty."""
+    make_user(app, "alice")
+    killer = db.make_engine(postgres_url)
+    real = dbcopy._reset_sequences
+
+    def lose_at_commit(writing: Connection) -> None:
+        """Reset the sequences, then end the server's side of `writing` when it commits."""
+        real(writing)
+        pid = writing.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+        def terminate(_connection: Connection) -> None:
+            with killer.connect() as connection:
+                # Waits until the backend has gone, so the COMMIT cannot reach it.
+                assert connection.execute(
+                    text("SELECT pg_terminate_backend(:pid, 30000)"), {"pid": pid}
+                ).scalar_one()
+
+        event.listen(writing, "commit", terminate)
+
+    monkeypatch.setattr(dbcopy, "_reset_sequences", lose_at_commit)
+    try:
+        lost = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+    finally:
+        killer.dispose()
+    assert lost.exit_code == 1, lost.output
+    assert "failed while committing the copy" in lost.output
+    assert "the copy may be complete" in lost.output and "Run this command again" in lost.output
+    assert "Nothing was copied" not in lost.output and "Traceback" not in lost.output
+
+    monkeypatch.undo()
+    again = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+    assert again.exit_code == 0, again.output
+    assert _rows_held(postgres_url) == {"user": 1}

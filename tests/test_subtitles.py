@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import io
 import random
+import secrets
+import threading
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin
 
 import pytest
 import requests
+from sqlalchemy import event
+from sqlmodel import Session
 
 from movievault import db, garbage, subtitles
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
-from movievault.models import PendingUpload, Subtitle, utcnow
+from movievault.locking import begin_write, owner_scope
+from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
 from tests import media
 from tests.support import LiveServer, keys, rows, send_bytes
 
@@ -53,6 +58,18 @@ def track(client: ApiClient, url: str) -> requests.Response:
 def subtitle_keys(storage: Any) -> set[str]:
     """The store's objects under the subtitles prefix."""
     return {key for key in keys(storage) if key.startswith(subtitles.PREFIX)}
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """Settings a test changes; override with `pytest.mark.parametrize("overrides", ...)`."""
+    return {}
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The shared settings, with this test's overrides applied."""
+    return {**app_config, **overrides}
 
 
 @pytest.fixture
@@ -220,3 +237,53 @@ def test_gc_keeps_subtitles_and_removes_subtitle_objects_no_row_names(
     assert (report.orphans, report.failures) == (1, [])
     assert subtitle_keys(storage) == kept
     assert track(alice, subtitle["subtitle"]["url"]).status_code == 200
+
+
+@pytest.mark.parametrize("overrides", [{"MAX_PENDING_UPLOADS": 2}])
+@pytest.mark.parametrize("backend", ["local"])  # the lock is the catalogue's
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_subtitle_start_waits_for_the_owners_lock_and_the_cap_holds(
+    alice: ApiClient, live_server: LiveServer, movie_id: int
+) -> None:
+    """Another process is starting alice's last allowed upload, under her lock, when a
+    subtitle start passes its first look at the cap: the start waits for that process and
+    is refused, rather than inserting a third pending upload beside it."""
+    app = live_server.app
+    assert start(alice, movie_id, "Film.en.srt", b"1").status_code == 201  # one of two
+    (movie,) = rows(app, StoredFile)
+    other = db.make_engine(app.config["DATABASE_URL"])  # another process's
+    reached = threading.Event()
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        """The start is past its first check: about to lock, or (unlocked) to insert."""
+        if statement.startswith(("BEGIN IMMEDIATE", "INSERT INTO pending_upload")) or (
+            "pg_advisory_xact_lock" in statement
+        ):
+            reached.set()
+
+    answers: list[requests.Response] = []
+    racing = threading.Thread(
+        target=lambda: answers.append(start(alice, movie_id, "Film.de.srt", b"2"))
+    )
+    try:
+        with Session(other) as session:
+            begin_write(session, owner_scope(movie.owner_id))
+            session.add(PendingUpload(
+                id=secrets.token_urlsafe(16), owner_id=movie.owner_id, sha256="ab" * 32,
+                size=1000, name="Other.mp4", content_type="video/mp4",
+                key=f"movies/{movie.owner_id}/{secrets.token_hex(16)}", method="post",
+                expires_at=utcnow() + timedelta(hours=1),
+            ))
+            session.flush()
+            event.listen(db.engine_of(app), "before_cursor_execute", note)
+            racing.start()
+            assert reached.wait(timeout=30)
+            session.commit()  # the other process's upload is the second of two
+        racing.join(timeout=60)
+    finally:
+        event.remove(db.engine_of(app), "before_cursor_execute", note)
+        racing.join(timeout=60)
+        other.dispose()
+    assert [answer.status_code for answer in answers] == [413], [a.text for a in answers]
+    assert "2 unfinished uploads" in answers[0].text
+    assert sorted(u.name for u in rows(app, PendingUpload)) == ["Film.en.srt", "Other.mp4"]

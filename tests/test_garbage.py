@@ -1,0 +1,77 @@
+"""gc and expired uploads: what a client revives after gc has looked is kept.
+
+Orphaned objects and the `gc` command are in tests/test_upload_tokens.py; subtitles'
+objects in tests/test_subtitles.py.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from movievault import claims, db, garbage
+from movievault.backends import get_storage
+from movievault.client import ApiClient
+from movievault.models import PendingUpload, StoredFile, utcnow
+from movievault.storage import Storage
+from tests import postgres
+from tests.support import MIB, LiveServer, expire_in, multipart_gone, pending, rows
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on SQLite with both stores, and on PostgreSQL with S3."""
+    postgres.parametrize_databases(metafunc)
+
+
+MULTIPART = 6 * MIB + 4096  # over MULTIPART_THRESHOLD (6 MiB): parts of 5 MiB and the rest
+
+
+def test_an_upload_revived_after_gc_looked_it_up_is_kept(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two multipart uploads have expired; gc finds both, and before it claims them the
+    client comes back for part URLs of one (which moves its expiry on). That one survives
+    and completes; the other, still expired, goes."""
+    app = live_server.app
+    storage = get_storage(app)
+    data = os.urandom(MULTIPART)
+    started: dict[str, dict[str, Any]] = {}
+    for name, body in (("revived.mkv", data), ("abandoned.mkv", os.urandom(MULTIPART))):
+        answer = alice.create(name=name, data=body)
+        assert answer.status_code == 201, answer.text
+        started[name] = answer.json()["upload"]
+        expire_in(app, started[name]["id"], -timedelta(minutes=1))
+    revived, abandoned = started["revived.mkv"], started["abandoned.mkv"]
+    abandoned_row = pending(app, abandoned["id"])
+    assert abandoned_row is not None and abandoned_row.multipart_id
+
+    real = claims.claim_and_discard
+    looked_up: list[str] = []
+
+    def revive_first(*, session: Any, storage: Storage, upload: PendingUpload,
+                     **rest: Any) -> bool:
+        """The client asks for part URLs after gc's look-up, before its claim."""
+        looked_up.append(upload.id)
+        if upload.id == revived["id"]:
+            alice.sign_parts(revived, [1], data)
+        return real(session=session, storage=storage, upload=upload, **rest)
+
+    monkeypatch.setattr(claims, "claim_and_discard", revive_first)
+    with db.session_scope(app) as session:
+        report = garbage.collect_garbage(session=session, storage=storage)
+    monkeypatch.undo()
+
+    assert sorted(looked_up) == sorted([revived["id"], abandoned["id"]])
+    assert (report.expired_uploads, report.failures) == (1, [])
+    kept = pending(app, revived["id"])
+    assert kept is not None and kept.completing_since is None and kept.expires_at > utcnow()
+    assert pending(app, abandoned["id"]) is None
+    assert multipart_gone(storage, key=abandoned_row.key, upload_id=abandoned_row.multipart_id)
+    # The client carries on with the upload it revived.
+    alice.put_parts(revived, data, list(range(1, revived["part_count"] + 1)))
+    done = alice.complete(revived["id"])
+    assert done.status_code == 201, done.text
+    assert [(f.name, f.size) for f in rows(app, StoredFile)] == [("revived.mkv", MULTIPART)]
