@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, delete, or_, select
 
 from movievault.models import PendingUpload, utcnow
@@ -35,6 +35,20 @@ def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> Non
     session.commit()
 
 
+def unclaimed(now: datetime) -> ColumnElement[bool]:
+    """The condition "no request holds the upload" (or its claim's lease ran out)."""
+    return or_(
+        col(PendingUpload.completing_since).is_(None),
+        col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
+    )
+
+
+def not_being_discarded(now: datetime) -> ColumnElement[bool]:
+    """The condition "not expired and claimed": gc, or a create starting over, is removing
+    such an upload, and a client must not be handed it back."""
+    return or_(col(PendingUpload.expires_at) >= now, unclaimed(now))
+
+
 def claim(*, session: Session, upload_id: str, expired_at: datetime | None = None) -> bool:
     """Atomically mark the upload as taken by this request; False when another holds it,
     or, given `expired_at`, when it no longer expires before then.
@@ -46,10 +60,7 @@ def claim(*, session: Session, upload_id: str, expired_at: datetime | None = Non
     now = utcnow()
     conditions = [
         col(PendingUpload.id) == upload_id,
-        or_(
-            col(PendingUpload.completing_since).is_(None),
-            col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
-        ),
+        unclaimed(now),
     ]
     if expired_at is not None:
         # In the same UPDATE as the claim: a client may revive an expired upload (asking
@@ -104,10 +115,7 @@ def accepts_object_write(*, session: Session, key: str) -> bool:
         select(PendingUpload.id).where(
             PendingUpload.key == key,
             col(PendingUpload.expires_at) > now,
-            or_(
-                col(PendingUpload.completing_since).is_(None),
-                col(PendingUpload.completing_since) < now - COMPLETION_LEASE,
-            ),
+            unclaimed(now),
         )
     ).first()
     return found is not None

@@ -173,13 +173,15 @@ def _extend(
     an upload sent whole to `method`, when given).
 
     Returns False when the upload is gone: another request (maybe in another worker)
-    completed or cancelled it since it was read. A plain UPDATE says so by its row count,
-    where the ORM would raise StaleDataError.
+    completed or cancelled it since it was read, or gc is removing it (expired, claimed).
+    A plain UPDATE says so by its row count, where the ORM would raise StaleDataError.
     """
     method = method or upload.method
-    expires = utcnow() + timedelta(seconds=settings.ttl(method))
+    now = utcnow()
+    expires = now + timedelta(seconds=settings.ttl(method))
     result = session.exec(
-        update(PendingUpload).where(col(PendingUpload.id) == upload.id)
+        update(PendingUpload)
+        .where(col(PendingUpload.id) == upload.id, claims.not_being_discarded(now))
         .values(expires_at=expires, method=method)
     )
     session.commit()

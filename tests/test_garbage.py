@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from movievault import claims, db, garbage
 from movievault.backends import get_storage
@@ -75,3 +76,39 @@ def test_an_upload_revived_after_gc_looked_it_up_is_kept(
     done = alice.complete(revived["id"])
     assert done.status_code == 201, done.text
     assert [(f.name, f.size) for f in rows(app, StoredFile)] == [("revived.mkv", MULTIPART)]
+
+
+def test_an_upload_gc_has_claimed_is_not_handed_back_to_the_client(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: gc has claimed an expired upload and is removing it when the client
+    comes back for part URLs. The client is told the upload is gone (it starts again)
+    rather than handed URLs for an upload that is about to vanish."""
+    app = live_server.app
+    storage = get_storage(app)
+    data = os.urandom(MULTIPART)
+    answer = alice.create(name="late.mkv", data=data)
+    assert answer.status_code == 201, answer.text
+    started = answer.json()["upload"]
+    expire_in(app, started["id"], -timedelta(minutes=1))
+
+    real = claims.discard
+    asked: list[int] = []
+
+    def client_comes_back(*, session: Any, storage: Storage, upload: PendingUpload) -> None:
+        """Between gc's claim and its removal, the client asks for part URLs."""
+        try:
+            alice.sign_parts(started, [1], data)
+            asked.append(200)
+        except requests.HTTPError as error:
+            asked.append(error.response.status_code)
+        real(session=session, storage=storage, upload=upload)
+
+    monkeypatch.setattr(claims, "discard", client_comes_back)
+    with db.session_scope(app) as session:
+        report = garbage.collect_garbage(session=session, storage=storage)
+    monkeypatch.undo()
+
+    assert asked == [404]
+    assert (report.expired_uploads, report.failures) == (1, [])
+    assert pending(app, started["id"]) is None
