@@ -214,10 +214,11 @@ def migrate_db_command(target_url: str) -> None:
     except dbcopy.CommitUnconfirmed as error:
         raise click.ClickException(
             f"The connection to {db.shown_url(target_url)} failed while committing the copy "
-            f"({error.message}): the copy may be complete, or not there at all. Run this "
-            "command again to tell: it copies into a target that is still empty, and if it "
-            "says the target is not empty, the copy is there whole (it is committed all at "
-            "once, after every count matched)."
+            f"({error.message}): the copy may be complete, or not there at all (it commits "
+            "all at once, after every count matched). Compare the target's tables with the "
+            "counts above: if they hold those rows, the copy is whole. If the target is "
+            "empty, nothing was copied. Run this command again. (A MovieVault already "
+            "using the target may have written a row of its own, such as a failed sign-in.)"
         ) from error
     except SQLAlchemyError as error:
         raise click.ClickException(
