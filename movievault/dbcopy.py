@@ -83,6 +83,10 @@ def check_target_empty(connection: Connection) -> None:
         )
 
 
+#: How long the copy waits for the writes under way on a PostgreSQL target to end.
+LOCK_TIMEOUT_SECONDS = 30
+
+
 def _lock_target(connection: Connection) -> None:
     """Begin the writing transaction holding what keeps the target's tables empty until
     it ends: only this transaction writes them meanwhile (others still read)."""
@@ -96,6 +100,8 @@ def _lock_target(connection: Connection) -> None:
         # under way and holds back every later one, reads excepted.
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(table.name) for table in _tables())
+        # Not forever behind a transaction someone left open: a clear error instead.
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
         connection.exec_driver_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
 
 

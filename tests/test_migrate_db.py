@@ -254,6 +254,29 @@ def test_a_writer_on_the_target_waits_for_the_copy_to_end(
         other.dispose()
 
 
+def test_a_transaction_left_open_on_the_target_stops_the_copy_with_a_clear_error(
+    app: Flask, postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A writer holding the target's tables does not keep the copy waiting for ever: after
+    the lock timeout it stops, says why, and leaves the target as it was."""
+    make_user(app, "alice")
+    monkeypatch.setattr(dbcopy, "LOCK_TIMEOUT_SECONDS", 1)
+    holder = db.make_engine(postgres_url)
+    migrations.upgrade(holder)  # a MovieVault already started on the target made its tables
+    try:
+        with holder.connect() as writing:
+            writing.exec_driver_sql('LOCK TABLE "user" IN ROW EXCLUSIVE MODE')  # as an INSERT
+            started = time.monotonic()
+            done = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+            took = time.monotonic() - started
+        assert done.exit_code == 1
+        assert "lock timeout" in done.output and "Nothing was copied." in done.output
+        assert took < 20, took
+        assert _rows_held(postgres_url) == {}
+    finally:
+        holder.dispose()
+
+
 def _create_user(engine: Engine, username: str) -> int | None:
     """Make an account on `engine`'s catalogue; its id."""
     with Session(engine) as session:
