@@ -366,7 +366,26 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
             "The embedded S3 store lives inside one process and cannot be shared by several "
             "hosts: use a real S3 service (MOVIEVAULT_STORAGE=s3) with MOVIEVAULT_INSTANCES=many."
         )
+    if config["INSTANCES"] == "many":
+        _warn_of_what_one_host_keeps(app, kind=kind, database_url=config["DATABASE_URL"])
     app.extensions["movievault.settings"] = Settings.from_config(config, storage=kind)
+
+
+def _warn_of_what_one_host_keeps(app: Flask, *, kind: str, database_url: str) -> None:
+    """Say which of the library's parts only this host's instances can share: several
+    instances on one host may share a folder and a SQLite file, several hosts cannot."""
+    if kind == "local":
+        app.logger.warning(
+            "MOVIEVAULT_INSTANCES=many with the local store: only instances on this host "
+            "that use the same MOVIEVAULT_DATA_DIR share its movies; instances on other "
+            "hosts need MOVIEVAULT_STORAGE=s3 and one bucket."
+        )
+    if database_url.startswith("sqlite"):
+        app.logger.warning(
+            "MOVIEVAULT_INSTANCES=many with a SQLite catalogue: only instances on this host "
+            "share it; instances on other hosts need one PostgreSQL database "
+            "(MOVIEVAULT_DATABASE_URL)."
+        )
 
 
 def settings(app: Flask | None = None) -> Settings:

@@ -225,6 +225,25 @@ def test_one_of_many_hosts_refuses_a_generated_key(
         create_app()
 
 
+def test_one_of_many_hosts_says_what_only_this_host_can_share(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Instances on one host may share a folder and a SQLite file; on several hosts each
+    would keep a library of its own, so start-up says so (it does not refuse: one host's
+    instances are a fine use)."""
+    monkeypatch.setenv("MOVIEVAULT_INSTANCES", "many")
+    monkeypatch.setenv("MOVIEVAULT_SECRET_KEY", "shared-by-every-host-32-bytes-long")
+    monkeypatch.setenv("MOVIEVAULT_STORAGE", "local")
+    create_app()
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("with the local store: only instances on this host" in m for m in said), said
+    assert any("with a SQLite catalogue: only instances on this host" in m for m in said), said
+    caplog.clear()
+    monkeypatch.delenv("MOVIEVAULT_INSTANCES")
+    create_app()
+    assert not [r for r in caplog.records if "INSTANCES=many" in r.getMessage()]
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [("WORKERS", "0", "MOVIEVAULT_WORKERS must be at least 1, not 0."),
