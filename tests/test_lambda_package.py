@@ -29,14 +29,31 @@ UNZIPPED_LIMIT = 250 * 1024 * 1024
 RUNTIME_PYTHON = "python3.12"
 
 
+def _pyenv_pythons() -> list[str]:
+    """The python3.12 of each 3.12 that pyenv (when there is one) has installed."""
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return []
+    done = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return []
+    versions = Path(done.stdout.strip()) / "versions"
+    return [str(path) for path in sorted(versions.glob(f"3.12*/bin/{RUNTIME_PYTHON}"))]
+
+
 def runtime_python() -> str | None:
-    """The runtime's Python here: $LAMBDA_PYTHON, else python3.12 on PATH, if it runs."""
-    python = os.environ.get("LAMBDA_PYTHON") or shutil.which(RUNTIME_PYTHON)
-    if python is None:
-        return None
-    done = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
-                          capture_output=True, text=True, timeout=60)
-    return python if done.returncode == 0 and done.stdout.strip() == "(3, 12)" else None
+    """The runtime's Python here, if one runs: $LAMBDA_PYTHON, else python3.12 on PATH, else
+    a 3.12 of pyenv's (whose shim on PATH runs only the versions it is told to)."""
+    named = os.environ.get("LAMBDA_PYTHON")
+    found = shutil.which(RUNTIME_PYTHON)
+    for python in ([named] if named else [found] if found else []) + _pyenv_pythons():
+        done = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 and done.stdout.strip() == "(3, 12)":
+            return python
+        if named:
+            return None  # the one asked for does not run: say so rather than use another
+    return None
 
 
 @pytest.fixture(scope="module")
