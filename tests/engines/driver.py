@@ -15,11 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.support import free_port
 
@@ -32,6 +35,10 @@ LAN_HOST = "movievault.lan.test"
 #: Seconds a page script may take (hashing a file takes a while), and a single poll.
 SCRIPT_TIMEOUT = 60
 POLL_TIMEOUT = 5
+#: Seconds a new WebKitGTK session may take to start (it takes about one).
+SESSION_START_SECONDS = 60
+
+T = TypeVar("T")
 
 # Runs `body` (a function body reading `arguments`) and hands its value, awaited when it
 # is a promise, to the WebDriver callback; a thrown error comes back as {error}.
@@ -220,6 +227,42 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
         pass
 
 
+class SessionHung(RuntimeError):
+    """A browser session that did not start in time (its driver was stopped)."""
+
+
+def _kill(process: subprocess.Popen[bytes] | None) -> None:
+    """Kill a process another library started (not in a process group of its own)."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait(10)
+
+
+def _within(seconds: float, start: Callable[[], T], *, give_up: Callable[[], None]) -> T:
+    """`start()` in a thread; after `seconds`, `give_up()` (which must end it) and raise
+    SessionHung. Its own errors are raised as they are."""
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        """Start, keeping the result or the error for the caller."""
+        try:
+            done.append(start())
+        except BaseException as error:
+            failed.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        give_up()
+        thread.join(30)
+        raise SessionHung(f"the session did not start in {seconds:g} s")
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
     """An Xvfb on a display number it picks itself (free); the process and its DISPLAY."""
     read, write = os.pipe()
@@ -243,6 +286,17 @@ class WebKit(Browser):
     name = "webkit"
 
     def __init__(self, proxy_port: int | None = None) -> None:
+        # Once in a while (under load) WebKitWebDriver never answers the new session: its
+        # browser did not come up, and Selenium's request has no time limit. Such a start
+        # is stopped and made again, once; a second one is a failure.
+        try:
+            self._start(proxy_port)
+        except SessionHung as hung:
+            print(f"webkit: {hung}; starting it again", file=sys.stderr)
+            self._start(proxy_port)
+
+    def _start(self, proxy_port: int | None) -> None:
+        """Start Xvfb, WebKitWebDriver and a session; stop them all if the session fails."""
         from selenium import webdriver
         from selenium.webdriver.webkitgtk.service import Service
 
@@ -260,7 +314,11 @@ class WebKit(Browser):
                 })
             service = Service(executable_path=WEBKIT_DRIVER, port=free_port(),
                               env={**os.environ, "DISPLAY": display})
-            self.driver = webdriver.WebKitGTK(service=service, options=options)
+            self.driver = _within(
+                SESSION_START_SECONDS,
+                lambda: webdriver.WebKitGTK(service=service, options=options),
+                give_up=lambda: _kill(getattr(service, "process", None)),
+            )
             self.driver.set_window_rect(0, 0, 1280, 900)
             self.driver.set_script_timeout(SCRIPT_TIMEOUT)
         except BaseException:
