@@ -83,3 +83,15 @@ def check_room(*, session: Session, owner_id: int, size: int, max_pending: int) 
             f"{human_size(quota)}: {human_size(max(0, quota - held))} left. "
             "Delete files or ask the owner of this MovieVault for more room."
         )
+
+
+def check_room_to_write(
+    *, session: Session, owner_id: int, size: int, max_pending: int
+) -> None:
+    """`check_room` in the write transaction the caller began: a refusal rolls it back
+    (its lock released at once) before QuotaExceeded goes up."""
+    try:
+        check_room(session=session, owner_id=owner_id, size=size, max_pending=max_pending)
+    except QuotaExceeded:
+        session.rollback()
+        raise

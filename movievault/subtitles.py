@@ -29,7 +29,6 @@ from movievault.errors import (
     MovieVaultError,
     NoSuchKey,
     NotFound,
-    QuotaExceeded,
     SubtitleTooLarge,
     UploadMismatch,
 )
@@ -142,14 +141,9 @@ def start_upload(
     # The owner's lock, as for a movie's upload: two starts racing for the last pending
     # slot (or the quota's last bytes) would otherwise both pass the check.
     begin_write(session, owner_scope(owner_id))
-    try:
-        quotas.check_room(
-            session=session, owner_id=owner_id, size=size,
-            max_pending=settings.max_pending_uploads,
-        )
-    except QuotaExceeded:
-        session.rollback()
-        raise
+    quotas.check_room_to_write(
+        session=session, owner_id=owner_id, size=size, max_pending=settings.max_pending_uploads
+    )
     session.add(upload)
     try:
         session.commit()

@@ -321,12 +321,11 @@ def _start_upload_once(
                 storage.abort_multipart(key=key, upload_id=upload.multipart_id)
             return StartResult(status="duplicate", file=existing)
     try:
-        quotas.check_room(
+        quotas.check_room_to_write(
             session=session, owner_id=owner_id, size=size,
             max_pending=settings.max_pending_uploads,
         )
     except QuotaExceeded:
-        session.rollback()
         if upload.multipart_id:
             storage.abort_multipart(key=key, upload_id=upload.multipart_id)
         raise
