@@ -191,12 +191,13 @@ def complete_upload(
         try:
             claims.discard(session=session, storage=storage, upload=upload)
         except BaseException:
-            claims.release(session=session, upload_id=upload.id)
+            claims.release(session=session, upload_id=upload_id)
             raise
         raise
     except BaseException:
         # The store was down or refused one call: keep the upload so the client can retry.
-        claims.release(session=session, upload_id=upload.id)
+        # (By its id: after a rollback, the row may be gone with its movie.)
+        claims.release(session=session, upload_id=upload_id)
         raise
 
 

@@ -237,15 +237,20 @@ def pick_poster_frame(
     except ProbeFailed as error:
         raise ProbeFailed(f"No poster could be made from that frame: {error.reason}") from error
     new = posters.store(storage=storage, owner_id=owner_id, file_id=file_id, image=image)
-    current = session.get(StoredFile, file_id)
-    if current is None:  # deleted meanwhile
+    # Only on the same file still: deleted meanwhile, its id may already be another file's
+    # (SQLite gives the next file the largest id plus one), maybe another user's.
+    recorded = session.exec(
+        update(StoredFile)
+        .where(col(StoredFile.id) == file_id, col(StoredFile.owner_id) == owner_id,
+               col(StoredFile.key) == key)
+        .values(poster_key=new)
+    )
+    session.commit()
+    if recorded.rowcount != 1:
         posters.discard(storage=storage, key=new)
         raise NotFound("No such file.")
-    current.poster_key = new
-    session.add(current)
-    session.commit()
     posters.discard(storage=storage, key=old)
-    return current
+    return library.get_owned_file(session=session, owner_id=owner_id, file_id=file_id)
 
 
 # --- movievault rescan ----------------------------------------------------------------------

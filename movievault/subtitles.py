@@ -177,16 +177,33 @@ def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subt
         name=upload.name, source_key=upload.key, source_size=upload.size, vtt_key=vtt_key,
         vtt_size=len(vtt), upload_id=upload.id,
     )
+    gone = NotFound("The movie this subtitle was for has been deleted.")
+    # The movie may have been deleted while its subtitle was read and converted, and its id
+    # given to the next file recorded (SQLite reuses the largest id), maybe another user's:
+    # it must still be the uploader's, checked in the transaction that attaches.
+    begin_write(session, owner_scope(upload.owner_id))
+    if not _owns(session, owner_id=upload.owner_id, file_id=upload.subtitle_for):
+        session.rollback()
+        _discard_objects(storage=storage, keys=[vtt_key])
+        raise gone
     session.add(subtitle)
     try:
         session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
         session.commit()
     except IntegrityError:
-        # The movie was deleted while its subtitle was being converted.
+        # The movie was deleted meanwhile (on PostgreSQL, whose writers run side by side).
         session.rollback()
         _discard_objects(storage=storage, keys=[vtt_key])
-        raise NotFound("The movie this subtitle was for has been deleted.") from None
+        raise gone from None
     return subtitle
+
+
+def _owns(session: Session, *, owner_id: int, file_id: int) -> bool:
+    """Whether the file `file_id` exists and is `owner_id`'s."""
+    found = session.exec(
+        select(StoredFile.id).where(StoredFile.id == file_id, StoredFile.owner_id == owner_id)
+    ).first()
+    return found is not None
 
 
 def attached_by(*, session: Session, owner_id: int, upload_id: str) -> Subtitle | None:

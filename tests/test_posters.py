@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from movievault import db, garbage, posters
+from movievault import db, garbage, library, posters, probing
 from movievault.backends import get_storage
 from movievault.client import ApiClient
 from movievault.models import StoredFile, utcnow
@@ -167,3 +167,34 @@ def test_gc_keeps_posters_and_removes_posters_no_file_names_after_the_grace(
     assert kept in keys(storage)
     _, image = follow(alice, shown["media"]["poster_url"])
     assert image is not None and image.status_code == 200
+
+
+def test_a_frame_picked_while_its_movie_is_deleted_goes_to_no_other_movie(
+    alice: ApiClient, bob: ApiClient, live_server: LiveServer, movie: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alice deletes her movie while the frame she picked is read, and bob's next movie
+    takes its id (SQLite gives the next file the largest id plus one): the poster goes
+    to no movie, and alice's answer says hers is gone, not what bob's is."""
+    app = live_server.app
+    film = probed(alice, live_server, movie)
+    alice_id = rows(app, StoredFile)[0].owner_id
+    real = probing.frame_poster
+    bobs: list[int] = []
+
+    def meanwhile(source: Any, *, at: float) -> bytes:
+        """Read the frame; meanwhile alice's movie goes and bob's comes."""
+        image = real(source, at=at)
+        with db.session_scope(app) as session:
+            library.delete_file(session=session, storage=get_storage(app), owner_id=alice_id,
+                                file_id=film["id"])
+        bobs.append(bob.upload(name="bob.mp4", data=secrets.token_bytes(2000))["file"]["id"])
+        return image
+
+    monkeypatch.setattr(probing, "frame_poster", meanwhile)
+    answer = alice.api("POST", f"/files/{film['id']}/poster", json={"at": 1})
+    assert answer.status_code == 404, answer.text
+    assert "bob" not in answer.text
+    assert bobs == [film["id"]]  # the id was given again: the case this guards against
+    assert poster_key(live_server, film["id"]) is None  # bob's movie has no poster of alice's
+    assert [key for key in keys(get_storage(app)) if key.startswith(posters.PREFIX)] == []

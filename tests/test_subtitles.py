@@ -21,7 +21,7 @@ import requests
 from sqlalchemy import event
 from sqlmodel import Session
 
-from movievault import db, garbage, subtitles
+from movievault import db, garbage, library, subtitles
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
 from movievault.locking import begin_write, owner_scope
@@ -287,3 +287,38 @@ def test_a_subtitle_start_waits_for_the_owners_lock_and_the_cap_holds(
     assert [answer.status_code for answer in answers] == [413], [a.text for a in answers]
     assert "2 unfinished uploads" in answers[0].text
     assert sorted(u.name for u in rows(app, PendingUpload)) == ["Film.en.srt", "Other.mp4"]
+
+
+def test_a_subtitle_whose_movie_is_deleted_while_it_converts_goes_to_no_other_movie(
+    alice: ApiClient, bob: ApiClient, live_server: LiveServer, movie_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alice deletes her movie while its subtitle converts, and bob's next movie takes its
+    id (SQLite gives the next file the largest id plus one): the subtitle is attached to no
+    movie, and alice hears hers is gone."""
+    app = live_server.app
+    data = media.srt_text().encode()
+    created = start(alice, movie_id, "Film.en.srt", data)
+    assert created.status_code == 201, created.text
+    upload = created.json()["upload"]
+    send_bytes(alice, upload, data)
+    alice_id = rows(app, StoredFile)[0].owner_id
+    real = subtitles.to_webvtt
+    bobs: list[int] = []
+
+    def meanwhile(source: bytes, *, name: str) -> str:
+        """Convert; meanwhile alice's movie goes and bob's comes."""
+        with db.session_scope(app) as session:
+            library.delete_file(session=session, storage=get_storage(app), owner_id=alice_id,
+                                file_id=movie_id)
+        bobs.append(bob.upload(name="bob.mp4", data=secrets.token_bytes(2000))["file"]["id"])
+        return real(source, name=name)
+
+    monkeypatch.setattr(subtitles, "to_webvtt", meanwhile)
+    done = alice.complete(upload["id"])
+    assert done.status_code == 404, done.text
+    assert "deleted" in done.json()["error"]
+    assert bobs == [movie_id]  # the id was given again: the case this guards against
+    assert rows(app, Subtitle) == []
+    assert bob.api("GET", f"/files/{movie_id}").json()["file"]["media"]["subtitles"] == []
+    assert not [key for key in subtitle_keys(get_storage(app)) if key.endswith("-vtt")]
