@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from movievault.errors import InvalidInput, NotFound, TokenRejected
+from movievault.media.names import is_dropped
 from movievault.models import ApiToken, User, as_utc, utcnow
 
 PREFIX = "mvt_"
@@ -33,8 +34,13 @@ def hash_secret(secret: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    """Return the trimmed name, or raise when it is empty or too long."""
-    name = " ".join(name.split())
+    """Return the trimmed name, or raise when it is empty or too long.
+
+    Control and format characters go, as from file names: `movievault token list` prints
+    names in a terminal, where an escape sequence would act.
+    """
+    visible = "".join(ch for ch in " ".join(name.split()) if not is_dropped(ch))
+    name = " ".join(visible.split())
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"A token needs a name of 1 to {MAX_NAME_LENGTH} characters (what it is for)."

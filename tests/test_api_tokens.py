@@ -319,3 +319,24 @@ def test_user_for_token_finds_the_user_or_none(app: Flask) -> None:
         assert [t.name for t in api_tokens.list_tokens(session=session, user_id=alice)] == [
             "script"
         ]
+
+
+def test_a_token_name_keeps_no_escape_sequence_for_the_terminal(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    """A name made on the account page with a terminal's escape sequence and a bidi
+    override in it is stored without them: `movievault token list` prints names as they
+    are, in the owner's terminal."""
+    make_user(app, "alice")
+    browser = sign_in(app, "alice")
+    made = browser.client.post("/account/tokens", data={
+        "name": "NAS\x1b]0;pwned\x07 \u202euploader\t\x00", "csrf_token": browser.token})
+    assert made.status_code == 201
+    listed = runner.invoke(args=["token", "list", "--user", "alice"])
+    assert listed.exit_code == 0, listed.output
+    assert "\tNAS]0;pwned uploader\t" in listed.output
+    assert not [ch for ch in listed.output if ch in "\x1b\x07\u202e\x00"]
+    only_escapes = browser.client.post("/account/tokens", data={
+        "name": "\x1b\x07\u202e", "csrf_token": browser.token})
+    assert only_escapes.status_code == 422 and "needs a name" in only_escapes.get_data(
+        as_text=True)
