@@ -39,8 +39,7 @@ def validate_name(name: str) -> str:
     Control and format characters go, as from file names: `movievault token list` prints
     names in a terminal, where an escape sequence would act.
     """
-    visible = "".join(ch for ch in " ".join(name.split()) if not is_dropped(ch))
-    name = " ".join(visible.split())
+    name = " ".join("".join(ch for ch in name if ch.isspace() or not is_dropped(ch)).split())
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"A token needs a name of 1 to {MAX_NAME_LENGTH} characters (what it is for)."

@@ -113,17 +113,6 @@ def file_id(app: Flask, name: str) -> int:
         return row.id
 
 
-def mark_analysed(app: Flask, file_id: int) -> None:
-    """Record the movie as analysed (not a movie), as the prober would: these servers run
-    none, so its row would otherwise ask about itself every 2 s for the whole test."""
-    with db.session_scope(app) as session:
-        stored = session.get(StoredFile, file_id)
-        assert stored is not None
-        stored.media_status, stored.media_error = "failed", "Not a movie (test data)."
-        session.add(stored)
-        session.commit()
-
-
 def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll `condition` (on the server's side) until it holds."""
     deadline = time.monotonic() + timeout
