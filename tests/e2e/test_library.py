@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +16,7 @@ from sqlmodel import select
 
 from movievault import db
 from movievault.backends import get_storage
-from movievault.models import PendingUpload, StoredFile
+from movievault.models import PendingUpload, StoredFile, User
 from tests.drops import DROP_FILE
 from tests.e2e.support import (
     add_files,
@@ -32,7 +34,7 @@ from tests.e2e.support import (
     write_random,
     write_wav,
 )
-from tests.support import MIB, LiveServer, make_user
+from tests.support import MIB, LiveServer, add_file, make_user
 
 # Records, in the page, every stage and upload-bar value each row shows, and marks the
 # window: the mark still being there later proves the page was never reloaded.
@@ -578,3 +580,106 @@ def test_uploads_work_on_a_plain_http_lan_address(
     finally:
         other.close()
     assert set(stored_digests(e2e_server.app)) == digests
+
+
+
+# Counts, in the page, the polls of list rows htmx really sends (a poll it queues or drops
+# is never counted), and every request it sends, by path.
+COUNT_POLLS = """() => {
+  window.mvPolls = 0;
+  window.mvSent = [];
+  document.body.addEventListener("htmx:beforeSend", (event) => {
+    const path = event.detail.requestConfig.path;
+    window.mvSent.push(path);
+    if (/\\/files\\/\\d+\\/row/.test(path)) window.mvPolls += 1;
+  });
+}"""
+ROW_POLL = re.compile(r"/files/\d+/row")
+EDIT_FORM = re.compile(r"/files/\d+/edit")
+
+
+class Held:
+    """Requests matching a pattern, kept in the browser until the test lets them go."""
+
+    def __init__(self, page: Page, pattern: re.Pattern[str]) -> None:
+        self.routes: list[Route] = []
+        page.route(pattern, self._hold)
+
+    def _hold(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def release(self) -> None:
+        """Send the held requests on (those the page has given up on are skipped)."""
+        for route in self.routes:
+            with contextlib.suppress(PlaywrightError):
+                route.continue_()
+
+
+def library_being_analysed(page: Page, server: LiveServer, *names: str) -> None:
+    """The library with movies still being analysed, its timers run only by the test."""
+    with db.session_scope(server.app) as session:
+        alice = session.exec(select(User).where(User.username == "alice")).one()
+    for name in names:
+        add_file(server.app, alice.id, name, data=name.encode())
+    now = time.time()
+    page.clock.install(time=now)
+    page.clock.pause_at(now + 1)
+    page.goto(f"{server.url}/")
+    page.evaluate(COUNT_POLLS)
+    for name in names:
+        expect(list_row(page, name)).to_have_attribute("hx-trigger", "every 2s")
+
+
+def test_rename_clicked_while_the_row_asks_about_itself_opens_the_form(
+    page: Page, e2e_server: LiveServer, expected_console_errors: list[str]
+) -> None:
+    """A row being analysed polls itself; a Rename click cancels the poll on its way (it was
+    queued behind it before, then lost with the row the poll's answer replaced)."""
+    expected_console_errors.extend([r"htmx:sendAbort", r"htmx:afterRequest"])  # htmx logs
+    library_being_analysed(page, e2e_server, "polling.mp4")
+    polls = Held(page, ROW_POLL)
+    with page.expect_request(ROW_POLL):
+        page.clock.run_for(2_100)
+    with page.expect_event("requestfailed", lambda r: bool(ROW_POLL.search(r.url))):
+        list_row(page, "polling.mp4").get_by_role("button", name="Rename").click()
+    field = page.locator("#file-list input[name=name]")
+    expect(field).to_have_value("polling.mp4")
+    polls.release()
+    page.clock.run_for(60_000)  # the row being edited asks nothing more of the server
+    assert page.evaluate("window.mvPolls") == 1
+    expect(field).to_be_visible()
+    screenshot(page, "library-rename-while-analysing")
+
+
+def test_a_poll_due_while_the_rename_form_is_on_its_way_waits(
+    page: Page, e2e_server: LiveServer
+) -> None:
+    """A poll falling due while Rename's request is out is not sent, so its answer cannot
+    replace the row the form is meant for."""
+    library_being_analysed(page, e2e_server, "waiting.mp4")
+    forms, polls = Held(page, EDIT_FORM), Held(page, ROW_POLL)
+    with page.expect_request(EDIT_FORM):
+        list_row(page, "waiting.mp4").get_by_role("button", name="Rename").click()
+    page.clock.run_for(2_100)
+    sent = page.evaluate("window.mvPolls")
+    for route in polls.routes:  # had it been sent, its answer lands first
+        with page.expect_response(ROW_POLL):
+            route.continue_()
+    forms.release()
+    expect(page.locator("#file-list input[name=name]")).to_have_value("waiting.mp4")
+    assert sent == 0
+
+
+def test_rows_being_analysed_do_not_wait_for_one_another_or_hold_up_the_list(
+    page: Page, e2e_server: LiveServer
+) -> None:
+    """Each row polls on its own, and a refresh after an upload is sent while polls are out
+    (all shared one queue keeping only its last request: rows starved, refreshes were lost)."""
+    library_being_analysed(page, e2e_server, "first.mp4", "second.mp4")
+    polls = Held(page, ROW_POLL)
+    page.clock.run_for(2_100)
+    assert page.evaluate("window.mvPolls") == 2
+    with page.expect_request(lambda request: urlsplit(request.url).path == "/"):
+        page.evaluate("document.body.dispatchEvent(new CustomEvent('files-changed'))")
+    polls.release()
+    expect(page.locator("#file-list .file-row")).to_have_count(2)
