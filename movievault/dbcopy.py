@@ -4,9 +4,9 @@ Every table of the models is copied as it is, ids included, parents before child
 (foreign-key order), in one transaction on the target: a copy that fails leaves the target
 as empty as it found it. The source is read in one transaction too, so what is copied is
 one moment's catalogue. That transaction locks the target's tables against writers, finds
-them empty, copies, moves PostgreSQL's id sequences past the copied ids and counts each
-table's rows on both sides, all before its commit: a refusal, a failure or a count that
-differs rolls everything back, and the commit is the last step that can fail.
+them empty, copies, moves PostgreSQL's id sequences past every id the source has given
+and counts each table's rows on both sides, all before its commit: a refusal, a failure or
+a count that differs rolls everything back, and the commit is the last step that can fail.
 """
 
 from __future__ import annotations
@@ -131,8 +131,20 @@ def _copy_table(source: Connection, target: Connection, table: Table) -> int:
     return copied
 
 
-def _reset_sequences(target: Connection) -> None:
-    """Start each id sequence after the largest id copied (PostgreSQL's SERIAL ids)."""
+def _highest_id_given(reading: Connection, table: Table) -> int:
+    """The largest id the source has ever given in `table` (0: none known): SQLite's
+    AUTOINCREMENT keeps it even when that row was deleted since."""
+    if reading.dialect.name != "sqlite":
+        return 0
+    given = reading.execute(
+        text("SELECT seq FROM sqlite_sequence WHERE name = :table"), {"table": table.name}
+    ).scalar()
+    return int(given or 0)
+
+
+def _reset_sequences(reading: Connection, target: Connection) -> None:
+    """Start each id sequence after the largest id copied or ever given by the source
+    (PostgreSQL's SERIAL ids): the id of a movie deleted before the copy is not given again."""
     if target.dialect.name != "postgresql":
         return
     for table in _tables():
@@ -141,12 +153,13 @@ def _reset_sequences(target: Connection) -> None:
             continue
         quoted = target.dialect.identifier_preparer.quote(table.name)
         column = keys[0].name
+        highest = f'GREATEST(COALESCE(MAX("{column}"), 0), :given)'
         target.execute(
             text(
                 f"SELECT setval(pg_get_serial_sequence(:table, :column), "
-                f'COALESCE(MAX("{column}"), 1), MAX("{column}") IS NOT NULL) FROM {quoted}'
+                f"GREATEST({highest}, 1), {highest} > 0) FROM {quoted}"
             ),
-            {"table": quoted, "column": column},
+            {"table": quoted, "column": column, "given": _highest_id_given(reading, table)},
         )
 
 
@@ -187,7 +200,7 @@ def copy_catalogue(
                 for table in _tables():
                     counts[table.name] = _copy_table(reading, writing, table)
                     say(f"{table.name}: {counts[table.name]} rows")
-                _reset_sequences(writing)
+                _reset_sequences(reading, writing)
                 # Counted before the commit: a difference rolls the copy back, so a refused
                 # copy is never half there.
                 _check_counts(reading, writing, counts)

@@ -78,6 +78,8 @@ class Subtitle(SQLModel, table=True):
         # gc looks both keys up among the objects it lists.
         Index("uq_subtitle_source_key", "source_key", unique=True),
         Index("uq_subtitle_vtt_key", "vtt_key", unique=True),
+        # SQLite would give a deleted row's id to the next one (see revision 0009).
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -118,6 +120,9 @@ class StoredFile(FileBase, table=True):
         Index("ix_file_owner_duration", "owner_id", "duration"),
         # gc looks poster keys up among the objects it lists; no two files share one.
         Index("uq_file_poster_key", "poster_key", unique=True),
+        # SQLite would give the id of the newest file, once deleted, to the next one
+        # recorded, whoever's it is (see revision 0009).
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

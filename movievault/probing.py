@@ -237,8 +237,8 @@ def pick_poster_frame(
     except ProbeFailed as error:
         raise ProbeFailed(f"No poster could be made from that frame: {error.reason}") from error
     new = posters.store(storage=storage, owner_id=owner_id, file_id=file_id, image=image)
-    # Only on the same file still: deleted meanwhile, its id may already be another file's
-    # (SQLite gives the next file the largest id plus one), maybe another user's.
+    # Only on the same file still: it may have been deleted meanwhile, and a catalogue
+    # edited by hand may have given its id to another file (see docs/DATABASE.md, "ids").
     recorded = session.exec(
         update(StoredFile)
         .where(col(StoredFile.id) == file_id, col(StoredFile.owner_id) == owner_id,

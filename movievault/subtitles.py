@@ -178,9 +178,9 @@ def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subt
         vtt_size=len(vtt), upload_id=upload.id,
     )
     gone = NotFound("The movie this subtitle was for has been deleted.")
-    # The movie may have been deleted while its subtitle was read and converted, and its id
-    # given to the next file recorded (SQLite reuses the largest id), maybe another user's:
-    # it must still be the uploader's, checked in the transaction that attaches.
+    # The movie may have been deleted while its subtitle was read and converted (and a
+    # catalogue edited by hand may have given its id to another user's file): it must still
+    # be the uploader's, checked in the transaction that attaches.
     begin_write(session, owner_scope(upload.owner_id))
     if not _owns(session, owner_id=upload.owner_id, file_id=upload.subtitle_for):
         session.rollback()

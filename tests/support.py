@@ -37,7 +37,7 @@ from movievault.client import ApiClient, sha256_of
 from movievault.config import DEFAULTS, settings
 from movievault.errors import StorageRejected
 from movievault.jobs import ProbeSettings
-from movievault.models import PendingUpload, ProbeJob, StoredFile, utcnow
+from movievault.models import PendingUpload, ProbeJob, StoredFile, User, utcnow
 from movievault.serving import create_server as create_movievault_server
 from movievault.serving import serve_options
 from movievault.settings import Settings
@@ -225,6 +225,14 @@ def make_user(app: Flask, username: str, password: str = PASSWORD) -> int:
         return user.id
 
 
+def user_id(app: Flask, username: str) -> int:
+    """The id of the account called `username`."""
+    with db.session_scope(app) as session:
+        found = session.exec(select(User).where(User.username == username)).one().id
+        assert found is not None
+        return found
+
+
 def csrf_from(html: str) -> str:
     """Read the CSRF token from a page's <meta name="csrf-token">."""
     match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
@@ -353,17 +361,17 @@ def open_multipart_uploads(storage: Storage) -> list[str]:
 
 def add_file(
     app: Flask, owner_id: int, name: str, data: bytes = b"movie bytes",
-    content_type: str = "video/mp4",
+    content_type: str = "video/mp4", file_id: int | None = None,
 ) -> int:
     """Store an object server-side and record it as the owner's file (with any content
-    type, as releases before the allowlist could); return the file's id."""
+    type, as releases before the allowlist could; under `file_id` if given); its id."""
     key = f"movies/{owner_id}/{secrets.token_hex(8)}"
     get_storage(app).put(key=key, stream=io.BytesIO(data), size=len(data),
                          content_type=content_type)
     with db.session_scope(app) as session:
         stored = StoredFile(
             owner_id=owner_id, name=name, size=len(data), sha256=sha256_of(data),
-            content_type=content_type, key=key,
+            content_type=content_type, key=key, id=file_id,
         )
         session.add(stored)
         session.commit()

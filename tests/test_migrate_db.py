@@ -126,6 +126,37 @@ def test_a_sqlite_catalogue_is_copied_into_postgresql_whole(
         db.engine_of(moved).dispose()
 
 
+def test_an_id_deleted_before_the_copy_is_not_given_again_by_postgresql(
+    app: Flask, app_config: dict[str, Any], postgres_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The newest movie and subtitle were deleted before the copy: PostgreSQL's sequences
+    start after their ids (SQLite kept them), not after the largest id left."""
+    make_user(app, "alice")
+    alice = sign_in(app, "alice")
+    kept = _upload(alice.client, alice.headers(), "/api/uploads", "Heat.1995.mp4", MOVIE)
+    path = f"/api/files/{kept['file']['id']}/subtitles"
+    _upload(alice.client, alice.headers(), path, "Heat.fr.srt", SRT)
+    gone = _upload(alice.client, alice.headers(), path, "Heat.en.srt", SRT + b"\r\n")
+    newest = _upload(alice.client, alice.headers(), "/api/uploads", "Later.mp4", MOVIE + b"!")
+    for deleted in (f"{path}/{gone['subtitle']['id']}", f"/api/files/{newest['file']['id']}"):
+        answer = alice.client.delete(deleted, headers=alice.headers())
+        assert answer.status_code == 204, answer.get_data(as_text=True)
+
+    result = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance-pg"))
+    moved = create_app({**app_config, "DATABASE_URL": postgres_url})
+    try:
+        alice = sign_in(moved, "alice", PASSWORD)
+        again = _upload(alice.client, alice.headers(), "/api/uploads", "Again.mp4", MOVIE + b"?")
+        assert again["file"]["id"] == newest["file"]["id"] + 1
+        subtitle = _upload(alice.client, alice.headers(), path, "Heat.de.srt", SRT + b"\n\n")
+        assert subtitle["subtitle"]["id"] == gone["subtitle"]["id"] + 1
+    finally:
+        db.engine_of(moved).dispose()
+
+
 def test_a_database_holding_rows_is_refused_and_left_as_it_was(
     app: Flask, postgres_url: str,
 ) -> None:
@@ -292,9 +323,9 @@ def test_a_connection_lost_at_the_commit_says_the_copy_may_be_complete(
     killer = db.make_engine(postgres_url)
     real = dbcopy._reset_sequences
 
-    def lose_at_commit(writing: Connection) -> None:
+    def lose_at_commit(reading: Connection, writing: Connection) -> None:
         """Reset the sequences, then end the server's side of `writing` when it commits."""
-        real(writing)
+        real(reading, writing)
         pid = writing.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
 
         def terminate(_connection: Connection) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
@@ -355,3 +356,79 @@ def test_a_catalogue_with_subtitles_gains_api_tokens_with_every_row_intact(
     listed = app.test_client().get("/api/files", headers=bearer).get_json()
     assert [f["name"] for f in listed["files"]] == ["Heat (1995).mkv"]
     assert app.test_client().get("/api/files/1", headers=bearer).status_code == 404
+
+
+def _schema(path: Path, table: str) -> set[str]:
+    """The statements that make `table` and its indexes and triggers."""
+    with sqlite3.connect(path) as connection:
+        return {
+            sql for (sql,) in connection.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL", (table,)
+            )
+        }
+
+
+def test_a_catalogue_of_0008_keeps_every_row_and_gives_no_deleted_id_again(
+    catalogue: Path,
+) -> None:
+    """Revision 0009 rebuilds `file` and `subtitle` with AUTOINCREMENT: every row, index and
+    reference is kept, foreign keys hold again after, and a deleted id stays unused."""
+    _fill_previous_release(catalogue, "0008")
+    with sqlite3.connect(catalogue) as connection:
+        connection.execute(
+            "INSERT INTO probe_job (id, file_id, attempts, due_at, created_at)"
+            " VALUES (1, 3, 0, '2026-11-03 11:00:00', '2026-11-03 11:00:00')"
+        )
+        connection.execute(
+            "INSERT INTO subtitle (id, file_id, language, label, source, name, source_key,"
+            " source_size, vtt_key, vtt_size, created_at) VALUES (1, 3, 'en', 'English',"
+            " 'file', 'Heat.srt', 'subtitles/2/a.srt', 10, 'subtitles/2/a.vtt', 12,"
+            " '2026-11-03 12:00:00')"
+        )
+        connection.execute("UPDATE pending_upload SET subtitle_for = 2 WHERE id = 'p1'")
+    tables = ("user", "file", "subtitle", "probe_job", "pending_upload")
+    before = {table: _rows(catalogue, table) for table in tables}
+    indexes = {table: _schema(catalogue, table) - {_create_table(catalogue, table)}
+               for table in ("file", "subtitle")}
+
+    engine = db.open_catalogue(f"sqlite:///{catalogue}")
+    assert {table: _rows(catalogue, table) for table in tables} == before
+    for table, made in indexes.items():
+        assert _schema(catalogue, table) - {_create_table(catalogue, table)} == made
+        assert "AUTOINCREMENT" in _create_table(catalogue, table)
+    with engine.begin() as connection:  # a connection of the pool, as the app gets them
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        # The references still lead to the rebuilt tables: deleting bob's movie takes its
+        # subtitle and job along, and the newest id, now free, is not given again.
+        connection.exec_driver_sql("DELETE FROM file WHERE id = 3")
+        assert connection.exec_driver_sql("SELECT count(*) FROM subtitle").scalar_one() == 0
+        assert connection.exec_driver_sql("SELECT count(*) FROM probe_job").scalar_one() == 0
+        connection.exec_driver_sql(
+            "INSERT INTO file (owner_id, name, size, sha256, content_type, key, created_at)"
+            " VALUES (1, 'New.mp4', 1, ?, 'video/mp4', 'movies/1/new', '2026-12-01')",
+            ("ef" * 32,),
+        )
+        assert connection.exec_driver_sql("SELECT max(id) FROM file").scalar_one() == 4
+    engine.dispose()
+
+
+def _create_table(path: Path, table: str) -> str:
+    """The CREATE TABLE statement of `table`."""
+    with sqlite3.connect(path) as connection:
+        (sql,) = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return str(sql)
+
+
+def test_revision_0009_refuses_to_run_with_foreign_keys_on(catalogue: Path) -> None:
+    """With foreign keys on, dropping the old `file` would delete every subtitle and job:
+    run any other way than through `migrations.upgrade`, the revision refuses, unchanged."""
+    _fill_previous_release(catalogue, "0008")
+    engine = db.make_engine(f"sqlite:///{catalogue}")
+    with engine.connect() as connection, pytest.raises(MigrationRefused, match="foreign keys"):
+        command.upgrade(migrations._config(connection), "0009")
+    engine.dispose()
+    assert "AUTOINCREMENT" not in _create_table(catalogue, "file")
+    assert len(_rows(catalogue, "file")) == 3

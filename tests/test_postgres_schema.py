@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import DateTime, inspect, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from movievault import db, migrations
 from movievault.models import StoredFile
@@ -154,11 +154,10 @@ def test_a_catalogue_of_the_previous_release_keeps_its_big_sizes_on_sqlite(
             " 'movies/1/a', '2026-11-01 11:00:00', 'Big', 'ready')", (BIG, "ab" * 32),
         )
         schema = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'file'").fetchone()
-    migrations.upgrade(engine)
+    migrations.upgrade(engine, "0008")  # past 0007 (0009 does rebuild it, for its ids)
     with engine.connect() as connection:
-        assert migrations.current(connection) == migrations.head()
-    with Session(engine) as session:
-        assert session.get(StoredFile, 1).size == BIG  # type: ignore[union-attr]
+        assert migrations.current(connection) == "0008"
+        assert connection.exec_driver_sql("SELECT size FROM file").scalar_one() == BIG
     engine.dispose()
     with sqlite3.connect(path) as connection:
         after = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'file'").fetchone()

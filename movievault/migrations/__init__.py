@@ -72,10 +72,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     wait for the first to finish instead of all creating tables. Both databases run DDL
     inside transactions, so a refused or failed migration changes nothing.
     """
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
+        if sqlite:
+            # A revision that rebuilds a table drops the old one, which with foreign keys on
+            # deletes every row referring to it. SQLite turns them off only outside a
+            # transaction; such a revision checks them itself before the commit.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        command.upgrade(_config(connection), revision)
-        connection.commit()
+        try:
+            command.upgrade(_config(connection), revision)
+            connection.commit()
+        finally:
+            if sqlite:  # the connection goes back to the pool as every other one is
+                connection.rollback()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")

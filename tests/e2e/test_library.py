@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from movievault import db
 from movievault.backends import get_storage
-from movievault.models import PendingUpload, StoredFile, User
+from movievault.models import PendingUpload, StoredFile
 from tests.drops import DROP_FILE
 from tests.e2e.support import (
     add_files,
@@ -34,7 +34,7 @@ from tests.e2e.support import (
     write_random,
     write_wav,
 )
-from tests.support import MIB, LiveServer, add_file, make_user
+from tests.support import MIB, LiveServer, add_file, make_user, user_id
 
 # Records, in the page, every stage and upload-bar value each row shows, and marks the
 # window: the mark still being there later proves the page was never reloaded.
@@ -617,10 +617,9 @@ class Held:
 
 def library_being_analysed(page: Page, server: LiveServer, *names: str) -> None:
     """The library with movies still being analysed, its timers run only by the test."""
-    with db.session_scope(server.app) as session:
-        alice = session.exec(select(User).where(User.username == "alice")).one()
+    alice = user_id(server.app, "alice")
     for name in names:
-        add_file(server.app, alice.id, name, data=name.encode())
+        add_file(server.app, alice, name, data=name.encode())
     now = time.time()
     page.clock.install(time=now)
     page.clock.pause_at(now + 1)
