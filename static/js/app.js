@@ -3,6 +3,7 @@
 
 import { csrfTokenFromMeta } from "./api.js";
 import { initCopyButtons } from "./copy-button.js";
+import { deferRefreshWhileRenaming } from "./list-refresh.js";
 import { markUnplayable } from "./playable-badges.js";
 import { initPlayer } from "./player.js";
 import { initPosterPicker } from "./poster-picker.js";
@@ -35,6 +36,8 @@ confirmForms();
 initCopyButtons();
 markMoviesThatWillNotPlay();
 
+const listRefresh = document.querySelector("[data-list-refresh]");
+if (listRefresh) deferRefreshWhileRenaming(listRefresh);
 const panel = document.querySelector("[data-upload-panel]");
 if (panel) initUploadPanel(panel);
 const player = document.querySelector("[data-player]");

@@ -682,3 +682,29 @@ def test_rows_being_analysed_do_not_wait_for_one_another_or_hold_up_the_list(
         page.evaluate("document.body.dispatchEvent(new CustomEvent('files-changed'))")
     polls.release()
     expect(page.locator("#file-list .file-row")).to_have_count(2)
+
+
+def test_an_upload_finishing_while_a_row_is_renamed_leaves_the_form_alone(
+    page: Page, e2e_server: LiveServer
+) -> None:
+    """The list's refresh after an upload waits for the rename under way (it would take the
+    form and what was typed away), and comes once the name is saved."""
+    app = e2e_server.app
+    alice = user_id(app, "alice")
+    add_file(app, alice, "first.mp4", data=b"first")
+    page.goto(f"{e2e_server.url}/")
+    page.evaluate(COUNT_POLLS)
+    list_row(page, "first.mp4").get_by_role("button", name="Rename").click()
+    field = page.locator("#file-list input[name=name]")
+    field.fill("Renamed (2001).mp4")
+    add_file(app, alice, "second.mp4", data=b"second")
+    # As the upload panel does when a file is done; htmx handles it before this returns.
+    page.evaluate("document.body.dispatchEvent(new CustomEvent('files-changed'))")
+    assert "/" not in page.evaluate("window.mvSent")
+    expect(field).to_have_value("Renamed (2001).mp4")
+    screenshot(page, "library-rename-during-upload")
+
+    page.locator("#file-list").get_by_role("button", name="Save").click()
+    expect(list_row(page, "Renamed (2001).mp4")).to_be_visible()
+    expect(list_row(page, "second.mp4")).to_be_visible()
+    assert page.evaluate("window.mvSent").count("/") == 1
