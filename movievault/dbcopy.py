@@ -144,7 +144,24 @@ def _highest_id_given(reading: Connection, table: Table) -> int:
 
 def _reset_sequences(reading: Connection, target: Connection) -> None:
     """Start each id sequence after the largest id copied or ever given by the source
-    (PostgreSQL's SERIAL ids): the id of a movie deleted before the copy is not given again."""
+    (PostgreSQL's SERIAL ids, SQLite's AUTOINCREMENT): the id of a movie deleted before the
+    copy is not given again."""
+    if target.dialect.name == "sqlite":
+        for table in _tables():
+            given = _highest_id_given(reading, table)
+            if not given or not table.dialect_options["sqlite"]["autoincrement"]:
+                continue
+            # The copy's inserts left the largest id copied there, if there was a row.
+            raised = target.execute(
+                text("UPDATE sqlite_sequence SET seq = MAX(seq, :given) WHERE name = :table"),
+                {"given": given, "table": table.name},
+            )
+            if raised.rowcount == 0:
+                target.execute(
+                    text("INSERT INTO sqlite_sequence (name, seq) VALUES (:table, :given)"),
+                    {"given": given, "table": table.name},
+                )
+        return
     if target.dialect.name != "postgresql":
         return
     for table in _tables():

@@ -126,12 +126,15 @@ def test_a_sqlite_catalogue_is_copied_into_postgresql_whole(
         db.engine_of(moved).dispose()
 
 
-def test_an_id_deleted_before_the_copy_is_not_given_again_by_postgresql(
-    app: Flask, app_config: dict[str, Any], postgres_url: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("copy_to", ["postgresql", "sqlite"])
+def test_an_id_deleted_before_the_copy_is_not_given_again_by_the_copy(
+    app: Flask, app_config: dict[str, Any], copy_to: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
 ) -> None:
-    """The newest movie and subtitle were deleted before the copy: PostgreSQL's sequences
-    start after their ids (SQLite kept them), not after the largest id left."""
+    """The newest movie and subtitle were deleted before the copy: the target's ids start
+    after theirs (SQLite kept them), not after the largest id left."""
+    target_url = (request.getfixturevalue("postgres_url") if copy_to == "postgresql"
+                  else f"sqlite:///{tmp_path / 'copy.db'}")
     make_user(app, "alice")
     alice = sign_in(app, "alice")
     kept = _upload(alice.client, alice.headers(), "/api/uploads", "Heat.1995.mp4", MOVIE)
@@ -143,10 +146,10 @@ def test_an_id_deleted_before_the_copy_is_not_given_again_by_postgresql(
         answer = alice.client.delete(deleted, headers=alice.headers())
         assert answer.status_code == 204, answer.get_data(as_text=True)
 
-    result = app.test_cli_runner().invoke(args=["migrate-db", "--to", postgres_url])
+    result = app.test_cli_runner().invoke(args=["migrate-db", "--to", target_url])
     assert result.exit_code == 0, result.output
-    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance-pg"))
-    moved = create_app({**app_config, "DATABASE_URL": postgres_url})
+    monkeypatch.setenv("MOVIEVAULT_INSTANCE_PATH", str(tmp_path / "instance-copy"))
+    moved = create_app({**app_config, "DATABASE_URL": target_url})
     try:
         alice = sign_in(moved, "alice", PASSWORD)
         again = _upload(alice.client, alice.headers(), "/api/uploads", "Again.mp4", MOVIE + b"?")

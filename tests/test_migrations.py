@@ -16,6 +16,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 from werkzeug.security import generate_password_hash
 
@@ -432,3 +433,50 @@ def test_revision_0009_refuses_to_run_with_foreign_keys_on(catalogue: Path) -> N
     engine.dispose()
     assert "AUTOINCREMENT" not in _create_table(catalogue, "file")
     assert len(_rows(catalogue, "file")) == 3
+
+
+def test_revision_0009_keeps_a_view_of_the_owner_s_and_rows_already_pointing_at_nothing(
+    catalogue: Path,
+) -> None:
+    """A view naming `file` does not stop the rebuild, and references broken before it (a
+    job and a subtitle upload for files long gone) are no reason to refuse it."""
+    _fill_previous_release(catalogue, "0008")
+    with sqlite3.connect(catalogue) as connection:
+        connection.execute("CREATE VIEW my_movies AS SELECT name FROM file ORDER BY id")
+        connection.execute(
+            "INSERT INTO probe_job (id, file_id, attempts, due_at, created_at)"
+            " VALUES (1, 99, 0, '2026-11-03 11:00:00', '2026-11-03 11:00:00')"
+        )
+        connection.execute("UPDATE pending_upload SET subtitle_for = 98 WHERE id = 'p1'")
+        broken = sorted(connection.execute("PRAGMA foreign_key_check").fetchall())
+    assert len(broken) == 2
+
+    db.open_catalogue(f"sqlite:///{catalogue}").dispose()
+    assert "AUTOINCREMENT" in _create_table(catalogue, "file")
+    with sqlite3.connect(catalogue) as connection:
+        assert [name for (name,) in connection.execute("SELECT name FROM my_movies")] == [
+            "Long.Film.1999.1080p.BluRay.x264-GRP.mkv", "holiday.mp4", "Heat (1995).mkv"
+        ]
+        assert sorted(connection.execute("PRAGMA foreign_key_check").fetchall()) == broken
+
+
+def test_an_upgrade_that_cannot_begin_leaves_foreign_keys_on_in_the_pool(
+    catalogue: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Foreign keys go off for the upgrade only: a connection that could not even take the
+    write lock goes back to the pool with them on."""
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
+    engine = db.make_engine(f"sqlite:///{catalogue}", connections=1)
+    with engine.connect():  # the one connection, open (and the database in WAL mode)
+        pass
+    holder = sqlite3.connect(catalogue, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            migrations.upgrade(engine)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    engine.dispose()

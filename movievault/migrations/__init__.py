@@ -74,15 +74,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
-        if sqlite:
-            # A revision that rebuilds a table drops the old one, which with foreign keys on
-            # deletes every row referring to it. SQLite turns them off only outside a
-            # transaction; such a revision checks them itself before the commit.
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        elif engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         try:
+            if sqlite:
+                # A revision that rebuilds a table drops the old one, which with foreign keys
+                # on deletes every row referring to it. SQLite turns them off only outside a
+                # transaction; such a revision checks them itself before the commit. (So no
+                # revision may count on ON DELETE CASCADE while it runs.)
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif engine.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             command.upgrade(_config(connection), revision)
             connection.commit()
         finally:

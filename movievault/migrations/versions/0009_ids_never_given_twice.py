@@ -77,14 +77,24 @@ def _rebuild(bind: Connection, table: str) -> None:
     if copied != rows:
         raise MigrationRefused(f"Copying {table} gave {copied} rows of {rows}: nothing changed.")
     bind.exec_driver_sql(f'DROP TABLE "{table}"')
-    bind.exec_driver_sql(f'ALTER TABLE "_new_{table}" RENAME TO "{table}"')
+    # Legacy renaming leaves the rest of the schema alone: a view of the owner's own that
+    # names the table would otherwise stop the rename, as the table is briefly missing.
+    bind.exec_driver_sql("PRAGMA legacy_alter_table=ON")
+    try:
+        bind.exec_driver_sql(f'ALTER TABLE "_new_{table}" RENAME TO "{table}"')
+    finally:
+        bind.exec_driver_sql("PRAGMA legacy_alter_table=OFF")
     for statement in extras:
         bind.exec_driver_sql(statement)
 
 
-def _broken_references(bind: Connection) -> list[tuple[object, ...]]:
-    """Every row whose foreign key points at no row (SQLite's foreign_key_check)."""
-    return [tuple(row) for row in bind.exec_driver_sql("PRAGMA foreign_key_check")]
+def _broken_references(bind: Connection) -> list[tuple[str, ...]]:
+    """Every row whose foreign key points at no row (SQLite's foreign_key_check), sorted:
+    SQLite lists them in an order the rebuild changes."""
+    return sorted(
+        tuple(str(value) for value in row)
+        for row in bind.exec_driver_sql("PRAGMA foreign_key_check")
+    )
 
 
 def upgrade() -> None:
