@@ -8,17 +8,35 @@ a signed URL writes, so a replayed URL cannot write once its upload is over.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, delete, or_, select
 
-from movievault.models import PendingUpload, utcnow
+from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
+
+log = logging.getLogger(__name__)
 
 # A claim (complete or discard under way) that has not ended in this long is taken to
 # have died with its worker.
 COMPLETION_LEASE = timedelta(minutes=10)
+#: How often a complete renews its claim while the store works: a few renewals may fail
+#: (the database restarting) before the lease runs out.
+RENEW_EVERY = COMPLETION_LEASE / 4
+
+
+def _in_the_catalogue(session: Session, key: str) -> bool:
+    """Whether a recorded movie or subtitle keeps its bytes under `key`."""
+    return any(
+        session.exec(select(column).where(column == key).limit(1)).first() is not None
+        for column in (col(StoredFile.key), col(Subtitle.source_key))
+    )
 
 
 def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> None:
@@ -29,8 +47,11 @@ def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> Non
     """
     if upload.method == "multipart" and upload.multipart_id:
         storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
-    # An upload sent whole may already have stored its object; a failed multipart never does.
-    storage.delete(upload.key)
+    # An upload sent whole may already have stored its object; a failed multipart never
+    # does. Unless a complete that outlived its lease has recorded it meanwhile: its bytes
+    # are the movie's then.
+    if not _in_the_catalogue(session, upload.key):
+        storage.delete(upload.key)
     session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
     session.commit()
 
@@ -71,6 +92,42 @@ def claim(*, session: Session, upload_id: str, expired_at: datetime | None = Non
     )
     session.commit()
     return result.rowcount == 1
+
+
+@contextmanager
+def kept(*, session: Session, upload_id: str) -> Iterator[None]:
+    """Renew the claim this request holds on the upload while the block runs.
+
+    Joining the parts of a movie of 50 GB on the local disk outlasts the lease: a retried
+    complete (a proxy gave up waiting) would otherwise take the upload over and join the
+    parts a second time beside the first. Renewals use their own connection, and the
+    block must hold no lock a renewal would wait for.
+    """
+    bind = session.get_bind()
+    stop = threading.Event()
+
+    def renew() -> None:
+        """Move the claim's start to now, every RENEW_EVERY, until the block ends."""
+        while not stop.wait(RENEW_EVERY.total_seconds()):
+            try:
+                with Session(bind) as own:
+                    own.exec(
+                        update(PendingUpload)
+                        .where(col(PendingUpload.id) == upload_id,
+                               col(PendingUpload.completing_since).is_not(None))
+                        .values(completing_since=utcnow())
+                    )
+                    own.commit()
+            except SQLAlchemyError as error:  # the next renewal may get through
+                log.warning("Could not renew the claim on upload %s: %s", upload_id, error)
+
+    renewal = threading.Thread(target=renew, name=f"claim-{upload_id}", daemon=True)
+    renewal.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewal.join()
 
 
 def release(*, session: Session, upload_id: str) -> None:

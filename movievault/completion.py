@@ -53,6 +53,21 @@ def _file_from_upload(*, session: Session, owner_id: int, upload_id: str) -> Sto
     ).first()
 
 
+def _already_recorded(
+    *, session: Session, owner_id: int, upload_id: str
+) -> CompleteResult | None:
+    """What the upload became, as a repeated complete answers it: the movie, or the subtitle
+    and its movie; None if it became neither."""
+    done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
+    if done is not None:
+        return CompleteResult(file=done, duplicate=True)
+    attached = subtitles.attached_by(session=session, owner_id=owner_id, upload_id=upload_id)
+    if attached is None:
+        return None
+    movie = library.get_owned_file(session=session, owner_id=owner_id, file_id=attached.file_id)
+    return CompleteResult(file=movie, duplicate=True, subtitle=attached)
+
+
 def _declared_parts(
     upload: PendingUpload, data: dict[str, Any]
 ) -> list[tuple[int, str]] | None:
@@ -152,17 +167,11 @@ def complete_upload(
             )
         except NotFound:
             # A second tab or a retried request: the upload already became a file.
-            done = _file_from_upload(session=session, owner_id=owner_id, upload_id=upload_id)
-            if done is not None:
-                return CompleteResult(file=done, duplicate=True)
-            attached = subtitles.attached_by(
+            recorded = _already_recorded(
                 session=session, owner_id=owner_id, upload_id=upload_id
             )
-            if attached is not None:
-                movie = library.get_owned_file(
-                    session=session, owner_id=owner_id, file_id=attached.file_id
-                )
-                return CompleteResult(file=movie, duplicate=True, subtitle=attached)
+            if recorded is not None:
+                return recorded
             raise
         declared = _declared_parts(upload, data)
         # Uploads started with a fingerprint learn their hash only now.
@@ -193,6 +202,11 @@ def complete_upload(
         except BaseException:
             claims.release(session=session, upload_id=upload_id)
             raise
+        # Unless a complete whose claim had run out (it took longer than the lease) got
+        # there first: its parts were gone, but it is a file now (discard kept its bytes).
+        recorded = _already_recorded(session=session, owner_id=owner_id, upload_id=upload_id)
+        if recorded is not None:
+            return recorded
         raise
     except BaseException:
         # The store was down or refused one call: keep the upload so the client can retry.
@@ -210,6 +224,16 @@ def _complete_claimed(
     sha256: str,
 ) -> CompleteResult:
     """Finish an upload this request holds the claim on."""
+    with claims.kept(session=session, upload_id=upload.id):
+        _check_stored(storage=storage, upload=upload, declared=declared, sha256=sha256)
+    return _record(session=session, storage=storage, upload=upload, sha256=sha256)
+
+
+def _check_stored(
+    *, storage: Storage, upload: PendingUpload, declared: list[tuple[int, str]] | None,
+    sha256: str,
+) -> None:
+    """Join a multipart upload's parts, then check the object against the declaration."""
     if upload.method == "multipart":
         assert upload.multipart_id
         stored = storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
@@ -233,6 +257,12 @@ def _complete_claimed(
     actual = storage.object_sha256(upload.key)
     if actual is not None and actual != sha256:
         raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
+
+
+def _record(
+    *, session: Session, storage: Storage, upload: PendingUpload, sha256: str
+) -> CompleteResult:
+    """Record the verified upload: attach the subtitle, or add the movie to the catalogue."""
     if upload.subtitle_for is not None:
         subtitle = subtitles.attach(session=session, storage=storage, upload=upload)
         movie = library.get_owned_file(
@@ -253,26 +283,27 @@ def _complete_claimed(
         title=title,
         year=year,
     )
+    # A failed insert expires `upload`, whose row may be gone by then: its values, kept.
+    owner_id, key, upload_id = upload.owner_id, upload.key, upload.id
     # Not while a create of this owner looks for the file and then plans another upload.
-    locking.lock(session, locking.owner_scope(upload.owner_id))
+    locking.lock(session, locking.owner_scope(owner_id))
     session.add(stored_file)
     try:
         session.flush()  # the insert: a clash surfaces here, and the file gets its id
         assert stored_file.id is not None
         jobs.enqueue(session=session, file_id=stored_file.id)
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload_id))
         session.commit()
     except IntegrityError:
-        # The user finished the same content through another upload meanwhile.
+        # The user finished the same content through another upload meanwhile, or through
+        # this one (a complete whose claim ran out, and the store joined the parts twice).
         session.rollback()
-        existing = library.find_by_sha256(
-            session=session, owner_id=upload.owner_id, sha256=sha256
-        )
+        existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
         if existing is None:
             raise
-        if existing.key != upload.key:
-            storage.delete(upload.key)
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        if existing.key != key:
+            storage.delete(key)
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload_id))
         session.commit()
         return CompleteResult(file=existing, duplicate=True)
     return CompleteResult(file=stored_file, duplicate=False)

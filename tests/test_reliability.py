@@ -408,6 +408,106 @@ def test_completion_cut_short_by_a_crash_is_taken_over_after_its_lease(
     assert final.status_code == 201, final.text
 
 
+class SlowJoin:
+    """The store's joining of the parts, held at a gate per call (the first, the second)."""
+
+    def __init__(self, storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = storage.complete_multipart
+        self.inside = [threading.Event(), threading.Event()]
+        self.go = [threading.Event(), threading.Event()]
+        self.calls = 0
+        monkeypatch.setattr(storage, "complete_multipart", self)
+
+    def __call__(self, **arguments: Any) -> None:
+        number, self.calls = self.calls, self.calls + 1
+        self.inside[number].set()
+        assert self.go[number].wait(30)
+        self.real(**arguments)
+
+
+def _in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    """Start `call` in a thread; the list receives its result."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(call()))
+    thread.start()
+    return thread, result
+
+
+def _claimed_since(app: Flask, upload_id: str) -> Any:
+    """When the upload's claim was last taken or renewed."""
+    with db.session_scope(app) as session:
+        row = session.get(PendingUpload, upload_id)
+        assert row is not None
+        return row.completing_since
+
+
+def _age_claim(app: Flask, upload_id: str) -> None:
+    """Make the upload's claim older than the lease, as a renewal that never came would."""
+    with db.session_scope(app) as session:
+        row = session.get(PendingUpload, upload_id)
+        assert row is not None
+        row.completing_since = utcnow() - claims.COMPLETION_LEASE - timedelta(seconds=1)
+        session.add(row)
+        session.commit()
+
+
+def test_a_complete_taking_over_a_lease_that_ran_out_deletes_no_movie(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A complete still joining the parts when its lease ran out, and a retried complete
+    taking the upload over: the second finds the parts gone once the first has recorded
+    the movie, and answers with it instead of discarding the upload with the movie's bytes."""
+    app = live_server.app
+    data = os.urandom(BIG)
+    upload = alice.create(name="long.mkv", data=data).json()["upload"]
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    join = SlowJoin(get_storage(app), monkeypatch)
+    first, first_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
+    assert join.inside[0].wait(30)
+    _age_claim(app, upload["id"])
+    second, second_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
+    assert join.inside[1].wait(30)
+    join.go[0].set()  # the first joins the parts, records the movie, removes the parts
+    first.join(30)
+    assert first_answer[0].status_code == 201, first_answer[0].text
+    join.go[1].set()  # the second finds the upload gone from the store
+    second.join(30)
+    assert second_answer[0].status_code == 200, second_answer[0].text
+    assert second_answer[0].json()["file"]["id"] == first_answer[0].json()["file"]["id"]
+    got = download(alice, first_answer[0].json()["file"]["id"])
+    assert got.status_code == 200 and hashlib.sha256(got.content).digest() == hashlib.sha256(
+        data).digest()
+    assert rows(app, PendingUpload) == []
+
+
+def test_a_complete_keeps_its_claim_while_the_store_joins_the_parts(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Joining a big movie's parts outlasts the lease: the claim is renewed meanwhile, so a
+    retried complete waits instead of joining the parts a second time."""
+    app = live_server.app
+    monkeypatch.setattr(claims, "RENEW_EVERY", timedelta(seconds=0.05))
+    monkeypatch.setattr(completion, "COMPLETION_WAIT_SECONDS", 0.5)
+    data = os.urandom(BIG)
+    upload = alice.create(name="long.mkv", data=data).json()["upload"]
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    join = SlowJoin(get_storage(app), monkeypatch)
+    first, first_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
+    assert join.inside[0].wait(30)
+    _age_claim(app, upload["id"])
+    deadline = time.monotonic() + 10
+    while _claimed_since(app, upload["id"]) < utcnow() - claims.COMPLETION_LEASE:
+        assert time.monotonic() < deadline, "the claim was not renewed"
+        time.sleep(0.05)
+    busy = alice.complete(upload["id"], etags)
+    assert busy.status_code == 409, busy.text
+    assert join.calls == 1
+    join.go[0].set()
+    first.join(30)
+    assert first_answer[0].status_code == 201, first_answer[0].text
+    assert len(rows(app, StoredFile)) == 1
+
+
 # --- the same file twice at once ------------------------------------------------------------
 
 
