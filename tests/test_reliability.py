@@ -451,6 +451,21 @@ def _age_claim(app: Flask, upload_id: str) -> None:
         session.commit()
 
 
+def _joining_past_the_lease(
+    alice: ApiClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> tuple[bytes, dict[str, Any], dict[int, str], SlowJoin, tuple[threading.Thread, list[Any]]]:
+    """A multipart upload whose complete is held while the store joins the parts, its
+    claim aged past the lease: the data, upload, ETags, gates and the complete's thread."""
+    data = os.urandom(BIG)
+    upload = alice.create(name="long.mkv", data=data).json()["upload"]
+    etags = alice.put_parts(upload, data, [1, 2, 3])
+    join = SlowJoin(get_storage(app), monkeypatch)
+    first = _in_thread(lambda: alice.complete(upload["id"], etags))
+    assert join.inside[0].wait(30)
+    _age_claim(app, upload["id"])
+    return data, upload, etags, join, first
+
+
 def test_a_complete_taking_over_a_lease_that_ran_out_deletes_no_movie(
     alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -458,13 +473,9 @@ def test_a_complete_taking_over_a_lease_that_ran_out_deletes_no_movie(
     taking the upload over: the second finds the parts gone once the first has recorded
     the movie, and answers with it instead of discarding the upload with the movie's bytes."""
     app = live_server.app
-    data = os.urandom(BIG)
-    upload = alice.create(name="long.mkv", data=data).json()["upload"]
-    etags = alice.put_parts(upload, data, [1, 2, 3])
-    join = SlowJoin(get_storage(app), monkeypatch)
-    first, first_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
-    assert join.inside[0].wait(30)
-    _age_claim(app, upload["id"])
+    data, upload, etags, join, (first, first_answer) = _joining_past_the_lease(
+        alice, app, monkeypatch
+    )
     second, second_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
     assert join.inside[1].wait(30)
     join.go[0].set()  # the first joins the parts, records the movie, removes the parts
@@ -488,13 +499,9 @@ def test_a_complete_keeps_its_claim_while_the_store_joins_the_parts(
     app = live_server.app
     monkeypatch.setattr(claims, "RENEW_EVERY", timedelta(seconds=0.05))
     monkeypatch.setattr(completion, "COMPLETION_WAIT_SECONDS", 0.5)
-    data = os.urandom(BIG)
-    upload = alice.create(name="long.mkv", data=data).json()["upload"]
-    etags = alice.put_parts(upload, data, [1, 2, 3])
-    join = SlowJoin(get_storage(app), monkeypatch)
-    first, first_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
-    assert join.inside[0].wait(30)
-    _age_claim(app, upload["id"])
+    data, upload, etags, join, (first, first_answer) = _joining_past_the_lease(
+        alice, app, monkeypatch
+    )
     deadline = time.monotonic() + 10
     while _claimed_since(app, upload["id"]) < utcnow() - claims.COMPLETION_LEASE:
         assert time.monotonic() < deadline, "the claim was not renewed"
