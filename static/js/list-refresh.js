@@ -20,8 +20,9 @@ export function deferRefreshWhileRenaming(wrapper) {
     refresh(true);
   };
   document.body.addEventListener("htmx:afterSettle", sendOwed);
-  // A click whose request failed brings no swap to wait for.
+  // A click whose request failed brings no swap to wait for. Looked at once htmx is done:
+  // a click that cancels another (Rename twice) ends the first before it sends its own.
   document.body.addEventListener("htmx:afterRequest", (event) => {
-    if (!event.detail.successful) sendOwed();
+    if (!event.detail.successful) setTimeout(sendOwed, 0);
   });
 }
