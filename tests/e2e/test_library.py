@@ -630,12 +630,11 @@ def library_being_analysed(page: Page, server: LiveServer, *names: str) -> None:
 
 
 def test_rename_clicked_while_the_row_asks_about_itself_opens_the_form(
-    page: Page, e2e_server: LiveServer, expected_console_errors: list[str]
+    page: Page, e2e_server: LiveServer
 ) -> None:
     """A row being analysed polls itself; a Rename click cancels the poll on its way (it was
     queued behind it before, then lost with the row the poll's answer replaced), and the
     next poll, due while that one was slow to answer, is not sent in its place."""
-    expected_console_errors.extend([r"htmx:sendAbort", r"htmx:afterRequest"])  # htmx logs
     library_being_analysed(page, e2e_server, "polling.mp4")
     polls = Held(page, ROW_POLL)
     with page.expect_request(ROW_POLL):
@@ -713,11 +712,10 @@ def test_an_upload_finishing_while_a_row_is_renamed_leaves_the_form_alone(
 
 
 def test_an_upload_finishing_while_the_rename_form_is_on_its_way_leaves_it_alone(
-    page: Page, e2e_server: LiveServer, expected_console_errors: list[str]
+    page: Page, e2e_server: LiveServer
 ) -> None:
     """The refresh also waits for a Rename click's answer (it would land in no row), and
     comes once the form is closed."""
-    expected_console_errors.extend([r"htmx:sendAbort", r"htmx:afterRequest"])  # htmx logs
     app = e2e_server.app
     alice = user_id(app, "alice")
     add_file(app, alice, "first.mp4", data=b"first")
