@@ -594,6 +594,8 @@ COUNT_POLLS = """() => {
     if (/\\/files\\/\\d+\\/row/.test(path)) window.mvPolls += 1;
   });
 }"""
+#: The list's own requests: no byte of a movie goes to the store, one store is enough.
+ONE_STORE = pytest.mark.parametrize("backend", ["local"])
 ROW_POLL = re.compile(r"/files/\d+/row")
 EDIT_FORM = re.compile(r"/files/\d+/edit")
 
@@ -629,6 +631,7 @@ def library_being_analysed(page: Page, server: LiveServer, *names: str) -> None:
         expect(list_row(page, name)).to_have_attribute("hx-trigger", "every 2s")
 
 
+@ONE_STORE
 def test_rename_clicked_while_the_row_asks_about_itself_opens_the_form(
     page: Page, e2e_server: LiveServer
 ) -> None:
@@ -651,6 +654,7 @@ def test_rename_clicked_while_the_row_asks_about_itself_opens_the_form(
     screenshot(page, "library-rename-while-analysing")
 
 
+@ONE_STORE
 def test_a_poll_due_while_the_rename_form_is_on_its_way_waits(
     page: Page, e2e_server: LiveServer
 ) -> None:
@@ -670,6 +674,7 @@ def test_a_poll_due_while_the_rename_form_is_on_its_way_waits(
     assert sent == 0
 
 
+@ONE_STORE
 def test_rows_being_analysed_do_not_wait_for_one_another_or_hold_up_the_list(
     page: Page, e2e_server: LiveServer
 ) -> None:
@@ -685,6 +690,7 @@ def test_rows_being_analysed_do_not_wait_for_one_another_or_hold_up_the_list(
     expect(page.locator("#file-list .file-row")).to_have_count(2)
 
 
+@ONE_STORE
 def test_an_upload_finishing_while_a_row_is_renamed_leaves_the_form_alone(
     page: Page, e2e_server: LiveServer
 ) -> None:
@@ -711,6 +717,7 @@ def test_an_upload_finishing_while_a_row_is_renamed_leaves_the_form_alone(
     assert page.evaluate("window.mvSent").count("/") == 1
 
 
+@ONE_STORE
 def test_an_upload_finishing_while_the_rename_form_is_on_its_way_leaves_it_alone(
     page: Page, e2e_server: LiveServer
 ) -> None:
