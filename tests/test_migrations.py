@@ -480,3 +480,44 @@ def test_an_upgrade_that_cannot_begin_leaves_foreign_keys_on_in_the_pool(
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
     engine.dispose()
+
+
+def test_revision_0010_gives_sequels_their_titles_back_unless_their_owner_edited_them(
+    catalogue: Path,
+) -> None:
+    """Names read before 0010 lost "Part II" and "Vol. 1"; titles still as that reading gave
+    them are read again, titles and years an owner changed are kept."""
+    _fill_previous_release(catalogue, "0009")
+    files = [
+        # (name, title and year as stored)
+        ("The.Godfather.Part.II.1974.1080p.BluRay.x264.mkv", "The Godfather", 1974),
+        ("Kill Bill Vol 1 (2003).mkv", "Kill Bill: Volume 1", 2003),  # title edited
+        ("Back to the Future Part II (1989).mkv", "Back to the Future", None),  # year edited
+        ("Apartment (1960).mkv", "Apartment", 1960),  # "part" in it, read alike either way
+    ]
+    with sqlite3.connect(catalogue) as connection:
+        connection.execute(
+            "UPDATE file SET title = 'Long Film', year = 1999 WHERE id = 1"
+        )
+        for n, (name, title, year) in enumerate(files, start=4):
+            connection.execute(
+                "INSERT INTO file (id, owner_id, name, size, sha256, content_type, key,"
+                " upload_id, created_at, title, year) VALUES (?, 1, ?, ?, ?, 'video/mp4', ?,"
+                " ?, '2026-11-20 11:00:00.000000', ?, ?)",
+                (n, name, n, f"{n:064x}", f"movies/1/{n:032x}", f"u{n}", title, year),
+            )
+    before = _rows(catalogue, "file")
+
+    db.open_catalogue(f"sqlite:///{catalogue}").dispose()
+    after = _rows(catalogue, "file")
+    assert [(f["title"], f["year"]) for f in after] == [
+        ("Long Film", 1999), ("", None), ("", None),  # untouched: no "part" or "vol"
+        ("The Godfather Part II", 1974),
+        ("Kill Bill: Volume 1", 2003),
+        ("Back to the Future", None),
+        ("Apartment", 1960),
+    ]
+    changed = {"title"}
+    assert [{k: v for k, v in f.items() if k not in changed} for f in after] == [
+        {k: v for k, v in f.items() if k not in changed} for f in before
+    ]

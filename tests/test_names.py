@@ -23,6 +23,13 @@ from movievault.media.names import parse_title
         ("Star Wars Episode IV - A New Hope (1977).mkv",
          ("Star Wars Episode IV - A New Hope", 1977)),
         ("The.Office.S02E03.720p.mkv", ("The Office", None)),
+        # Sequels keep what tells them from the first film; a film on two discs does not.
+        ("The Godfather Part II (1974).mkv", ("The Godfather Part II", 1974)),
+        ("Back.to.the.Future.Part.III.1990.1080p.BluRay.x264.mkv",
+         ("Back to the Future Part III", 1990)),
+        ("Kill.Bill.Vol.1.2003.720p.mkv", ("Kill Bill Vol 1", 2003)),
+        ("Dune Part Two (2024) [2160p].mkv", ("Dune Part Two", 2024)),
+        ("Heat (1995) CD1.avi", ("Heat", 1995)),
         ("holiday.mp4", ("holiday", None)),
         ("clip", ("clip", None)),
         # No title in guessit's eyes: the stem is the title, and a lone number is no year.

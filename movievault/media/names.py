@@ -58,13 +58,19 @@ def _stem_title(filename: str) -> str:
     return clean_title(spaced) or clean_title(stem) or clean_title(filename) or "Untitled"
 
 
-def _guess(filename: str) -> dict[str, Any]:
+#: How guessit reads a name. In a film's name "Part II" and "Vol. 1" belong to the title
+#: ("The Godfather Part II", "Kill Bill Vol 1"): read as guessit's `part` and `volume`,
+#: every sequel got its first film's title. A film split across files says CD1 or Disc 2.
+GUESS_OPTIONS: dict[str, Any] = {"type": "movie", "excludes": ["part", "volume"]}
+
+
+def _guess(filename: str, options: dict[str, Any]) -> dict[str, Any]:
     """guessit's reading of the name as a movie; {} when it fails on an odd name."""
     from guessit import guessit  # its rules take half a second to load: only when needed
 
     try:
         with _lock:
-            return dict(guessit(filename, {"type": "movie"}))
+            return dict(guessit(filename, dict(options)))
     except Exception as error:  # any failure inside guessit means "no better guess"
         log.warning("could not parse the name %r: %s", filename, error)
         return {}
@@ -73,7 +79,7 @@ def _guess(filename: str) -> dict[str, Any]:
 def warm_up() -> None:
     """Load guessit's rules now (half a second), as a thread can while other work goes on,
     so the first title read does not wait for them."""
-    _guess("Warm Up (2000).mkv")
+    _guess("Warm Up (2000).mkv", GUESS_OPTIONS)
 
 
 def _text(value: Any) -> str:
@@ -83,14 +89,17 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def parse_title(filename: str) -> tuple[str, int | None]:
+def parse_title(
+    filename: str, *, options: dict[str, Any] = GUESS_OPTIONS
+) -> tuple[str, int | None]:
     """The film's title and year as the name tells them; the title is never empty.
 
     "Long Film (1999).mkv" and "Long.Film.1999.1080p.BluRay.x264-GRP.mkv" both give
     ("Long Film", 1999). A name guessit finds no title in gives its stem ("2012.mkv" gives
-    ("2012", None): the number is the title there, not a year).
+    ("2012", None): the number is the title there, not a year). `options` are guessit's;
+    only a revision reading names as an earlier release did passes others.
     """
-    guess = _guess(filename)
+    guess = _guess(filename, options)
     year = plausible_year(guess.get("year"))
     title = _text(guess.get("title"))
     alternative = _text(guess.get("alternative_title"))
