@@ -20,6 +20,7 @@ from movievault import claims, jobs, library, locking, subtitles, uploads, valid
 from movievault.errors import (
     Conflict,
     InvalidInput,
+    NoSuchUpload,
     NotFound,
     StorageRejected,
     SubtitleInvalid,
@@ -235,20 +236,7 @@ def _check_stored(
 ) -> None:
     """Join a multipart upload's parts, then check the object against the declaration."""
     if upload.method == "multipart":
-        assert upload.multipart_id
-        stored = storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
-        if declared is None:
-            declared = sorted((part.part_number, part.etag) for part in stored)
-        _verify_parts(upload, declared, stored)
-        try:
-            # S3 wants each part's SHA-256 back for uploads created with checksums.
-            checksums = {part.part_number: part.checksum for part in stored if part.checksum}
-            storage.complete_multipart(
-                key=upload.key, upload_id=upload.multipart_id, parts=declared,
-                checksums=checksums,
-            )
-        except StorageRejected as error:
-            raise UploadMismatch(f"The store refused the parts: {error.message}") from error
+        _join_parts(storage=storage, upload=upload, declared=declared)
     size = storage.object_size(upload.key)
     if size is None:
         raise UploadMismatch("No object was uploaded for this upload.")
@@ -257,6 +245,32 @@ def _check_stored(
     actual = storage.object_sha256(upload.key)
     if actual is not None and actual != sha256:
         raise UploadMismatch("The stored bytes' SHA-256 differs from the declared sha256.")
+
+
+def _join_parts(
+    *, storage: Storage, upload: PendingUpload, declared: list[tuple[int, str]] | None
+) -> None:
+    """Check every part against the declaration and have the store join them, unless an
+    earlier complete joined them already (then the object is checked as it stands)."""
+    assert upload.multipart_id
+    try:
+        stored = uploads.parts_or_joined(storage=storage, upload=upload)
+    except NoSuchUpload as error:
+        raise UploadMismatch("The upload's parts are gone: it was cancelled.") from error
+    if stored is None:
+        return
+    if declared is None:
+        declared = sorted((part.part_number, part.etag) for part in stored)
+    _verify_parts(upload, declared, stored)
+    try:
+        # S3 wants each part's SHA-256 back for uploads created with checksums.
+        checksums = {part.part_number: part.checksum for part in stored if part.checksum}
+        storage.complete_multipart(
+            key=upload.key, upload_id=upload.multipart_id, parts=declared,
+            checksums=checksums,
+        )
+    except StorageRejected as error:
+        raise UploadMismatch(f"The store refused the parts: {error.message}") from error
 
 
 def _record(

@@ -21,6 +21,7 @@ from movievault import claims, library, quotas, validation
 from movievault.errors import (
     Conflict,
     InvalidInput,
+    NoSuchUpload,
     NotFound,
     QuotaExceeded,
 )
@@ -394,10 +395,34 @@ def part_urls(
 
 
 def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPart]:
-    """Return the parts the store already holds (none for form uploads)."""
+    """Return the parts the store already holds (none for form uploads); every part, without
+    its ETag, once the store has joined them (see `parts_or_joined`)."""
     if upload.method != "multipart" or not upload.multipart_id:
         return []
-    return storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
+    parts = parts_or_joined(storage=storage, upload=upload)
+    if parts is None:
+        return [
+            StoredPart(part_number=number, etag="", size=expected_part_size(upload, number))
+            for number in range(1, part_count(upload) + 1)
+        ]
+    return parts
+
+
+def parts_or_joined(*, storage: Storage, upload: PendingUpload) -> list[StoredPart] | None:
+    """The parts the store holds for a multipart upload, or None when it has joined them.
+
+    A complete that joined the parts and then could not record the file (its process was
+    stopped, or it lost its claim) leaves the upload pending with its object whole: the
+    next complete records that object, checked like one sent whole. Raises NoSuchUpload
+    when the parts are gone and no such object is there (the upload was aborted).
+    """
+    assert upload.multipart_id
+    try:
+        return storage.list_parts(key=upload.key, upload_id=upload.multipart_id)
+    except NoSuchUpload:
+        if storage.object_size(upload.key) == upload.size:
+            return None
+        raise
 
 
 def cancel_upload(*, session: Session, storage: Storage, owner_id: int, upload_id: str) -> None:

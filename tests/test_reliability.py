@@ -408,6 +408,60 @@ def test_completion_cut_short_by_a_crash_is_taken_over_after_its_lease(
     assert final.status_code == 201, final.text
 
 
+def test_a_complete_stopped_once_the_store_joined_the_parts_is_finished_by_the_next(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    """The process completing an upload is stopped (a restart) after the store joined the
+    parts and before the file was recorded: uploading the file again resumes the upload,
+    sends nothing, and records the joined object."""
+    app = live_server.app
+    data = os.urandom(BIG)
+    upload = alice.create(name="restarted.mkv", data=data).json()["upload"]
+    alice.put_parts(upload, data, [1, 2, 3])
+    storage = get_storage(app)
+    with db.session_scope(app) as session:
+        row = session.get(PendingUpload, upload["id"])
+        assert row is not None and row.multipart_id is not None
+        parts = storage.list_parts(key=row.key, upload_id=row.multipart_id)
+        storage.complete_multipart(
+            key=row.key, upload_id=row.multipart_id,
+            parts=[(part.part_number, part.etag) for part in parts],
+            checksums={part.part_number: part.checksum for part in parts if part.checksum},
+        )
+        # The claim of the process that was stopped, its lease run out.
+        row.completing_since = utcnow() - claims.COMPLETION_LEASE - timedelta(seconds=1)
+        session.add(row)
+        session.commit()
+
+    status = alice.status(upload["id"])
+    assert [(p["part_number"], p["size"]) for p in status["uploaded_parts"]] == [
+        (1, 5 * MIB), (2, 5 * MIB), (3, 1 * MIB)
+    ]
+    final = alice.upload(name="restarted.mkv", data=data)
+    assert final["file"]["name"] == "restarted.mkv" and "duplicate" not in final
+    got = download(alice, final["file"]["id"])
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+    assert rows(app, PendingUpload) == []
+
+
+def test_a_complete_after_a_cancel_that_aborted_the_parts_records_nothing(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    """Parts gone and no object: the upload was aborted, so complete refuses it (422) and
+    forgets it, where it used to keep it for a complete that could never succeed."""
+    app = live_server.app
+    data = os.urandom(BIG)
+    upload = alice.create(name="aborted.mkv", data=data).json()["upload"]
+    alice.put_parts(upload, data, [1, 2, 3])
+    row = pending(app, upload["id"])
+    assert row is not None and row.multipart_id is not None
+    get_storage(app).abort_multipart(key=row.key, upload_id=row.multipart_id)
+    refused = alice.complete(upload["id"])
+    assert refused.status_code == 422, refused.text
+    assert "parts are gone" in refused.json()["error"]
+    assert rows(app, PendingUpload) == [] and rows(app, StoredFile) == []
+
+
 class SlowJoin:
     """The store's joining of the parts, held at a gate per call (the first, the second)."""
 

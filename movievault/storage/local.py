@@ -172,7 +172,7 @@ class LocalStorage(SignedUrls, Storage):
         """The parts received so far: number, ETag (their SHA-256) and size."""
         self.check_ready()
         if self._upload_key(upload_id) != key:
-            raise StorageRejected("NoSuchUpload: the upload belongs to another key.")
+            raise NoSuchUpload("NoSuchUpload: the upload belongs to another key.")
         return self._upload(upload_id).parts()
 
     @disk_errors("complete the multipart upload")
@@ -184,7 +184,7 @@ class LocalStorage(SignedUrls, Storage):
         checksums were checked as they arrived)."""
         self.check_ready()
         if self._upload_key(upload_id) != key:
-            raise StorageRejected("NoSuchUpload: the upload belongs to another key.")
+            raise NoSuchUpload("NoSuchUpload: the upload belongs to another key.")
         chosen = self._upload(upload_id).choose(parts)
         size = sum(part_size for _, part_size in chosen)
         self.check_capacity(size)  # the parts are copied into one file, then removed

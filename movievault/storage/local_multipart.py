@@ -60,7 +60,7 @@ class UploadFolder:
         try:
             described = json.loads((self.path / "upload.json").read_text())
         except (FileNotFoundError, NotADirectoryError, ValueError):
-            raise StorageRejected(
+            raise NoSuchUpload(
                 "NoSuchUpload: the multipart upload does not exist (completed or aborted)."
             ) from None
         return str(described["key"])

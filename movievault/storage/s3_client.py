@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from movievault.errors import MovieVaultError, StorageRejected, StorageUnavailable
+from movievault.errors import MovieVaultError, NoSuchUpload, StorageRejected, StorageUnavailable
 
 # Errors that mean "not found" rather than "refused".
 MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
@@ -25,9 +25,8 @@ def boto_meaning(error: Exception, action: str) -> MovieVaultError | None:
                 f"The storage service failed while trying to {action} ({code}). "
                 "Try again in a moment."
             )
-        return StorageRejected(
-            f"The storage service refused to {action}: {code}. {message}".strip()
-        )
+        refusal = NoSuchUpload if code == "NoSuchUpload" else StorageRejected
+        return refusal(f"The storage service refused to {action}: {code}. {message}".strip())
     if isinstance(error, BotoCoreError):
         return StorageUnavailable(
             f"The storage service is unreachable (could not {action}). "
