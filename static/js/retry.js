@@ -71,7 +71,7 @@ export async function sendWithRetries(signal, { send, reset, renew, badDigest })
 }
 
 /** Answers that mean "not now" rather than "never". */
-function isRetryableStatus(status) {
+export function isRetryableStatus(status) {
   if (status === 501) return false; // Not Implemented: asking again changes nothing
   return status >= 500 || status === 409 || status === 423 || status === 429;
 }

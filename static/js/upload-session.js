@@ -9,7 +9,7 @@ import { ApiError } from "./api.js";
 import { Cancelled } from "./cancel.js";
 import { confirmDigest, planParts, sendParts, sendPartsWhileHashing } from "./multipart.js";
 import { ByteProgress } from "./progress.js";
-import { sendWithRetries } from "./retry.js";
+import { isRetryableStatus, sendWithRetries } from "./retry.js";
 import { sendXhr } from "./transfer.js";
 
 /** A failure to show on the file's row; `retryable` is false when trying again cannot help. */
@@ -48,7 +48,7 @@ class FoundDuplicate extends Error {
 
 /**
  * @typedef {{stage: "done", file: object} | {stage: "duplicate", match: object|null}}
- *   SessionResult how a run ended: the library's new file, or the one it duplicates
+ *   SessionResult how a run ended: the library's file, or the one it duplicates
  */
 
 export class UploadSession {
@@ -83,7 +83,7 @@ export class UploadSession {
    */
   async run(content, hooks) {
     try {
-      // Bytes all sent but complete failed (503, 409): a retry only completes again.
+      // Bytes all sent but complete failed (5xx, 409, no answer): a retry only completes again.
       if (!this.pendingComplete) {
         const body = await this.send(content, hooks);
         if (hooks.signal.aborted) throw new Cancelled();
@@ -246,15 +246,26 @@ export class UploadSession {
     try {
       ({ data } = await this.api.post(`/uploads/${id}/complete`, body));
     } catch (error) {
-      // Only a store that is down (503) or busy (409) keeps the upload for another try.
-      if (!(error instanceof ApiError && (error.status === 503 || error.status === 409))) {
+      // Every byte is stored: unless the app answered that it never will record them (a
+      // mismatch, a cancelled upload), Retry only completes again. A proxy that gave up
+      // waiting (502, 504) or a dropped connection (0) may have left the app finishing it.
+      if (!(error instanceof ApiError && (error.status === 0 || isRetryableStatus(error.status)))) {
         this.pendingComplete = null;
+      } else if (error.status === 502 || error.status === 504) {
+        throw new ApiError(
+          "The server took too long to answer: it may still be adding this file. " +
+            "Retry in a moment to see it through.",
+          error.status,
+        );
       }
       throw error;
     }
     this.pendingComplete = null;
     this.upload = null;
-    if (data?.duplicate) return duplicateOf(data.file);
+    // Also when the answer is a duplicate: the file is in the library now, recorded by an
+    // earlier try whose answer was lost (a proxy gave up waiting) or by another tab sending
+    // the same bytes at once. "Nothing was uploaded" would be untrue, and the list may not
+    // show it yet.
     return { stage: "done", file: data.file };
   }
 }

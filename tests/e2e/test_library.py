@@ -502,6 +502,47 @@ def test_storage_down_shows_error_and_retry_works(
     assert stored_digests(e2e_server.app) == [digest]
 
 
+COMPLETE = re.compile(r"/api/uploads/[^/]+/complete$")
+
+
+@pytest.mark.parametrize("backend", ["local"])  # the page's side: any store does
+def test_complete_the_proxy_gave_up_on_is_retried_without_sending_again(
+    page: Page, e2e_server: LiveServer, tmp_path: Path, expected_console_errors: list[str]
+) -> None:
+    """A proxy answers 504 for a complete the app went on to finish (the parts of a big
+    movie take minutes to join): Retry asks for that complete again, and nothing else."""
+    expected_console_errors.append(r"status of 504")
+    source = tmp_path / "long join.mkv"
+    digest = write_random(source, 11 * MIB)  # parts of 5, 5 and 1 MiB
+    calls = api_calls(page)
+    puts: list[str] = []
+    page.on("request", lambda request: request.method == "PUT" and puts.append(request.url))
+
+    def proxy_gives_up(route: Route) -> None:
+        """The app gets the request and answers; the page gets the proxy's timeout."""
+        route.fetch()
+        route.fulfill(status=504, content_type="text/html",
+                      body="<html><body><h1>504 Gateway Time-out</h1></body></html>")
+
+    page.route(COMPLETE, proxy_gives_up, times=1)
+    add_files(page, source)
+    expect_stage(page, source.name, "failed")
+    row = upload_row(page, source.name)
+    expect(row.locator(".upload-detail")).to_contain_text("may still be adding this file")
+    screenshot(page, "library-complete-timed-out")
+    sent_before, calls_before = len(puts), len(calls)
+
+    row.get_by_role("button", name=f"Retry uploading {source.name}").click()
+    expect_stage(page, source.name, "done")
+    expect(row.locator(".upload-detail")).to_have_text(f"Added to your library as {source.name}.")
+    expect(list_row(page, source.name)).to_be_visible()
+    screenshot(page, "library-complete-timed-out-retried")
+    retried = [path for path, _ in calls[calls_before:]]
+    assert len(retried) == 1 and COMPLETE.search(retried[0]), retried
+    assert len(puts) == sent_before == 3
+    assert stored_digests(e2e_server.app) == [digest]
+
+
 def test_search_and_sort_without_reload(page: Page, tmp_path: Path) -> None:
     """Typing in the search box and choosing a sort swap the list through htmx."""
     alpha, beta = tmp_path / "Alpha Centauri.mp4", tmp_path / "Beta Max.mp4"
