@@ -696,6 +696,27 @@ def test_rename_clicked_while_the_row_asks_about_itself_opens_the_form(
 
 
 @ONE_STORE
+def test_rename_clicked_the_moment_a_poll_replaced_the_row_opens_the_form(
+    page: Page, e2e_server: LiveServer
+) -> None:
+    """A poll's answer replaces the row every few seconds; a click on the new row's Rename
+    right after works (htmx bound the new buttons only 20 ms after the swap, and a click
+    in between did nothing)."""
+    library_being_analysed(page, e2e_server, "swapped.mp4")
+    polls = Held(page, ROW_POLL)
+    with page.expect_request(ROW_POLL):
+        page.clock.run_for(2_100)
+    row = list_row(page, "swapped.mp4")
+    old = row.element_handle()
+    with page.expect_response(ROW_POLL):
+        polls.release()
+    page.wait_for_function("old => !old.isConnected", arg=old)  # swapped, clock still paused
+    row.get_by_role("button", name="Rename").click()
+    expect(page.locator("#file-list input[name=name]")).to_have_value("swapped.mp4")
+    assert page.evaluate("window.mvSent") == ["/files/1/row", "/files/1/edit"]
+
+
+@ONE_STORE
 def test_a_poll_due_while_the_rename_form_is_on_its_way_waits(
     page: Page, e2e_server: LiveServer
 ) -> None:
