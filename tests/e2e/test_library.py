@@ -779,6 +779,37 @@ def test_an_upload_finishing_while_a_row_is_renamed_leaves_the_form_alone(
     assert page.evaluate("window.mvSent").count("/") == 1
 
 
+LIST_REFRESH = re.compile(r"^[^?]+://[^/]+/\?")  # the library page, with the list's controls
+
+
+@ONE_STORE
+def test_a_refresh_on_its_way_when_rename_is_clicked_is_sent_again_after_the_save(
+    page: Page, e2e_server: LiveServer
+) -> None:
+    """A refresh already sent when Rename is clicked would land after the form and take it
+    away: it is cancelled, and sent again once the name is saved."""
+    app = e2e_server.app
+    alice = user_id(app, "alice")
+    add_file(app, alice, "first.mp4", data=b"first")
+    page.goto(f"{e2e_server.url}/")
+    page.evaluate(COUNT_POLLS)
+    refreshes = Held(page, LIST_REFRESH)
+    add_file(app, alice, "second.mp4", data=b"second")
+    with page.expect_request(LIST_REFRESH):
+        page.evaluate("document.body.dispatchEvent(new CustomEvent('files-changed'))")
+    with page.expect_event("requestfailed", lambda r: bool(LIST_REFRESH.search(r.url))):
+        list_row(page, "first.mp4").get_by_role("button", name="Rename").click()
+    page.unroute(LIST_REFRESH)
+    refreshes.release()  # skips the cancelled refresh: nothing comes of it
+    field = page.locator("#file-list input[name=name]")
+    field.fill("Renamed (2001).mp4")
+    assert page.evaluate("window.mvSent").count("/") == 1
+    page.locator("#file-list").get_by_role("button", name="Save").click()
+    expect(list_row(page, "Renamed (2001).mp4")).to_be_visible()
+    expect(list_row(page, "second.mp4")).to_be_visible()
+    assert page.evaluate("window.mvSent").count("/") == 2
+
+
 @ONE_STORE
 def test_an_upload_finishing_while_the_rename_form_is_on_its_way_leaves_it_alone(
     page: Page, e2e_server: LiveServer
