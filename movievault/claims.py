@@ -12,12 +12,14 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, delete, or_, select
 
+from movievault.errors import Conflict
 from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
 
@@ -29,6 +31,57 @@ COMPLETION_LEASE = timedelta(minutes=10)
 #: How often a complete renews its claim while the store works: a few renewals may fail
 #: (the database restarting) before the lease runs out.
 RENEW_EVERY = COMPLETION_LEASE / 4
+TAKEN_OVER = "This upload was taken over by another request; try again."
+
+
+class ClaimLost(Conflict):
+    """Another request took the upload over: this one's claim had run out (its renewals
+    failed for a whole lease, or its process stood still)."""
+
+
+@dataclass
+class Claim:
+    """A request's hold on a pending upload. `since`, the time the claim was taken or last
+    renewed, is also its token: every later step checks the row still holds it, so a
+    request whose claim ran out and was taken over can no longer change the upload."""
+
+    upload_id: str
+    since: datetime
+
+
+def _renew(session: Session, claim: Claim) -> bool:
+    """Move the claim's time to now if this request still holds it; whether it did."""
+    now = utcnow()
+    result = session.exec(
+        update(PendingUpload)
+        .where(col(PendingUpload.id) == claim.upload_id,
+               col(PendingUpload.completing_since) == claim.since)
+        .values(completing_since=now)
+    )
+    session.commit()
+    if result.rowcount != 1:
+        return False
+    claim.since = now
+    return True
+
+
+def forget(*, session: Session, claim: Claim) -> None:
+    """Delete the pending upload in the caller's transaction, which then records what it
+    became; raises ClaimLost (and rolls back) if another request has taken it over."""
+    result = session.exec(
+        delete(PendingUpload).where(col(PendingUpload.id) == claim.upload_id,
+                                    col(PendingUpload.completing_since) == claim.since)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise ClaimLost(TAKEN_OVER)
+
+
+def confirm(*, session: Session, claim: Claim) -> None:
+    """Renew the claim before a step that must not run twice (recording, discarding): a
+    whole lease lies ahead then. Raises ClaimLost if another request has taken it over."""
+    if not _renew(session, claim):
+        raise ClaimLost(TAKEN_OVER)
 
 
 def _in_the_catalogue(session: Session, key: str) -> bool:
@@ -39,20 +92,32 @@ def _in_the_catalogue(session: Session, key: str) -> bool:
     )
 
 
-def discard(*, session: Session, storage: Storage, upload: PendingUpload) -> None:
+def discard(
+    *, session: Session, storage: Storage, upload: PendingUpload, claim: Claim | None
+) -> None:
     """Free what the store holds for a pending upload, then forget the upload.
 
-    The caller holds the upload's claim (see `_claim`), so no `complete` can record the
-    file while its bytes are being removed.
+    The caller holds the upload's `claim` (confirmed here first), so no `complete` can
+    record the file while its bytes are being removed. None: no request can hold one
+    (`migrate-db`, with the app stopped).
     """
-    if upload.method == "multipart" and upload.multipart_id:
-        storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
+    # Its values, read before the confirmation's commit expires them.
+    method, key, multipart_id, upload_id = (
+        upload.method, upload.key, upload.multipart_id, upload.id
+    )
+    if claim is not None:
+        confirm(session=session, claim=claim)
+    if method == "multipart" and multipart_id:
+        storage.abort_multipart(key=key, upload_id=multipart_id)
     # An upload sent whole may already have stored its object; a failed multipart never
     # does. Unless a complete that outlived its lease has recorded it meanwhile: its bytes
     # are the movie's then.
-    if not _in_the_catalogue(session, upload.key):
-        storage.delete(upload.key)
-    session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+    if not _in_the_catalogue(session, key):
+        storage.delete(key)
+    if claim is None:
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload_id))
+    else:
+        forget(session=session, claim=claim)
     session.commit()
 
 
@@ -70,8 +135,10 @@ def not_being_discarded(now: datetime) -> ColumnElement[bool]:
     return or_(col(PendingUpload.expires_at) >= now, unclaimed(now))
 
 
-def claim(*, session: Session, upload_id: str, expired_at: datetime | None = None) -> bool:
-    """Atomically mark the upload as taken by this request; False when another holds it,
+def claim(
+    *, session: Session, upload_id: str, expired_at: datetime | None = None
+) -> Claim | None:
+    """Atomically mark the upload as taken by this request; None when another holds it,
     or, given `expired_at`, when it no longer expires before then.
 
     Complete, cancel, and the discards in create and gc all claim before touching the
@@ -91,37 +158,35 @@ def claim(*, session: Session, upload_id: str, expired_at: datetime | None = Non
         update(PendingUpload).where(*conditions).values(completing_since=now)
     )
     session.commit()
-    return result.rowcount == 1
+    return Claim(upload_id, now) if result.rowcount == 1 else None
 
 
 @contextmanager
-def kept(*, session: Session, upload_id: str) -> Iterator[None]:
+def kept(*, session: Session, claim: Claim) -> Iterator[None]:
     """Renew the claim this request holds on the upload while the block runs.
 
     Joining the parts of a movie of 50 GB on the local disk outlasts the lease: a retried
     complete (a proxy gave up waiting) would otherwise take the upload over and join the
     parts a second time beside the first. Renewals use their own connection, and the
-    block must hold no lock a renewal would wait for.
+    block must hold no lock a renewal would wait for. A renewal that finds the claim taken
+    over stops: the steps after the block find it out (`confirm`).
     """
     bind = session.get_bind()
     stop = threading.Event()
 
     def renew() -> None:
-        """Move the claim's start to now, every RENEW_EVERY, until the block ends."""
+        """Move the claim's time to now, every RENEW_EVERY, until the block ends."""
         while not stop.wait(RENEW_EVERY.total_seconds()):
             try:
                 with Session(bind) as own:
-                    own.exec(
-                        update(PendingUpload)
-                        .where(col(PendingUpload.id) == upload_id,
-                               col(PendingUpload.completing_since).is_not(None))
-                        .values(completing_since=utcnow())
-                    )
-                    own.commit()
+                    if not _renew(own, claim):
+                        return
             except SQLAlchemyError as error:  # the next renewal may get through
-                log.warning("Could not renew the claim on upload %s: %s", upload_id, error)
+                log.warning(
+                    "Could not renew the claim on upload %s: %s", claim.upload_id, error
+                )
 
-    renewal = threading.Thread(target=renew, name=f"claim-{upload_id}", daemon=True)
+    renewal = threading.Thread(target=renew, name=f"claim-{claim.upload_id}", daemon=True)
     renewal.start()
     try:
         yield
@@ -130,14 +195,14 @@ def kept(*, session: Session, upload_id: str) -> Iterator[None]:
         renewal.join()
 
 
-def release(*, session: Session, upload_id: str) -> None:
-    """Let the next `complete` try again after a failure that kept the upload."""
+def release(*, session: Session, upload_id: str, claim: Claim | None) -> None:
+    """Let the next `complete` try again after a failure that kept the upload: this
+    request's `claim` only, or (None) any, as the importer does for its own uploads."""
     session.rollback()
-    session.exec(
-        update(PendingUpload)
-        .where(col(PendingUpload.id) == upload_id)
-        .values(completing_since=None)
-    )
+    conditions = [col(PendingUpload.id) == upload_id]
+    if claim is not None:
+        conditions.append(col(PendingUpload.completing_since) == claim.since)
+    session.exec(update(PendingUpload).where(*conditions).values(completing_since=None))
     session.commit()
 
 
@@ -150,12 +215,14 @@ def claim_and_discard(
 
     If the store fails, the claim is released and the upload kept, so nothing is orphaned.
     """
-    if not claim(session=session, upload_id=upload.id, expired_at=expired_at):
+    upload_id = upload.id
+    held = claim(session=session, upload_id=upload_id, expired_at=expired_at)
+    if held is None:
         return False
     try:
-        discard(session=session, storage=storage, upload=upload)
+        discard(session=session, storage=storage, upload=upload, claim=held)
     except BaseException:
-        release(session=session, upload_id=upload.id)
+        release(session=session, upload_id=upload_id, claim=held)
         raise
     return True
 

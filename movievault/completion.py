@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, select
 
 from movievault import claims, jobs, library, locking, subtitles, uploads, validation
 from movievault.errors import (
@@ -177,7 +177,8 @@ def complete_upload(
         declared = _declared_parts(upload, data)
         # Uploads started with a fingerprint learn their hash only now.
         sha256 = upload.sha256 or validation.sha256_hex(data.get("sha256"))
-        if claims.claim(session=session, upload_id=upload.id):
+        held = claims.claim(session=session, upload_id=upload.id)
+        if held is not None:
             break
         done = _wait_for_other_completion(
             session=session, owner_id=owner_id, upload_id=upload_id, sha256=sha256
@@ -186,33 +187,24 @@ def complete_upload(
             return CompleteResult(file=done, duplicate=True)
 
     try:
-        if upload.sha256 is None:
-            existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
-            if existing is not None:
-                # Hashing while uploading found a file the user already has: keep one.
-                claims.discard(session=session, storage=storage, upload=upload)
-                return CompleteResult(file=existing, duplicate=True)
         return _complete_claimed(
-            session=session, storage=storage, upload=upload, declared=declared, sha256=sha256
+            session=session, storage=storage, upload=upload, claim=held, declared=declared,
+            sha256=sha256,
         )
-    except (UploadMismatch, SubtitleInvalid):
-        # The client's declaration was wrong, or a subtitle holds no cues: remove what it
-        # left behind, record nothing.
-        try:
-            claims.discard(session=session, storage=storage, upload=upload)
-        except BaseException:
-            claims.release(session=session, upload_id=upload_id)
-            raise
-        # Unless a complete whose claim had run out (it took longer than the lease) got
-        # there first: its parts were gone, but it is a file now (discard kept its bytes).
+    except claims.ClaimLost:
+        # This request's claim ran out and another took the upload over: what that one made
+        # of it, or 409 while it is still at work.
+        session.rollback()
         recorded = _already_recorded(session=session, owner_id=owner_id, upload_id=upload_id)
         if recorded is not None:
             return recorded
         raise
+    except (UploadMismatch, SubtitleInvalid):
+        raise  # discarded: there is no upload left to release
     except BaseException:
         # The store was down or refused one call: keep the upload so the client can retry.
         # (By its id: after a rollback, the row may be gone with its movie.)
-        claims.release(session=session, upload_id=upload_id)
+        claims.release(session=session, upload_id=upload_id, claim=held)
         raise
 
 
@@ -221,13 +213,29 @@ def _complete_claimed(
     session: Session,
     storage: Storage,
     upload: PendingUpload,
+    claim: claims.Claim,
     declared: list[tuple[int, str]] | None,
     sha256: str,
 ) -> CompleteResult:
     """Finish an upload this request holds the claim on."""
-    with claims.kept(session=session, upload_id=upload.id):
-        _check_stored(storage=storage, upload=upload, declared=declared, sha256=sha256)
-    return _record(session=session, storage=storage, upload=upload, sha256=sha256)
+    if upload.sha256 is None:
+        existing = library.find_by_sha256(
+            session=session, owner_id=upload.owner_id, sha256=sha256
+        )
+        if existing is not None:
+            # Hashing while uploading found a file the user already has: keep one.
+            claims.discard(session=session, storage=storage, upload=upload, claim=claim)
+            return CompleteResult(file=existing, duplicate=True)
+    try:
+        with claims.kept(session=session, claim=claim):
+            _check_stored(storage=storage, upload=upload, declared=declared, sha256=sha256)
+        return _record(session=session, storage=storage, upload=upload, claim=claim,
+                       sha256=sha256)
+    except (UploadMismatch, SubtitleInvalid):
+        # The client's declaration was wrong, or a subtitle holds no cues: remove what it
+        # left behind, record nothing.
+        claims.discard(session=session, storage=storage, upload=upload, claim=claim)
+        raise
 
 
 def _check_stored(
@@ -269,16 +277,24 @@ def _join_parts(
             key=upload.key, upload_id=upload.multipart_id, parts=declared,
             checksums=checksums,
         )
+    except NoSuchUpload:
+        # Joined since they were listed, by a complete whose claim ran out (S3 accepts a
+        # second join; the local store has removed the parts): the object is checked next.
+        return
     except StorageRejected as error:
         raise UploadMismatch(f"The store refused the parts: {error.message}") from error
 
 
 def _record(
-    *, session: Session, storage: Storage, upload: PendingUpload, sha256: str
+    *, session: Session, storage: Storage, upload: PendingUpload, claim: claims.Claim,
+    sha256: str,
 ) -> CompleteResult:
     """Record the verified upload: attach the subtitle, or add the movie to the catalogue."""
+    claims.confirm(session=session, claim=claim)  # a whole lease ahead of what follows
     if upload.subtitle_for is not None:
-        subtitle = subtitles.attach(session=session, storage=storage, upload=upload)
+        subtitle = subtitles.attach(
+            session=session, storage=storage, upload=upload, claim=claim
+        )
         movie = library.get_owned_file(
             session=session, owner_id=upload.owner_id, file_id=subtitle.file_id
         )
@@ -298,7 +314,7 @@ def _record(
         year=year,
     )
     # A failed insert expires `upload`, whose row may be gone by then: its values, kept.
-    owner_id, key, upload_id = upload.owner_id, upload.key, upload.id
+    owner_id, key = upload.owner_id, upload.key
     # Not while a create of this owner looks for the file and then plans another upload.
     locking.lock(session, locking.owner_scope(owner_id))
     session.add(stored_file)
@@ -306,18 +322,17 @@ def _record(
         session.flush()  # the insert: a clash surfaces here, and the file gets its id
         assert stored_file.id is not None
         jobs.enqueue(session=session, file_id=stored_file.id)
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload_id))
+        claims.forget(session=session, claim=claim)
         session.commit()
     except IntegrityError:
-        # The user finished the same content through another upload meanwhile, or through
-        # this one (a complete whose claim ran out, and the store joined the parts twice).
+        # The user finished the same content through another upload meanwhile.
         session.rollback()
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
         if existing is None:
             raise
         if existing.key != key:
             storage.delete(key)
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload_id))
+        claims.forget(session=session, claim=claim)
         session.commit()
         return CompleteResult(file=existing, duplicate=True)
     return CompleteResult(file=stored_file, duplicate=False)

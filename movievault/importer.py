@@ -46,7 +46,8 @@ def _declaration(item: Candidate) -> dict[str, object]:
 def abandon(*, session: Session, storage: Storage, upload_id: str) -> None:
     """Discard an upload this import began (object and row), unless it became a file."""
     session.rollback()
-    claims.release(session=session, upload_id=upload_id)  # this process held any claim
+    # This process held any claim there is, whatever its time.
+    claims.release(session=session, upload_id=upload_id, claim=None)
     row = session.get(PendingUpload, upload_id)
     if row is not None:
         claims.claim_and_discard(session=session, storage=storage, upload=row)

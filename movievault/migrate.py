@@ -173,6 +173,6 @@ def migrate_objects(
             say(f"{label}: already there")
     if not report.failures:
         for upload in session.exec(select(PendingUpload)).all():
-            claims.discard(session=session, storage=source, upload=upload)
+            claims.discard(session=session, storage=source, upload=upload, claim=None)
             report.forgotten_uploads += 1
     return report

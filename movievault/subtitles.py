@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, select
 
 from movievault import claims, library, quotas, validation
 from movievault.errors import (
@@ -154,10 +154,12 @@ def start_upload(
     return SubtitleStart(movie=movie, upload=upload, created=True)
 
 
-def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subtitle:
+def attach(
+    *, session: Session, storage: Storage, upload: PendingUpload, claim: claims.Claim
+) -> Subtitle:
     """Convert a verified subtitle upload to WebVTT, store it, and record the subtitle.
 
-    The caller (`completion.complete_upload`) holds the upload's claim and has checked the
+    The caller (`completion.complete_upload`) holds the upload's `claim` and has checked the
     stored object's size and hash. SubtitleInvalid (not a subtitle file) stores nothing:
     the caller then discards the upload.
     """
@@ -188,7 +190,7 @@ def attach(*, session: Session, storage: Storage, upload: PendingUpload) -> Subt
         raise gone
     session.add(subtitle)
     try:
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
+        claims.forget(session=session, claim=claim)
         session.commit()
     except IntegrityError:
         # The movie was deleted meanwhile (on PostgreSQL, whose writers run side by side).

@@ -95,14 +95,16 @@ def test_an_upload_gc_has_claimed_is_not_handed_back_to_the_client(
     real = claims.discard
     asked: list[int] = []
 
-    def client_comes_back(*, session: Any, storage: Storage, upload: PendingUpload) -> None:
+    def client_comes_back(
+        *, session: Any, storage: Storage, upload: PendingUpload, claim: claims.Claim | None
+    ) -> None:
         """Between gc's claim and its removal, the client asks for part URLs."""
         try:
             alice.sign_parts(started, [1], data)
             asked.append(200)
         except requests.HTTPError as error:
             asked.append(error.response.status_code)
-        real(session=session, storage=storage, upload=upload)
+        real(session=session, storage=storage, upload=upload, claim=claim)
 
     monkeypatch.setattr(claims, "discard", client_comes_back)
     with db.session_scope(app) as session:

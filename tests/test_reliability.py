@@ -27,6 +27,7 @@ from flask.testing import FlaskCliRunner
 from movievault import claims, completion, create_app, db, uploads
 from movievault.backends import get_storage
 from movievault.client import ApiClient, sha256_of
+from movievault.errors import StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, Subtitle, utcnow
 from movievault.storage import Storage
 from tests import postgres
@@ -469,6 +470,7 @@ class SlowJoin:
         self.real = storage.complete_multipart
         self.inside = [threading.Event(), threading.Event()]
         self.go = [threading.Event(), threading.Event()]
+        self.down: set[int] = set()  # the calls that find the store down once let go
         self.calls = 0
         monkeypatch.setattr(storage, "complete_multipart", self)
 
@@ -476,6 +478,8 @@ class SlowJoin:
         number, self.calls = self.calls, self.calls + 1
         self.inside[number].set()
         assert self.go[number].wait(30)
+        if number in self.down:
+            raise StorageUnavailable("The storage cannot be reached right now.")
         self.real(**arguments)
 
 
@@ -496,7 +500,7 @@ def _claimed_since(app: Flask, upload_id: str) -> Any:
 
 
 def _age_claim(app: Flask, upload_id: str) -> None:
-    """Make the upload's claim older than the lease, as a renewal that never came would."""
+    """Make the upload's claim older than the lease, as renewals that never came would."""
     with db.session_scope(app) as session:
         row = session.get(PendingUpload, upload_id)
         assert row is not None
@@ -505,44 +509,72 @@ def _age_claim(app: Flask, upload_id: str) -> None:
         session.commit()
 
 
-def _joining_past_the_lease(
+def _joining(
     alice: ApiClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[bytes, dict[str, Any], dict[int, str], SlowJoin, tuple[threading.Thread, list[Any]]]:
-    """A multipart upload whose complete is held while the store joins the parts, its
-    claim aged past the lease: the data, upload, ETags, gates and the complete's thread."""
+    """A multipart upload whose complete is held while the store joins the parts: the data,
+    upload, ETags, gates and the complete's thread."""
     data = os.urandom(BIG)
     upload = alice.create(name="long.mkv", data=data).json()["upload"]
     etags = alice.put_parts(upload, data, [1, 2, 3])
     join = SlowJoin(get_storage(app), monkeypatch)
     first = _in_thread(lambda: alice.complete(upload["id"], etags))
     assert join.inside[0].wait(30)
-    _age_claim(app, upload["id"])
     return data, upload, etags, join, first
 
 
-def test_a_complete_taking_over_a_lease_that_ran_out_deletes_no_movie(
+def test_a_complete_whose_lease_ran_out_leaves_the_upload_to_the_one_that_took_it_over(
     alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A complete still joining the parts when its lease ran out, and a retried complete
-    taking the upload over: the second finds the parts gone once the first has recorded
-    the movie, and answers with it instead of discarding the upload with the movie's bytes."""
+    """A complete still joining the parts when its lease ran out (its renewals failed), and
+    a retried complete taking the upload over: the first, done joining, records nothing
+    and answers 409; the second records the object the first joined. No movie is deleted,
+    none recorded twice."""
     app = live_server.app
-    data, upload, etags, join, (first, first_answer) = _joining_past_the_lease(
-        alice, app, monkeypatch
-    )
+    data, upload, etags, join, (first, first_answer) = _joining(alice, app, monkeypatch)
+    _age_claim(app, upload["id"])
     second, second_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
     assert join.inside[1].wait(30)
-    join.go[0].set()  # the first joins the parts, records the movie, removes the parts
+    join.go[0].set()  # the first joins the parts, then finds its claim gone
     first.join(30)
-    assert first_answer[0].status_code == 201, first_answer[0].text
-    join.go[1].set()  # the second finds the upload gone from the store
+    assert first_answer[0].status_code == 409, first_answer[0].text
+    assert "taken over" in first_answer[0].json()["error"]
+    assert rows(app, StoredFile) == []
+    join.go[1].set()  # the second finds the parts joined already
     second.join(30)
-    assert second_answer[0].status_code == 200, second_answer[0].text
-    assert second_answer[0].json()["file"]["id"] == first_answer[0].json()["file"]["id"]
-    got = download(alice, first_answer[0].json()["file"]["id"])
-    assert got.status_code == 200 and hashlib.sha256(got.content).digest() == hashlib.sha256(
-        data).digest()
-    assert rows(app, PendingUpload) == []
+    assert second_answer[0].status_code == 201, second_answer[0].text
+    got = download(alice, second_answer[0].json()["file"]["id"])
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha256_of(data)
+    assert rows(app, PendingUpload) == [] and len(rows(app, StoredFile)) == 1
+    again = alice.complete(upload["id"], etags)  # the first's page, retrying
+    assert again.status_code == 200 and again.json()["file"]["id"] == got_id(second_answer)
+
+
+def test_a_complete_that_lost_its_claim_leaves_the_new_holder_s_claim_alone(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The complete whose lease ran out then finds the store down: it releases only its own
+    claim, so the one that took the upload over keeps it (and no third joins beside it)."""
+    app = live_server.app
+    data, upload, etags, join, (first, first_answer) = _joining(alice, app, monkeypatch)
+    _age_claim(app, upload["id"])
+    second, second_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
+    assert join.inside[1].wait(30)
+    taken = _claimed_since(app, upload["id"])
+    join.down.add(0)
+    join.go[0].set()
+    first.join(30)
+    assert first_answer[0].status_code == 503, first_answer[0].text
+    assert _claimed_since(app, upload["id"]) == taken
+    join.go[1].set()
+    second.join(30)
+    assert second_answer[0].status_code == 201, second_answer[0].text
+    assert join.calls == 2
+
+
+def got_id(answer: list[Any]) -> int:
+    """The id of the file a complete's answer holds."""
+    return int(answer[0].json()["file"]["id"])
 
 
 def test_a_complete_keeps_its_claim_while_the_store_joins_the_parts(
@@ -551,13 +583,14 @@ def test_a_complete_keeps_its_claim_while_the_store_joins_the_parts(
     """Joining a big movie's parts outlasts the lease: the claim is renewed meanwhile, so a
     retried complete waits instead of joining the parts a second time."""
     app = live_server.app
+    lease = timedelta(seconds=0.5)
+    monkeypatch.setattr(claims, "COMPLETION_LEASE", lease)
     monkeypatch.setattr(claims, "RENEW_EVERY", timedelta(seconds=0.05))
-    monkeypatch.setattr(completion, "COMPLETION_WAIT_SECONDS", 0.5)
-    data, upload, etags, join, (first, first_answer) = _joining_past_the_lease(
-        alice, app, monkeypatch
-    )
+    monkeypatch.setattr(completion, "COMPLETION_WAIT_SECONDS", 0.2)
+    data, upload, etags, join, (first, first_answer) = _joining(alice, app, monkeypatch)
+    claimed = _claimed_since(app, upload["id"])
     deadline = time.monotonic() + 10
-    while _claimed_since(app, upload["id"]) < utcnow() - claims.COMPLETION_LEASE:
+    while _claimed_since(app, upload["id"]) < claimed + 2 * lease:
         assert time.monotonic() < deadline, "the claim was not renewed"
         time.sleep(0.05)
     busy = alice.complete(upload["id"], etags)
