@@ -258,14 +258,16 @@ def _start_upload_once(
         session=session, owner_id=owner_id, sha256=sha256, size=size, fingerprint=fingerprint
     )
     if pending is not None or method != "multipart":
-        # Form uploads and resumes are planned without a store call: make sure it answers
-        # first, so a store outage is a clear 503 now rather than a failed transfer in the
-        # browser. An answer of the last few seconds stands (any failed store call ends
-        # that trust), so a batch of small files costs one round trip, not one each. A new
-        # multipart upload starts with a store call, which tells anyway.
+        # Form uploads and their resumes are planned without a store call: make sure it
+        # answers first, so a store outage is a clear 503 now rather than a failed transfer
+        # in the browser (a multipart resume lists its parts below anyway). An answer of the
+        # last few seconds stands (any failed store call ends that trust), so a batch of
+        # small files costs one round trip, not one each. A new multipart upload starts
+        # with a store call, which tells anyway.
         storage.ping_recent()
     if pending is not None:
-        if pending.size == size and pending.expires_at > utcnow():
+        live = pending.expires_at > utcnow() and not _parts_gone(storage=storage, upload=pending)
+        if pending.size == size and live:
             # An upload sent whole has nothing stored in parts: it follows the store's
             # method of today (S3_UPLOAD_METHOD may have changed since it began).
             whole = "multipart" not in (pending.method, method)
@@ -280,7 +282,8 @@ def _start_upload_once(
                 if existing is not None:
                     return StartResult(status="duplicate", file=existing)
         else:
-            # Expired, or declared with another size (a lie or a bug): start over cleanly.
+            # Expired, its parts gone (the store's clean-up of old uploads aborted them), or
+            # declared with another size (a lie or a bug): start over cleanly.
             if not claims.claim_and_discard(session=session, storage=storage, upload=pending):
                 raise Conflict("An earlier upload of this file is being completed; try again.")
     # Refuse early what the limits will refuse anyway, before the store is asked for
@@ -406,6 +409,18 @@ def uploaded_parts(*, storage: Storage, upload: PendingUpload) -> list[StoredPar
             for number in range(1, part_count(upload) + 1)
         ]
     return parts
+
+
+def _parts_gone(*, storage: Storage, upload: PendingUpload) -> bool:
+    """Whether a multipart upload lost its parts without being joined (a store call; only
+    when an upload is resumed)."""
+    if upload.method != "multipart" or not upload.multipart_id:
+        return False
+    try:
+        parts_or_joined(storage=storage, upload=upload)
+    except NoSuchUpload:
+        return True
+    return False
 
 
 def parts_or_joined(*, storage: Storage, upload: PendingUpload) -> list[StoredPart] | None:

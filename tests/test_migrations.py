@@ -494,6 +494,9 @@ def test_revision_0010_gives_sequels_their_titles_back_unless_their_owner_edited
         ("Kill Bill Vol 1 (2003).mkv", "Kill Bill: Volume 1", 2003),  # title edited
         ("Back to the Future Part II (1989).mkv", "Back to the Future", None),  # year edited
         ("Apartment (1960).mkv", "Apartment", 1960),  # "part" in it, read alike either way
+        ("Lawrence of Arabia (1962) Part 2.mkv", "Lawrence of Arabia", 1962),  # split film
+        ("Harry.Potter.and.the.Deathly.Hallows.Pt.2.2011.mkv",
+         "Harry Potter and the Deathly Hallows", 2011),
     ]
     with sqlite3.connect(catalogue) as connection:
         connection.execute(
@@ -516,6 +519,8 @@ def test_revision_0010_gives_sequels_their_titles_back_unless_their_owner_edited
         ("Kill Bill: Volume 1", 2003),
         ("Back to the Future", None),
         ("Apartment", 1960),
+        ("Lawrence of Arabia", 1962),
+        ("Harry Potter and the Deathly Hallows Pt 2", 2011),
     ]
     changed = {"title"}
     assert [{k: v for k, v in f.items() if k not in changed} for f in after] == [

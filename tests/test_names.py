@@ -23,12 +23,21 @@ from movievault.media.names import parse_title
         ("Star Wars Episode IV - A New Hope (1977).mkv",
          ("Star Wars Episode IV - A New Hope", 1977)),
         ("The.Office.S02E03.720p.mkv", ("The Office", None)),
-        # Sequels keep what tells them from the first film; a film on two discs does not.
+        # Sequels keep what tells them from the first film: a number after the title and
+        # before the year, or without a year one in words or Roman numerals.
         ("The Godfather Part II (1974).mkv", ("The Godfather Part II", 1974)),
         ("Back.to.the.Future.Part.III.1990.1080p.BluRay.x264.mkv",
          ("Back to the Future Part III", 1990)),
         ("Kill.Bill.Vol.1.2003.720p.mkv", ("Kill Bill Vol 1", 2003)),
+        ("Harry.Potter.and.the.Deathly.Hallows.Pt.2.2011.mkv",
+         ("Harry Potter and the Deathly Hallows Pt 2", 2011)),
         ("Dune Part Two (2024) [2160p].mkv", ("Dune Part Two", 2024)),
+        ("Back to the Future Part II.mkv", ("Back to the Future Part II", None)),
+        # A film split across files keeps its title in every part.
+        ("Lawrence of Arabia (1962) Part 2.mkv", ("Lawrence of Arabia", 1962)),
+        ("Gone.with.the.Wind.1939.Part1.avi", ("Gone with the Wind", 1939)),
+        ("Movie.2010.part01.mkv", ("Movie", 2010)),
+        ("Film.Part.2.of.3.mkv", ("Film", None)),
         ("Heat (1995) CD1.avi", ("Heat", 1995)),
         ("holiday.mp4", ("holiday", None)),
         ("clip", ("clip", None)),

@@ -54,23 +54,52 @@ def clean_title(text: str) -> str:
 def _stem_title(filename: str) -> str:
     """The name without its extension, dots and underscores read as spaces; never empty."""
     stem = _EXTENSION.sub("", filename)
-    spaced = re.sub(r"\s+", " ", re.sub(r"[._]+", " ", stem))
-    return clean_title(spaced) or clean_title(stem) or clean_title(filename) or "Untitled"
+    return clean_title(_spaced(stem)) or clean_title(stem) or clean_title(filename) or "Untitled"
 
 
-#: How guessit reads a name. In a film's name "Part II" and "Vol. 1" belong to the title
-#: ("The Godfather Part II", "Kill Bill Vol 1"): read as guessit's `part` and `volume`,
-#: every sequel got its first film's title. A film split across files says CD1 or Disc 2.
-GUESS_OPTIONS: dict[str, Any] = {"type": "movie", "excludes": ["part", "volume"]}
+def _spaced(text: str) -> str:
+    """Dots and underscores read as spaces, runs of spaces as one."""
+    return re.sub(r"\s+", " ", re.sub(r"[._]+", " ", text))
 
 
-def _guess(filename: str, options: dict[str, Any]) -> dict[str, Any]:
-    """guessit's reading of the name as a movie; {} when it fails on an odd name."""
+#: What may stand between a title and its sequel's number: "Part", "Pt", "Vol", "Volume".
+_SEQUEL_WORD = re.compile(r"[\s._-]*(?:part|pt|vol|volume)?[\s._-]*", re.IGNORECASE)
+
+
+def _sequel_title(filename: str, matches: Any) -> str | None:
+    """The title with its sequel's number, where guessit read that number as a part or
+    volume of a film split across files ("The Godfather Part II (1974)" gave every sequel
+    its first film's title). The number names the sequel when it follows the title and
+    comes before the year, or, with no year, is spelled as a word or in Roman numerals;
+    "Film (1962) Part 2" and "Film Part 2" stay the split film's parts."""
+    titles = matches.get("title") or []
+    numbers = [*matches.get("part", []), *matches.get("volume", [])]
+    if not titles or not numbers:
+        return None
+    title, number = titles[0], min(numbers, key=lambda match: match.start)
+    years = matches.get("year") or []
+    if years:
+        names_the_sequel = number.start < years[0].start
+    else:
+        names_the_sequel = not str(number.raw).strip("._- ").isdigit()
+    between = filename[title.end:number.start]
+    if not names_the_sequel or number.start < title.end or not _SEQUEL_WORD.fullmatch(between):
+        return None
+    return _spaced(filename[title.start:number.end])
+
+
+def _guess(filename: str, *, sequels: bool = True) -> dict[str, Any]:
+    """guessit's reading of the name as a movie, sequel numbers kept in the title (unless
+    not `sequels`); {} when it fails on an odd name."""
     from guessit import guessit  # its rules take half a second to load: only when needed
 
     try:
         with _lock:
-            return dict(guessit(filename, dict(options)))
+            guess: Any = guessit(filename, {"type": "movie"})  # a dict with the matches
+        found = dict(guess)
+        if sequels and (title := _sequel_title(filename, guess.matches)) is not None:
+            found["title"] = title
+        return found
     except Exception as error:  # any failure inside guessit means "no better guess"
         log.warning("could not parse the name %r: %s", filename, error)
         return {}
@@ -79,7 +108,7 @@ def _guess(filename: str, options: dict[str, Any]) -> dict[str, Any]:
 def warm_up() -> None:
     """Load guessit's rules now (half a second), as a thread can while other work goes on,
     so the first title read does not wait for them."""
-    _guess("Warm Up (2000).mkv", GUESS_OPTIONS)
+    _guess("Warm Up (2000).mkv")
 
 
 def _text(value: Any) -> str:
@@ -89,17 +118,15 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def parse_title(
-    filename: str, *, options: dict[str, Any] = GUESS_OPTIONS
-) -> tuple[str, int | None]:
+def parse_title(filename: str, *, sequels: bool = True) -> tuple[str, int | None]:
     """The film's title and year as the name tells them; the title is never empty.
 
     "Long Film (1999).mkv" and "Long.Film.1999.1080p.BluRay.x264-GRP.mkv" both give
     ("Long Film", 1999). A name guessit finds no title in gives its stem ("2012.mkv" gives
-    ("2012", None): the number is the title there, not a year). `options` are guessit's;
-    only a revision reading names as an earlier release did passes others.
+    ("2012", None): the number is the title there, not a year). `sequels=False` reads names
+    as releases before revision 0010 did: "The Godfather Part II" gave "The Godfather".
     """
-    guess = _guess(filename, options)
+    guess = _guess(filename, sequels=sequels)
     year = plausible_year(guess.get("year"))
     title = _text(guess.get("title"))
     alternative = _text(guess.get("alternative_title"))

@@ -4,8 +4,8 @@ Revision ID: 0010
 Revises: 0009
 
 Titles read from names before this release dropped those words: "The Godfather Part II
-(1974).mkv" became "The Godfather", like the first film. Each file whose name holds "part"
-or "vol" is read again; its title and year change only where they are still what the
+(1974).mkv" became "The Godfather", like the first film. Each file whose name holds "part",
+"pt" or "vol" is read again; its title and year change only where they are still what the
 earlier reading gave, so a title the owner edited stays as they wrote it. Nothing else
 changes.
 """
@@ -24,20 +24,17 @@ down_revision = "0009"
 
 log = logging.getLogger(__name__)
 
-#: How names were read up to revision 0009.
-EARLIER_READING = {"type": "movie"}
-
-
 def upgrade() -> None:
     """Read the titles of names with "part" or "vol" again, where nobody edited them."""
     connection = op.get_bind()
     files = connection.execute(sa.text(
         "SELECT id, name, title, year FROM file "
-        "WHERE lower(name) LIKE '%part%' OR lower(name) LIKE '%vol%' ORDER BY id"
+        "WHERE lower(name) LIKE '%part%' OR lower(name) LIKE '%pt%'"
+        " OR lower(name) LIKE '%vol%' ORDER BY id"
     )).all()
     rows = []
     for file_id, name, title, year in files:
-        if parse_title(name, options=EARLIER_READING) != (title, year):
+        if parse_title(name, sequels=False) != (title, year):
             continue  # edited by its owner (or read by a guessit of other rules): kept
         new_title, new_year = parse_title(name)
         if (new_title, new_year) != (title, year):
