@@ -672,6 +672,15 @@ def library_being_analysed(page: Page, server: LiveServer, *names: str) -> None:
         expect(list_row(page, name)).to_have_attribute("hx-trigger", "every 2s")
 
 
+def library_with(page: Page, server: LiveServer, name: str) -> int:
+    """The library page showing one movie of alice's, its requests counted; alice's id."""
+    alice = user_id(server.app, "alice")
+    add_file(server.app, alice, name, data=name.encode())
+    page.goto(f"{server.url}/")
+    page.evaluate(COUNT_POLLS)
+    return alice
+
+
 @ONE_STORE
 def test_rename_clicked_while_the_row_asks_about_itself_opens_the_form(
     page: Page, e2e_server: LiveServer
@@ -759,10 +768,7 @@ def test_an_upload_finishing_while_a_row_is_renamed_leaves_the_form_alone(
     """The list's refresh after an upload waits for the rename under way (it would take the
     form and what was typed away), and comes once the name is saved."""
     app = e2e_server.app
-    alice = user_id(app, "alice")
-    add_file(app, alice, "first.mp4", data=b"first")
-    page.goto(f"{e2e_server.url}/")
-    page.evaluate(COUNT_POLLS)
+    alice = library_with(page, e2e_server, "first.mp4")
     list_row(page, "first.mp4").get_by_role("button", name="Rename").click()
     field = page.locator("#file-list input[name=name]")
     field.fill("Renamed (2001).mp4")
@@ -789,10 +795,7 @@ def test_a_refresh_on_its_way_when_rename_is_clicked_is_sent_again_after_the_sav
     """A refresh already sent when Rename is clicked would land after the form and take it
     away: it is cancelled, and sent again once the name is saved."""
     app = e2e_server.app
-    alice = user_id(app, "alice")
-    add_file(app, alice, "first.mp4", data=b"first")
-    page.goto(f"{e2e_server.url}/")
-    page.evaluate(COUNT_POLLS)
+    alice = library_with(page, e2e_server, "first.mp4")
     refreshes = Held(page, LIST_REFRESH)
     add_file(app, alice, "second.mp4", data=b"second")
     with page.expect_request(LIST_REFRESH):
@@ -817,10 +820,7 @@ def test_an_upload_finishing_while_the_rename_form_is_on_its_way_leaves_it_alone
     """The refresh also waits for a Rename click's answer (it would land in no row), and
     comes once the form is closed."""
     app = e2e_server.app
-    alice = user_id(app, "alice")
-    add_file(app, alice, "first.mp4", data=b"first")
-    page.goto(f"{e2e_server.url}/")
-    page.evaluate(COUNT_POLLS)
+    alice = library_with(page, e2e_server, "first.mp4")
     forms = Held(page, EDIT_FORM)
     with page.expect_request(EDIT_FORM):
         list_row(page, "first.mp4").get_by_role("button", name="Rename").click()
