@@ -83,12 +83,19 @@ export class UploadSession {
    */
   async run(content, hooks) {
     try {
-      // Bytes all sent but complete failed (5xx, 409, no answer): a retry only completes again.
-      if (!this.pendingComplete) {
-        const body = await this.send(content, hooks);
-        if (hooks.signal.aborted) throw new Cancelled();
-        this.pendingComplete = { id: this.upload.id, body };
+      // Bytes all sent but complete failed (5xx, 409, no answer): a retry only completes again,
+      // unless the server has forgotten the upload meanwhile (removed once expired, or
+      // cancelled from another tab, never recorded): then the file is sent again.
+      if (this.pendingComplete) {
+        try {
+          return await this.complete(hooks);
+        } catch (error) {
+          if (!(error instanceof ApiError && error.status === 404)) throw error;
+        }
       }
+      const body = await this.send(content, hooks);
+      if (hooks.signal.aborted) throw new Cancelled();
+      this.pendingComplete = { id: this.upload.id, body };
       return await this.complete(hooks);
     } catch (error) {
       if (error instanceof FoundDuplicate) return error.result;

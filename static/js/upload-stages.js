@@ -19,7 +19,9 @@ export const TRANSITIONS = Object.freeze({
   checking: ["queued", "hashing", "uploading", "duplicate", "failed", "cancelled"],
   // → duplicate: an expired form policy was renewed and the content had arrived meanwhile.
   uploading: ["finishing", "duplicate", "failed", "cancelled"],
-  finishing: ["done", "duplicate", "failed"],
+  // → checking: Retry of a complete the server answered 404 (it forgot the upload): the
+  // file is sent again.
+  finishing: ["checking", "done", "duplicate", "failed"],
   done: [],
   duplicate: [],
   // → queued: Retry.

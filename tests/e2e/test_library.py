@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, Response, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import select
 
-from movievault import db
+from movievault import claims, db
 from movievault.backends import get_storage
 from movievault.models import PendingUpload, StoredFile
 from tests.drops import DROP_FILE
@@ -541,6 +541,36 @@ def test_complete_the_proxy_gave_up_on_is_retried_without_sending_again(
     assert len(retried) == 1 and COMPLETE.search(retried[0]), retried
     assert len(puts) == sent_before == 3
     assert stored_digests(e2e_server.app) == [digest]
+
+
+@pytest.mark.parametrize("backend", ["local"])  # the page's side: any store does
+def test_retrying_a_complete_the_server_forgot_meanwhile_sends_the_file_again(
+    page: Page, e2e_server: LiveServer, tmp_path: Path, expected_console_errors: list[str]
+) -> None:
+    """The answer to complete was lost, and the upload was removed before Retry (expired
+    and collected, or cancelled from another tab): Retry finds it gone (404) and sends the
+    file again, in the same click."""
+    expected_console_errors.append(r"status of (504|404)")
+    app = e2e_server.app
+    source = tmp_path / "forgotten.mp4"
+    digest = write_random(source, 200 * 1024)
+    page.route(COMPLETE, lambda route: route.fulfill(status=504, body="Gateway Time-out"),
+               times=1)
+    add_files(page, source)
+    expect_stage(page, source.name, "failed")
+    with db.session_scope(app) as session:
+        (upload,) = session.exec(select(PendingUpload)).all()
+        assert claims.claim_and_discard(session=session, storage=get_storage(app), upload=upload)
+    calls = api_calls(page)
+
+    retry = f"Retry uploading {source.name}"
+    upload_row(page, source.name).get_by_role("button", name=retry).click()
+    expect_stage(page, source.name, "done")
+    paths = [path for path, _ in calls]
+    assert COMPLETE.search(paths[0]) and "/api/uploads" in paths[1:] and COMPLETE.search(
+        paths[-1]), paths
+    assert stored_digests(app) == [digest]
+    expect(list_row(page, source.name)).to_be_visible()
 
 
 def test_search_and_sort_without_reload(page: Page, tmp_path: Path) -> None:
