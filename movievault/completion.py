@@ -226,6 +226,9 @@ def _complete_claimed(
             # Hashing while uploading found a file the user already has: keep one.
             claims.discard(session=session, storage=storage, upload=upload, claim=claim)
             return CompleteResult(file=existing, duplicate=True)
+        # End the look-up's transaction: the store may take minutes to join the parts, and
+        # PostgreSQL may end a session left idle in a transaction that long.
+        session.commit()
     try:
         with claims.kept(session=session, claim=claim):
             _check_stored(storage=storage, upload=upload, declared=declared, sha256=sha256)

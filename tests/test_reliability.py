@@ -508,10 +508,12 @@ class SlowJoin:
         self.go = [threading.Event(), threading.Event()]
         self.down: set[int] = set()  # the calls that find the store down once let go
         self.calls = 0
+        self.in_transaction: list[bool] = []  # whether the request held one while joining
         monkeypatch.setattr(storage, "complete_multipart", self)
 
     def __call__(self, **arguments: Any) -> None:
         number, self.calls = self.calls, self.calls + 1
+        self.in_transaction.append(db.session().in_transaction())
         self.inside[number].set()
         assert self.go[number].wait(30)
         if number in self.down:
@@ -611,6 +613,22 @@ def test_a_complete_that_lost_its_claim_leaves_the_new_holder_s_claim_alone(
 def got_id(answer: list[Any]) -> int:
     """The id of the file a complete's answer holds."""
     return int(answer[0].json()["file"]["id"])
+
+
+def test_no_transaction_stays_open_while_the_store_joins_the_parts(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The join may take minutes: an upload hashed while it was sent (whose complete looks
+    for a file of its hash first) holds no transaction open meanwhile, which PostgreSQL's
+    idle_in_transaction_session_timeout would end."""
+    data = os.urandom(BIG)
+    upload = alice.create(name="unhashed.mkv", data=data, hashed=False).json()["upload"]
+    alice.put_parts(upload, data, [1, 2, 3])
+    join = SlowJoin(get_storage(live_server.app), monkeypatch)
+    join.go[0].set()
+    done = alice.complete(upload["id"], sha256=sha256_of(data))
+    assert done.status_code == 201, done.text
+    assert join.in_transaction == [False]
 
 
 def test_a_complete_keeps_its_claim_while_the_store_joins_the_parts(
