@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ COMPLETION_LEASE = timedelta(minutes=10)
 #: How often a complete renews its claim while the store works: a few renewals may fail
 #: (the database restarting) before the lease runs out.
 RENEW_EVERY = COMPLETION_LEASE / 4
+#: How long a complete may keep renewing its claim. Joining 500 GB at 76 MB/s (a slow disk)
+#: takes under two hours; a store call that hangs (an NFS mount gone) would otherwise keep
+#: the upload claimed for as long as the process lives. Then the lease runs out as after a
+#: crash, and the claim's token keeps the hung request from recording if it ever returns.
+KEPT_AT_MOST = timedelta(hours=3)
 TAKEN_OVER = "This upload was taken over by another request; try again."
 
 
@@ -173,10 +179,16 @@ def kept(*, session: Session, claim: Claim) -> Iterator[None]:
     """
     bind = session.get_bind()
     stop = threading.Event()
+    until = time.monotonic() + KEPT_AT_MOST.total_seconds()
 
     def renew() -> None:
-        """Move the claim's time to now, every RENEW_EVERY, until the block ends."""
+        """Move the claim's time to now, every RENEW_EVERY, until the block ends (or has
+        run for KEPT_AT_MOST)."""
         while not stop.wait(RENEW_EVERY.total_seconds()):
+            if time.monotonic() > until:
+                log.warning("Upload %s is still being completed after %s: its claim is no "
+                            "longer renewed", claim.upload_id, KEPT_AT_MOST)
+                return
             try:
                 with Session(bind) as own:
                     if not _renew(own, claim):

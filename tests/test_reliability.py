@@ -610,6 +610,34 @@ def test_a_complete_that_lost_its_claim_leaves_the_new_holder_s_claim_alone(
     assert join.calls == 2
 
 
+def test_a_complete_stuck_in_the_store_stops_renewing_its_claim_after_a_while(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store call that does not return (an NFS mount gone) keeps its claim renewed only
+    for KEPT_AT_MOST: then a retried complete takes the upload over and records it, and
+    the stuck one, when it returns, records nothing."""
+    app = live_server.app
+    lease = timedelta(seconds=0.5)
+    monkeypatch.setattr(claims, "COMPLETION_LEASE", lease)
+    monkeypatch.setattr(claims, "RENEW_EVERY", timedelta(seconds=0.05))
+    monkeypatch.setattr(claims, "KEPT_AT_MOST", timedelta(seconds=0.3))
+    data, upload, etags, join, (first, first_answer) = _joining(alice, app, monkeypatch)
+    deadline = time.monotonic() + 10
+    while _claimed_since(app, upload["id"]) > utcnow() - lease:
+        assert time.monotonic() < deadline, "the claim is still renewed"
+        time.sleep(0.05)
+    second, second_answer = _in_thread(lambda: alice.complete(upload["id"], etags))
+    assert join.inside[1].wait(30)
+    join.go[1].set()
+    second.join(30)
+    assert second_answer[0].status_code == 201, second_answer[0].text
+    join.go[0].set()
+    first.join(30)
+    assert first_answer[0].status_code == 200, first_answer[0].text  # the file, recorded
+    assert got_id(first_answer) == got_id(second_answer)
+    assert len(rows(app, StoredFile)) == 1 and rows(app, PendingUpload) == []
+
+
 def got_id(answer: list[Any]) -> int:
     """The id of the file a complete's answer holds."""
     return int(answer[0].json()["file"]["id"])
