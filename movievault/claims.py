@@ -207,14 +207,16 @@ def kept(*, session: Session, claim: Claim) -> Iterator[None]:
         renewal.join()
 
 
-def release(*, session: Session, upload_id: str, claim: Claim | None) -> None:
-    """Let the next `complete` try again after a failure that kept the upload: this
-    request's `claim` only, or (None) any, as the importer does for its own uploads."""
+def release(*, session: Session, claim: Claim) -> None:
+    """Let the next `complete` try again after a failure that kept the upload, if this
+    request still holds its claim."""
     session.rollback()
-    conditions = [col(PendingUpload.id) == upload_id]
-    if claim is not None:
-        conditions.append(col(PendingUpload.completing_since) == claim.since)
-    session.exec(update(PendingUpload).where(*conditions).values(completing_since=None))
+    session.exec(
+        update(PendingUpload)
+        .where(col(PendingUpload.id) == claim.upload_id,
+               col(PendingUpload.completing_since) == claim.since)
+        .values(completing_since=None)
+    )
     session.commit()
 
 
@@ -234,7 +236,7 @@ def claim_and_discard(
     try:
         discard(session=session, storage=storage, upload=upload, claim=held)
     except BaseException:
-        release(session=session, upload_id=upload_id, claim=held)
+        release(session=session, claim=held)
         raise
     return True
 

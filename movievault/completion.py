@@ -204,7 +204,7 @@ def complete_upload(
     except BaseException:
         # The store was down or refused one call: keep the upload so the client can retry.
         # (By its id: after a rollback, the row may be gone with its movie.)
-        claims.release(session=session, upload_id=upload_id, claim=held)
+        claims.release(session=session, claim=held)
         raise
 
 
@@ -267,7 +267,10 @@ def _join_parts(
     try:
         stored = uploads.parts_or_joined(storage=storage, upload=upload)
     except NoSuchUpload as error:
-        raise UploadMismatch("The upload's parts are gone: it was cancelled.") from error
+        raise UploadMismatch(
+            "The upload's parts are gone, and no object of its size took their place: it was "
+            "cancelled."
+        ) from error
     if stored is None:
         return
     if declared is None:
@@ -333,9 +336,9 @@ def _record(
         existing = library.find_by_sha256(session=session, owner_id=owner_id, sha256=sha256)
         if existing is None:
             raise
-        if existing.key != key:
-            storage.delete(key)
         claims.forget(session=session, claim=claim)
         session.commit()
+        if existing.key != key:
+            storage.delete(key)  # after: a delete that fails leaves an orphan for gc
         return CompleteResult(file=existing, duplicate=True)
     return CompleteResult(file=stored_file, duplicate=False)

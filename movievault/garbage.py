@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm.exc import ObjectDeletedError
 from sqlmodel import Session, col, select
 
 from movievault import claims, posters, subtitles, uploads
@@ -58,16 +59,20 @@ def collect_garbage(
     now = now or utcnow()
     report = GarbageReport()
     expired = session.exec(select(PendingUpload).where(col(PendingUpload.expires_at) < now)).all()
-    for upload in expired:
+    # Their ids, read now: a failure's rollback expires the uploads still to come, and one
+    # completed or cancelled meanwhile can no longer be read.
+    for upload, upload_id in [(upload, upload.id) for upload in expired]:
         try:
             # Claimed only if still expired: a client may have revived it since the look-up.
             if claims.claim_and_discard(
                 session=session, storage=storage, upload=upload, expired_at=now
             ):
                 report.expired_uploads += 1
+        except ObjectDeletedError:
+            session.rollback()  # completed or cancelled since the look-up: nothing to sweep
         except Exception as error:  # one bad upload must not stop the sweep
             session.rollback()
-            report.failures.append(f"{upload.id}: {error}")
+            report.failures.append(f"{upload_id}: {error}")
     try:
         candidates = [
             item.key for item in storage.iter_objects()

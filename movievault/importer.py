@@ -46,8 +46,8 @@ def _declaration(item: Candidate) -> dict[str, object]:
 def abandon(*, session: Session, storage: Storage, upload_id: str) -> None:
     """Discard an upload this import began (object and row), unless it became a file."""
     session.rollback()
-    # This process held any claim there is, whatever its time.
-    claims.release(session=session, upload_id=upload_id, claim=None)
+    # A claim of its complete was released by it; one another request holds stays (a
+    # browser sending the same file): then the upload is theirs to finish.
     row = session.get(PendingUpload, upload_id)
     if row is not None:
         claims.claim_and_discard(session=session, storage=storage, upload=row)

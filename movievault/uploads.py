@@ -266,8 +266,10 @@ def _start_upload_once(
         # with a store call, which tells anyway.
         storage.ping_recent()
     if pending is not None:
-        live = pending.expires_at > utcnow() and not _parts_gone(storage=storage, upload=pending)
-        if pending.size == size and live:
+        if (
+            pending.size == size and pending.expires_at > utcnow()
+            and not _parts_gone(storage=storage, upload=pending)
+        ):
             # An upload sent whole has nothing stored in parts: it follows the store's
             # method of today (S3_UPLOAD_METHOD may have changed since it began).
             whole = "multipart" not in (pending.method, method)

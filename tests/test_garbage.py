@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 import requests
+from sqlmodel import col, delete
 
 from movievault import claims, db, garbage
 from movievault.backends import get_storage
 from movievault.client import ApiClient
+from movievault.errors import StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage
 from tests import postgres
@@ -76,6 +78,36 @@ def test_an_upload_revived_after_gc_looked_it_up_is_kept(
     done = alice.complete(revived["id"])
     assert done.status_code == 201, done.text
     assert [(f.name, f.size) for f in rows(app, StoredFile)] == [("revived.mkv", MULTIPART)]
+
+
+def test_a_failure_then_an_upload_finished_meanwhile_do_not_stop_the_sweep(
+    alice: ApiClient, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails for one expired upload, and the next is finished by its owner before
+    gc gets to it: the failure is reported, the finished one skipped, and the sweep goes on
+    (reading the finished upload after the failure's rollback crashed it)."""
+    app = live_server.app
+    ids = []
+    for name in ("first.mp4", "second.mp4"):
+        answer = alice.create(name=name, data=os.urandom(1000 + len(ids)))
+        ids.append(answer.json()["upload"]["id"])
+        expire_in(app, ids[-1], -timedelta(minutes=1))
+
+    def store_fails_and_the_other_is_finished(*, upload: PendingUpload, **rest: Any) -> bool:
+        """The first call: the other upload's row goes (completed), the store fails."""
+        other = next(upload_id for upload_id in ids if upload_id != upload.id)
+        with db.session_scope(app) as session:
+            session.exec(delete(PendingUpload).where(col(PendingUpload.id) == other))
+            session.commit()
+        monkeypatch.setattr(claims, "claim_and_discard", real)
+        raise StorageUnavailable("The storage cannot be reached right now.")
+
+    real = claims.claim_and_discard
+    monkeypatch.setattr(claims, "claim_and_discard", store_fails_and_the_other_is_finished)
+    with db.session_scope(app) as session:
+        report = garbage.collect_garbage(session=session, storage=get_storage(app))
+    assert report.expired_uploads == 0
+    assert len(report.failures) == 1 and "cannot be reached" in report.failures[0]
 
 
 def test_an_upload_gc_has_claimed_is_not_handed_back_to_the_client(

@@ -33,6 +33,11 @@ from movievault.media.names import parse_title
          ("Harry Potter and the Deathly Hallows Pt 2", 2011)),
         ("Dune Part Two (2024) [2160p].mkv", ("Dune Part Two", 2024)),
         ("Back to the Future Part II.mkv", ("Back to the Future Part II", None)),
+        ("Kill.Bill.Vol.2.mkv", ("Kill Bill Vol 2", None)),
+        ("The Hunger Games - Mockingjay - Part 1 (2014).mkv",
+         ("The Hunger Games - Mockingjay - Part 1", 2014)),
+        ("Star Wars - Episode I - The Phantom Menace Part 2 (1999).mkv",
+         ("Star Wars - Episode I - The Phantom Menace Part 2", 1999)),
         # A film split across files keeps its title in every part.
         ("Lawrence of Arabia (1962) Part 2.mkv", ("Lawrence of Arabia", 1962)),
         ("Gone.with.the.Wind.1939.Part1.avi", ("Gone with the Wind", 1939)),

@@ -459,7 +459,9 @@ def test_a_joined_object_of_another_size_is_refused(
                 content_type="video/x-matroska")
     refused = alice.complete(upload["id"])
     assert refused.status_code == 422, refused.text
+    assert "no object of its size" in refused.json()["error"]
     assert rows(app, StoredFile) == [] and rows(app, PendingUpload) == []
+    assert storage.object_size(row.key) is None  # removed with the upload
 
 
 def test_adding_a_file_again_whose_parts_the_store_removed_starts_a_new_upload(

@@ -66,26 +66,37 @@ def _spaced(text: str) -> str:
 _SEQUEL_WORD = re.compile(r"[\s._-]*(?:part|pt|vol|volume)?[\s._-]*", re.IGNORECASE)
 
 
-def _sequel_title(filename: str, matches: Any) -> str | None:
-    """The title with its sequel's number, where guessit read that number as a part or
-    volume of a film split across files ("The Godfather Part II (1974)" gave every sequel
-    its first film's title). The number names the sequel when it follows the title and
-    comes before the year, or, with no year, is spelled as a word or in Roman numerals;
-    "Film (1962) Part 2" and "Film Part 2" stay the split film's parts."""
-    titles = matches.get("title") or []
+def _sequel_title(filename: str, matches: Any) -> dict[str, Any]:
+    """The title (or the alternative title after it) with its sequel's number, where guessit
+    read that number as a part or volume of a film split across files ("The Godfather Part
+    II (1974)" gave every sequel its first film's title); {} when there is none.
+
+    A part names the sequel when it follows the title and comes before the year, or, with
+    no year, is spelled as a word or in Roman numerals: "Film (1962) Part 2" and "Film Part
+    2" stay the split film's parts. A volume ("Kill Bill Vol. 2") always names the sequel.
+    """
     numbers = [*matches.get("part", []), *matches.get("volume", [])]
-    if not titles or not numbers:
-        return None
-    title, number = titles[0], min(numbers, key=lambda match: match.start)
+    named = [*matches.get("title", []), *matches.get("alternative_title", [])]
+    if not numbers or not named:
+        return {}
+    number = min(numbers, key=lambda match: match.start)
+    before = [match for match in named if match.end <= number.start]
+    if not before:
+        return {}
+    last = max(before, key=lambda match: match.end)
     years = matches.get("year") or []
     if years:
         names_the_sequel = number.start < years[0].start
     else:
         names_the_sequel = not str(number.raw).strip("._- ").isdigit()
-    between = filename[title.end:number.start]
-    if not names_the_sequel or number.start < title.end or not _SEQUEL_WORD.fullmatch(between):
-        return None
-    return _spaced(filename[title.start:number.end])
+    if not names_the_sequel or not _SEQUEL_WORD.fullmatch(filename[last.end:number.start]):
+        return {}
+    whole = _spaced(filename[last.start:number.end]).strip(" -")
+    if last.name == "title":
+        return {"title": whole}
+    alternatives = [match.value for match in matches.get("alternative_title", [])]
+    alternatives[matches.get("alternative_title", []).index(last)] = whole
+    return {"alternative_title": alternatives}
 
 
 def _guess(filename: str, *, sequels: bool = True) -> dict[str, Any]:
@@ -97,12 +108,15 @@ def _guess(filename: str, *, sequels: bool = True) -> dict[str, Any]:
         with _lock:
             guess: Any = guessit(filename, {"type": "movie"})  # a dict with the matches
         found = dict(guess)
-        if sequels and (title := _sequel_title(filename, guess.matches)) is not None:
-            found["title"] = title
-        return found
     except Exception as error:  # any failure inside guessit means "no better guess"
         log.warning("could not parse the name %r: %s", filename, error)
         return {}
+    if sequels:
+        try:
+            found.update(_sequel_title(filename, guess.matches))
+        except Exception as error:  # guessit's matches unlike expected: its own reading
+            log.warning("could not read a sequel number in %r: %s", filename, error)
+    return found
 
 
 def warm_up() -> None:
