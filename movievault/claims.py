@@ -107,21 +107,17 @@ def discard(
     record the file while its bytes are being removed. None: no request can hold one
     (`migrate-db`, with the app stopped).
     """
-    # Its values, read before the confirmation's commit expires them.
-    method, key, multipart_id, upload_id = (
-        upload.method, upload.key, upload.multipart_id, upload.id
-    )
     if claim is not None:
         confirm(session=session, claim=claim)
-    if method == "multipart" and multipart_id:
-        storage.abort_multipart(key=key, upload_id=multipart_id)
+    if upload.method == "multipart" and upload.multipart_id:
+        storage.abort_multipart(key=upload.key, upload_id=upload.multipart_id)
     # An upload sent whole may already have stored its object; a failed multipart never
     # does. Unless a complete that outlived its lease has recorded it meanwhile: its bytes
     # are the movie's then.
-    if not _in_the_catalogue(session, key):
-        storage.delete(key)
+    if not _in_the_catalogue(session, upload.key):
+        storage.delete(upload.key)
     if claim is None:
-        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload_id))
+        session.exec(delete(PendingUpload).where(col(PendingUpload.id) == upload.id))
     else:
         forget(session=session, claim=claim)
     session.commit()
@@ -229,8 +225,7 @@ def claim_and_discard(
 
     If the store fails, the claim is released and the upload kept, so nothing is orphaned.
     """
-    upload_id = upload.id
-    held = claim(session=session, upload_id=upload_id, expired_at=expired_at)
+    held = claim(session=session, upload_id=upload.id, expired_at=expired_at)
     if held is None:
         return False
     try:
