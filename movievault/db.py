@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlmodel import Session, create_engine
 
-from movievault import migrations
+from movievault import migrations, sqlite_writers
 from movievault.config import ConfigError, settings
 
 BUSY_TIMEOUT_MS = 30_000
@@ -55,8 +55,14 @@ def make_engine(url: str, *, connections: int = 5) -> Engine:
     # As many again may open for a burst (background jobs, commands) and close after.
     pool = {"pool_size": connections, "max_overflow": connections}
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        writers = sqlite_writers.connection_class(
+            database if database not in (None, "", ":memory:") else None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000,
+                               "factory": writers},
             **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
