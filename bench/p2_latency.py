@@ -94,10 +94,11 @@ class Load:
     """Writes request files for wrk and runs it against one server."""
 
     def __init__(self, server: AppServer, work: Path, s3_pid: int, *, signed_in: bool = True,
-                 prober_pid: int | None = None) -> None:
+                 prober_pid: int | None = None, database_pid: int | None = None) -> None:
         self.server = server
         self.s3_pid = s3_pid
         self.prober_pid = prober_pid
+        self.database_pid = database_pid
         self.work = work
         self.headers = {"User-Agent": "p2", "Content-Type": "application/json"}
         if signed_in:
@@ -129,6 +130,7 @@ class Load:
         path = self.write(name, lines)
         app_cpu, s3_cpu = tree_cpu_seconds(self.server.pid), cpu_seconds(self.s3_pid)
         prober_cpu = cpu_seconds(self.prober_pid) if self.prober_pid else 0.0
+        database_cpu = tree_cpu_seconds(self.database_pid) if self.database_pid else 0.0
         done = subprocess.run(
             [self.wrk, "-t1", f"-c{clients}", "-d120s", "--timeout", "30s",
              "-s", str(BENCH / "load.lua"), self.server.url, "--", str(path), str(count)],
@@ -145,6 +147,11 @@ class Load:
         if self.prober_pid:
             figures["prober_cpu_ms"] = (
                 (cpu_seconds(self.prober_pid) - prober_cpu) * 1000 / count
+            )
+        if self.database_pid:
+            # PostgreSQL's server and its backends (one per pooled connection, kept open).
+            figures["database_cpu_ms"] = (
+                (tree_cpu_seconds(self.database_pid) - database_cpu) * 1000 / count
             )
         # From the first request sent to the `count`-th answer (load.lua's own clock).
         figures["rps"] = count / (figures["elapsed_us"] / 1e6)
@@ -353,12 +360,15 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
     with temp_dir() as work, moto_server(work) as endpoint, ExitStack() as stack:
         for variant in variants:
             settings = {**SETTINGS, **VARIANTS[variant]}
+            database_pid = None
             if settings.get("DATABASE_URL") == "postgres":
                 server = stack.enter_context(postgres_server())
                 settings["DATABASE_URL"] = server.url(server.create_database())
+                database_pid = server.pid()
             with app_server(work, endpoint=endpoint, settings=settings) as app, \
                     prober(app, work, variant in PROBING_APART) as prober_pid:
-                load = Load(app, work, MOTO_PIDS[endpoint], prober_pid=prober_pid)
+                load = Load(app, work, MOTO_PIDS[endpoint], prober_pid=prober_pid,
+                            database_pid=database_pid)
                 runs[variant] = measure(load, endpoint, counts, repeats, endpoints)
         floors = (floor(work, MOTO_PIDS[endpoint], counts[32], repeats)
                   if "check" in endpoints else {})
@@ -380,8 +390,12 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
                 rps = median([r["rps"] for r in series])
                 cpu = median([r["app_cpu_ms"] for r in series])
                 s3_cpu = median([r["s3_cpu_ms"] for r in series])
-                apart = (f", prober {median([r['prober_cpu_ms'] for r in series]):.1f} ms"
-                         if "prober_cpu_ms" in series[0] else "")
+                apart = "".join(
+                    f", {label} {median([r[key] for r in series]):.1f} ms"
+                    for key, label in (("prober_cpu_ms", "prober"),
+                                       ("database_cpu_ms", "PostgreSQL"))
+                    if key in series[0]
+                )
                 errors = sum(r["errors"] for r in series)
                 odd: Counter[str] = Counter()
                 for r in series:
@@ -400,7 +414,8 @@ def run(*, quick: bool = False, endpoints: tuple[str, ...] = ENDPOINTS,
         f"clients ({SCALE['parts100']:.0%} of that for 100 URLs), {repeats} runs each, medians "
         "of the runs; complete verifies a 1 KiB form upload with a HEAD on the store. CPU per "
         "request is the server's user+system time during the run (with --workers, the master "
-        "and its workers) divided by the requests, for the app and for moto's S3 server."
+        "and its workers) divided by the requests, for the app, for moto's S3 server and, "
+        "where it serves the catalogue, for PostgreSQL's server and its backends."
     )
     return result
 

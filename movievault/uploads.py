@@ -192,6 +192,22 @@ def _extend(
     set_committed_value(upload, "method", method)
     return True
 
+#: A movie's upload asks for part URLs every few seconds; its expiry moves with them at
+#: most this often, so most of those requests write nothing (on SQLite, they would each
+#: wait for their turn to write).
+EXTEND_EVERY = timedelta(minutes=1)
+
+
+def _keep_alive(upload: PendingUpload, *, session: Session, settings: UploadSettings) -> bool:
+    """`_extend` the upload, unless it was extended moments ago and no request has claimed
+    it since (then the row just read says it is live); False when it is gone."""
+    ttl = timedelta(seconds=settings.ttl(upload.method))
+    left = upload.expires_at - utcnow()
+    if upload.completing_since is None and left > ttl - min(EXTEND_EVERY, ttl / 2):
+        return True
+    return _extend(upload, session=session, settings=settings)
+
+
 #: How often create starts over when the upload it lost a race to vanished meanwhile.
 CREATE_ATTEMPTS = 3
 
@@ -381,7 +397,7 @@ def part_urls(
     # Signing is offline; say now if the parts could not be sent anyway. A store that has
     # just answered is trusted to: the page asks for part URLs often, a few at a time.
     storage.ping_recent()
-    if not _extend(upload, session=session, settings=settings):
+    if not _keep_alive(upload, session=session, settings=settings):
         raise NotFound("No such upload. It may have finished, been cancelled or expired.")
     signed: list[PartUrlPublic] = []
     for number, sha256 in wanted.items():

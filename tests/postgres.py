@@ -116,6 +116,10 @@ class PostgresServer:
     #: A database at the newest revision, made once, that new catalogues are copied from.
     _catalogue_template: str | None = None
 
+    def pid(self) -> int:
+        """The server's process id (its backends are its children)."""
+        return int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+
     def url(self, database: str) -> str:
         """The SQLAlchemy URL of `database` on this server (psycopg 3 driver)."""
         return f"postgresql+psycopg://{ROLE}@127.0.0.1:{self.port}/{database}"

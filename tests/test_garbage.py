@@ -14,9 +14,10 @@ import pytest
 import requests
 from sqlmodel import col, delete
 
-from movievault import claims, db, garbage
+from movievault import claims, db, garbage, uploads
 from movievault.backends import get_storage
 from movievault.client import ApiClient
+from movievault.config import settings
 from movievault.errors import StorageUnavailable
 from movievault.models import PendingUpload, StoredFile, utcnow
 from movievault.storage import Storage
@@ -78,6 +79,28 @@ def test_an_upload_revived_after_gc_looked_it_up_is_kept(
     done = alice.complete(revived["id"])
     assert done.status_code == 201, done.text
     assert [(f.name, f.size) for f in rows(app, StoredFile)] == [("revived.mkv", MULTIPART)]
+
+
+def test_part_urls_move_an_upload_s_expiry_on_at_most_once_a_minute(
+    alice: ApiClient, live_server: LiveServer
+) -> None:
+    """The page asks for part URLs every few seconds: the first request after create writes
+    nothing, one a minute later moves the expiry a whole UPLOAD_TTL on."""
+    app = live_server.app
+    data = os.urandom(MULTIPART)
+    started = alice.create(name="movie.mkv", data=data).json()["upload"]
+    created = pending(app, started["id"])
+    assert created is not None
+    alice.sign_parts(started, [1], data)
+    unchanged = pending(app, started["id"])
+    assert unchanged is not None and unchanged.expires_at == created.expires_at
+
+    ttl = timedelta(seconds=settings(app).upload_ttl)
+    expire_in(app, started["id"], ttl - uploads.EXTEND_EVERY - timedelta(seconds=5))
+    before = utcnow()
+    alice.sign_parts(started, [2], data)
+    moved = pending(app, started["id"])
+    assert moved is not None and moved.expires_at >= before + ttl
 
 
 def test_a_failure_then_an_upload_finished_meanwhile_do_not_stop_the_sweep(
