@@ -29,6 +29,16 @@ def _connect(path: Path, queue_timeout: float = 30.0) -> sqlite3.Connection:
     return connection
 
 
+def _pair(path: Path, queue_timeout: float) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    """Two queued connections of one process (one queue), SQLite's busy timeout zero."""
+    factory = sqlite_writers.connection_class(str(path), timeout=queue_timeout)
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
+
+    return connect(), connect()
+
+
 def _create(path: Path) -> None:
     """A table of numbers, written by the tests."""
     with sqlite3.connect(path) as setup:
@@ -118,9 +128,7 @@ def test_a_write_waits_for_the_turn_of_another_process(tmp_path: Path) -> None:
 def test_a_write_waits_for_the_one_under_way_in_another_thread(tmp_path: Path) -> None:
     path = tmp_path / "catalogue.db"
     _create(path)
-    factory = sqlite_writers.connection_class(str(path), timeout=30)
-    first = sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
-    second = sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
+    first, second = _pair(path, queue_timeout=30)
     first.execute("INSERT INTO n VALUES ('first', 1)")
     started = threading.Event()
 
@@ -149,9 +157,7 @@ def test_a_turn_ends_with_a_rollback_a_failed_statement_or_a_closed_connection(
     with sqlite3.connect(path) as setup:
         setup.execute("CREATE TABLE n (value INTEGER UNIQUE)")
         setup.execute("INSERT INTO n VALUES (1)")
-    factory = sqlite_writers.connection_class(str(path), timeout=0.5)
-    one = sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
-    other = sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
+    one, other = _pair(path, queue_timeout=0.5)
 
     one.execute("INSERT INTO n VALUES (2)")
     one.rollback()
@@ -176,9 +182,7 @@ def test_a_turn_ends_with_a_rollback_a_failed_statement_or_a_closed_connection(
 def test_a_writer_gives_up_after_the_timeout_as_a_busy_sqlite_would(tmp_path: Path) -> None:
     path = tmp_path / "catalogue.db"
     _create(path)
-    factory = sqlite_writers.connection_class(str(path), timeout=0.2)
-    one = sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
-    other = sqlite3.connect(path, timeout=0, factory=factory, check_same_thread=False)
+    one, other = _pair(path, queue_timeout=0.2)
     one.execute("INSERT INTO n VALUES ('one', 1)")
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         other.execute("INSERT INTO n VALUES ('other', 2)")
